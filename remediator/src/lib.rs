@@ -1,0 +1,5 @@
+//! remediator
+pub mod diagnose;
+pub mod event;
+pub mod pattern;
+pub mod yaml;
