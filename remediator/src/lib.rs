@@ -2,4 +2,5 @@
 pub mod diagnose;
 pub mod event;
 pub mod pattern;
+pub mod policy;
 pub mod yaml;
