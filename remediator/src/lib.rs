@@ -1,6 +1,32 @@
-//! remediator
+//! remediator: self-healing for AWS data pipelines.
+//!
+//! An event flows through plain types, one module per stage:
+//!
+//! ```text
+//! EventBridge event ──event──▶ Incident ──diagnose (AWS read)──▶ Incident + Diagnosis
+//!   ──decide (pure)──▶ Decision ──plan (pure)──▶ Plan
+//!   ──apply (the only place that changes AWS)──▶ Outcome ──▶ record (DynamoDB) ∥ summary (SNS)
+//! ```
+//!
+//! [`handle`] runs the stages for the Lambda and the CLI; [`explain`] runs the pure ones
+//! offline. Policies ([`policy`]) are EventBridge patterns ([`pattern`]) with actions,
+//! loaded from YAML with positions ([`yaml`]). The AWS adapters live in [`aws`], behind
+//! the traits [`apply::Executions`], [`record::IncidentLog`] and [`summary::Notifier`].
+
+pub mod apply;
+pub mod aws;
+pub mod config;
+pub mod decide;
 pub mod diagnose;
+pub mod error;
 pub mod event;
+pub mod explain;
+pub mod handle;
+pub mod incident;
 pub mod pattern;
+pub mod plan;
 pub mod policy;
+pub mod record;
+pub mod redact;
+pub mod summary;
 pub mod yaml;

@@ -1,1 +1,361 @@
-fn main() {}
+//! The `remediator` binary: inside Lambda (`AWS_LAMBDA_RUNTIME_API` set) it runs the
+//! runtime loop; anywhere else it is the command line.
+//!
+//! Exit codes: 0 success, 1 a command's check failed (invalid policies, failing cases,
+//! an event not handled), 2 usage or configuration errors.
+
+use std::io::{BufRead, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use remediator::aws::{dynamodb::StateTable, sdk_config, sns::SummaryTopic, stepfunctions::StepFunctions};
+use remediator::config::{Config, PolicySource};
+use remediator::diagnose::{events_from_json, HistoryEvent};
+use remediator::explain::explain;
+use remediator::handle::{HandleError, Handler};
+use remediator::policy::{case_files, PolicyErrors, PolicySet};
+use remediator::yaml;
+
+#[derive(Parser)]
+#[command(name = "remediator", version, about = "Self-healing for AWS data pipelines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Handle events exactly as the Lambda would, against the configured AWS.
+    Handle {
+        /// A file with one JSON event or NDJSON of many; `-` for standard input.
+        #[arg(long)]
+        event: String,
+    },
+    /// Create the state table and the summary topic if missing (emulator, first trials).
+    Bootstrap,
+    /// Check policies; print every error with file:line:column.
+    Validate {
+        /// Policy directory or file (default: the bundled policies).
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
+    /// Show what remediator would decide for events, without touching AWS.
+    Explain {
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// One event (JSON).
+        #[arg(long, conflicts_with = "events", required_unless_present = "events")]
+        event: Option<PathBuf>,
+        /// NDJSON events, one per line; `-` for standard input.
+        #[arg(long)]
+        events: Option<String>,
+        /// A GetExecutionHistory response for offline diagnosis.
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// For each policy that did not match, name the first field that failed.
+        #[arg(long)]
+        why: bool,
+    },
+    /// Run the policy test cases under `cases/` folders.
+    Test {
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return match lambda::main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("remediator: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = Cli::parse();
+    init_logging(false);
+    let result = match cli.command {
+        Command::Handle { event } => runtime().and_then(|rt| rt.block_on(handle(&event))),
+        Command::Bootstrap => runtime().and_then(|rt| rt.block_on(bootstrap())),
+        Command::Validate { policies } => validate(policies.as_deref()),
+        Command::Explain { policies, event, events, history, why } => {
+            explain_cmd(policies.as_deref(), event.as_deref(), events.as_deref(), history.as_deref(), why)
+        }
+        Command::Test { policies } => test_cmd(policies.as_deref()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("remediator: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// JSON logs to stderr; level from `REMEDIATOR_LOG` (or `RUST_LOG`).
+fn init_logging(lambda: bool) {
+    let default = if lambda { "info" } else { "warn" };
+    let filter = std::env::var("REMEDIATOR_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default.to_string());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_current_span(false)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn load_policies(path: Option<&Path>) -> Result<PolicySet, PolicyErrors> {
+    match path {
+        Some(p) => PolicySet::load(p),
+        None => PolicySource::Bundled.load(),
+    }
+}
+
+/// Builds the handler from the environment: config, policies, SDK clients.
+async fn build_handler() -> Result<Handler> {
+    let config = Config::from_env()?;
+    let policies = config.policies.load()?;
+    let sdk = sdk_config().await;
+    Ok(Handler {
+        policies,
+        dry_run: config.dry_run,
+        lease: config.lease,
+        executions: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&sdk))),
+        log: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table)),
+        notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)),
+    })
+}
+
+fn read_input(path: &str) -> Result<String> {
+    let mut text = String::new();
+    if path == "-" {
+        std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+    } else {
+        text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    }
+    Ok(text)
+}
+
+async fn handle(path: &str) -> Result<ExitCode> {
+    let text = read_input(path)?;
+    let handler = build_handler().await?;
+    let owner = format!("cli-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos());
+    let mut failures = 0;
+    let mut count = 0;
+    let stdout = std::io::stdout();
+    let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
+    loop {
+        let item = stream.next();
+        let Some(item) = item else { break };
+        count += 1;
+        let line = match item {
+            Ok(document) => match handler.handle(document, &owner).await {
+                Ok(outcome) => serde_json::to_value(&outcome)?,
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("remediator: event {count}: {e}");
+                    let mut v = json!({"error": e.to_string(), "retryable": e.is_retryable()});
+                    if let HandleError::Remediation { outcome, .. } = &e {
+                        v["outcome"] = serde_json::to_value(outcome)?;
+                    }
+                    v
+                }
+            },
+            Err(e) => {
+                failures += 1;
+                eprintln!("remediator: event {count}: malformed event: not valid JSON: {e}");
+                let v = json!({"error": format!("malformed event: not valid JSON: {e}"), "retryable": false});
+                writeln!(stdout.lock(), "{v}")?;
+                break; // the rest of the stream cannot be framed reliably
+            }
+        };
+        writeln!(stdout.lock(), "{line}")?;
+    }
+    if count == 0 {
+        bail!("no event in {path}");
+    }
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn bootstrap() -> Result<ExitCode> {
+    let config = Config::from_env()?;
+    let sdk = sdk_config().await;
+    let table = StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
+    let created = table.ensure().await.context("creating the state table")?;
+    println!("table {}: {}", config.table, if created { "created" } else { "exists" });
+    let topic = SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn);
+    let arn = topic.ensure().await.context("creating the summary topic")?;
+    println!("topic {arn}: ready");
+    if arn != config.topic_arn {
+        eprintln!("remediator: note: AWS named the topic {arn}; set REMEDIATOR_TOPIC_ARN to it");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(path: Option<&Path>) -> Result<ExitCode> {
+    match load_policies(path) {
+        Ok(set) => {
+            println!("{} policies OK", set.policies().len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(PolicyErrors(errors)) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            eprintln!("{} error(s)", errors.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn read_history(path: &Path) -> Result<Vec<HistoryEvent>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    events_from_json(&value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn explain_cmd(policies: Option<&Path>, event: Option<&Path>, events: Option<&str>, history: Option<&Path>, why: bool) -> Result<ExitCode> {
+    let set = load_policies(policies)?;
+    let history = history.map(read_history).transpose()?;
+    let out = std::io::stdout();
+    let mut out = BufWriter::new(out.lock());
+    let mut failures = 0;
+    let mut one = |text: &str, out: &mut BufWriter<std::io::StdoutLock>| -> Result<()> {
+        let line = match serde_json::from_str::<Value>(text).map_err(|e| format!("malformed event: not valid JSON: {e}")).and_then(|doc| explain(&set, doc, history.as_deref(), why)) {
+            Ok(x) => serde_json::to_string(&x)?,
+            Err(e) => {
+                failures += 1;
+                json!({"error": e}).to_string()
+            }
+        };
+        writeln!(out, "{line}")?;
+        Ok(())
+    };
+    if let Some(path) = event {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        one(&text, &mut out)?;
+    } else if let Some(path) = events {
+        let reader: Box<dyn BufRead> = if path == "-" {
+            Box::new(std::io::BufReader::new(std::io::stdin()))
+        } else {
+            Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening {path}"))?))
+        };
+        for line in reader.lines() {
+            let line = line.context("reading events")?;
+            if !line.trim().is_empty() {
+                one(&line, &mut out)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn test_cmd(policies: Option<&Path>) -> Result<ExitCode> {
+    let root = policies.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("policies"));
+    let set = load_policies(policies)?;
+    let dir = if root.is_file() { root.parent().map(Path::to_path_buf).unwrap_or_default() } else { root.clone() };
+    let files = case_files(&dir).with_context(|| format!("listing cases under {}", dir.display()))?;
+    if files.is_empty() {
+        bail!("no case files under {}/**/cases/", dir.display());
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for file in &files {
+        match run_case(&set, file) {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {}: {e:#}", file.display());
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Runs one case file: `event` or `event_file`, optional `history`/`history_file`,
+/// and `expect: {policy, actions}`.
+fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(file)?;
+    let root = yaml::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?.to_json();
+    let base = file.parent().unwrap_or(Path::new("."));
+    let obj = root.as_object().context("a case is a mapping with `event` and `expect`")?;
+    for k in obj.keys() {
+        if !["event", "event_file", "history", "history_file", "expect", "description"].contains(&k.as_str()) {
+            bail!("unknown key `{k}` (allowed: event, event_file, history, history_file, expect, description)");
+        }
+    }
+    let event = match (obj.get("event"), obj.get("event_file")) {
+        (Some(e), None) => e.clone(),
+        (None, Some(Value::String(f))) => {
+            let path = base.join(f);
+            serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
+                .with_context(|| format!("{} is not JSON", path.display()))?
+        }
+        _ => bail!("a case needs exactly one of `event` or `event_file`"),
+    };
+    let history = match (obj.get("history"), obj.get("history_file")) {
+        (Some(h), None) => Some(events_from_json(h).map_err(|e| anyhow::anyhow!(e))?),
+        (None, Some(Value::String(f))) => Some(read_history(&base.join(f))?),
+        (None, None) => None,
+        _ => bail!("give `history` or `history_file`, not both"),
+    };
+    let expect = obj.get("expect").context("a case needs `expect: {policy: NAME or null, actions: [...]}`")?;
+    let x = explain(set, event, history.as_deref(), false).map_err(|e| anyhow::anyhow!(e))?;
+    let want_policy = expect.get("policy").context("`expect` needs `policy` (a name or null)")?;
+    let got_policy = x.policy.clone().map(Value::String).unwrap_or(Value::Null);
+    if *want_policy != got_policy {
+        bail!("expected policy {want_policy}, got {got_policy} (matched: {:?})", x.matched);
+    }
+    if let Some(want) = expect.get("actions") {
+        let got: Vec<Value> = x.actions.iter().filter(|a| a.refused.is_none()).map(|a| Value::String(a.action.clone())).collect();
+        if *want != Value::Array(got.clone()) {
+            bail!("expected actions {want}, got {}", Value::Array(got));
+        }
+    }
+    Ok(())
+}
+
+/// The Lambda face: clients and policies built once at init, then the runtime loop.
+mod lambda {
+    use super::*;
+    use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+
+    pub fn main() -> Result<()> {
+        init_logging(true);
+        runtime()?.block_on(async {
+            let handler = Arc::new(build_handler().await?);
+            lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+                let handler = Arc::clone(&handler);
+                async move {
+                    let owner = format!("lambda-{}", event.context.request_id);
+                    match handler.handle(event.payload, &owner).await {
+                        Ok(outcome) => Ok(serde_json::to_value(outcome).unwrap_or(Value::Null)),
+                        Err(e) => {
+                            tracing::error!(error = %e, retryable = e.is_retryable(), "event not handled");
+                            Err(Diagnostic {
+                                error_type: if e.is_retryable() { "Retryable".into() } else { "NonRetryable".into() },
+                                error_message: e.to_string(),
+                            })
+                        }
+                    }
+                }
+            }))
+            .await
+            .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
+        })
+    }
+}

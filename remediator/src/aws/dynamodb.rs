@@ -1,0 +1,259 @@
+//! DynamoDB: the state table where incidents are claimed and recorded.
+//!
+//! One item per incident: `pk = INCIDENT#<key>`, `sk = INCIDENT`. The sort key leaves
+//! room for other records of the same table (pauses, circuit breakers) without a
+//! migration. Items expire (TTL `expires_at`) after 90 days.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+
+use crate::error::AwsError;
+use crate::incident::IncidentKey;
+use crate::record::{Claim, ClaimRequest, Completion, IncidentLog};
+
+const RETENTION_SECS: u64 = 90 * 86400;
+
+pub struct StateTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn partition_key(key: &IncidentKey) -> String {
+    format!("INCIDENT#{key}")
+}
+
+impl StateTable {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        StateTable { client, table: table.into() }
+    }
+
+    fn key(&self, key: &IncidentKey) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".to_string(), s(partition_key(key))), ("sk".to_string(), s("INCIDENT"))])
+    }
+
+    /// Creates the table if it does not exist (for the emulator and first trials;
+    /// production gets it from `infra/`). Returns whether it was created.
+    pub async fn ensure(&self) -> Result<bool, AwsError> {
+        match self.client.describe_table().table_name(&self.table).send().await {
+            Ok(_) => return Ok(false),
+            Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {}
+            Err(e) => return Err(AwsError::sdk("DescribeTable", e)),
+        }
+        let attr = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
+            .attribute_definitions(attr("sk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
+            .key_schema(key("pk", KeyType::Hash).map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
+            .key_schema(key("sk", KeyType::Range).map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("CreateTable", e))?;
+        let ttl = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name("expires_at")
+            .build()
+            .map_err(|e| AwsError::invalid("UpdateTimeToLive", e.to_string()))?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("UpdateTimeToLive", e))?;
+        Ok(true)
+    }
+
+    /// Reads an incident's item as plain JSON (for `history` and the demo).
+    pub async fn get(&self, key: &IncidentKey) -> Result<Option<serde_json::Value>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("GetItem", e))?;
+        Ok(out.item().map(item_to_json))
+    }
+}
+
+/// Converts an item to JSON for display (strings, numbers, booleans, maps, lists).
+pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
+    let mut keys: Vec<&String> = item.keys().collect();
+    keys.sort();
+    serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), value_to_json(&item[k]))).collect())
+}
+
+fn value_to_json(v: &AttributeValue) -> serde_json::Value {
+    match v {
+        AttributeValue::S(s) => serde_json::Value::String(s.clone()),
+        AttributeValue::N(n) => n.parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::String(n.clone())),
+        AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
+        AttributeValue::M(m) => item_to_json(m),
+        AttributeValue::L(l) => serde_json::Value::Array(l.iter().map(value_to_json).collect()),
+        AttributeValue::Null(_) => serde_json::Value::Null,
+        other => serde_json::Value::String(format!("{other:?}")),
+    }
+}
+
+#[async_trait]
+impl IncidentLog for StateTable {
+    async fn claim(&self, request: &ClaimRequest) -> Result<Claim, AwsError> {
+        let now = now();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&request.key)))
+            // New, or released by a failed handling, or a lease that ran out.
+            .condition_expression("attribute_not_exists(pk) OR #status = :failed OR (#status = :in_progress AND lease_until < :now)")
+            .update_expression(
+                "SET #status = :in_progress, #owner = :owner, lease_until = :lease, claimed_at = :now, \
+                 event_id = :event, event_source = :source, expires_at = :expires, incident = :incident \
+                 ADD deliveries :one",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
+            .expression_attribute_values(":failed", s("FAILED"))
+            .expression_attribute_values(":owner", s(&request.owner))
+            .expression_attribute_values(":lease", n(now + request.lease.as_secs()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":event", s(&request.event_id))
+            .expression_attribute_values(":source", s(&request.source))
+            .expression_attribute_values(":expires", n(now + RETENTION_SECS))
+            .expression_attribute_values(":incident", s(request.key.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match result {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {
+                match e.err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                    _ => None,
+                }
+            }
+            Err(e) => return Err(AwsError::sdk("UpdateItem (claim)", e)),
+        };
+        // Servers that do not return the old item: read it.
+        let old = match old {
+            Some(item) => item,
+            None => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(self.key(&request.key)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::sdk("GetItem", e))?;
+                out.item().cloned().unwrap_or_default()
+            }
+        };
+        let text = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
+        if text("status").as_deref() == Some("IN_PROGRESS") {
+            return Ok(Claim::InProgress { owner: text("owner").unwrap_or_default() });
+        }
+        let outcome = text("outcome").and_then(|o| serde_json::from_str(&o).ok());
+        let sent = old.get("summary_sent").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true);
+        let unsent_summary = match (sent, text("summary_subject"), text("summary_body")) {
+            (false, Some(subject), Some(body)) => Some((subject, body)),
+            _ => None,
+        };
+        Ok(Claim::Done { outcome, unsent_summary })
+    }
+
+    async fn complete(&self, c: &Completion) -> Result<(), AwsError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&c.key)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":owner", s(&c.owner))
+            .expression_attribute_values(":status", s(c.status.as_str()))
+            .expression_attribute_values(":resolution", s(&c.resolution))
+            .expression_attribute_values(":outcome", s(c.outcome.to_string()))
+            .expression_attribute_values(":done", n(now()))
+            .expression_attribute_values(":sent", AttributeValue::Bool(c.summary_sent));
+        let mut sets = vec![
+            "#status = :status",
+            "resolution = :resolution",
+            "outcome = :outcome",
+            "completed_at = :done",
+            "summary_sent = :sent",
+        ];
+        let optional = [
+            ("policy", ":policy", &c.policy),
+            ("execution_arn", ":execution", &c.execution),
+            ("state_machine_arn", ":state_machine", &c.state_machine),
+            ("failed_state", ":state", &c.state),
+            ("error_name", ":error", &c.error),
+        ];
+        let mut set_exprs: Vec<String> = sets.drain(..).map(str::to_string).collect();
+        for (attr, placeholder, value) in optional {
+            if let Some(v) = value {
+                set_exprs.push(format!("{attr} = {placeholder}"));
+                update = update.expression_attribute_values(placeholder, s(v));
+            }
+        }
+        if let Some((subject, body)) = &c.summary {
+            set_exprs.push("summary_subject = :subject".into());
+            set_exprs.push("summary_body = :body".into());
+            update = update
+                .expression_attribute_values(":subject", s(subject))
+                .expression_attribute_values(":body", s(body));
+        }
+        update
+            .update_expression(format!("SET {}", set_exprs.join(", ")))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("UpdateItem (complete)", e))?;
+        Ok(())
+    }
+
+    async fn summary_sent(&self, key: &IncidentKey) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .update_expression("SET summary_sent = :t")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("UpdateItem (summary sent)", e))?;
+        Ok(())
+    }
+}

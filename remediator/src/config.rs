@@ -1,0 +1,164 @@
+//! Configuration from the environment, validated once at start.
+//!
+//! Every problem is reported at once with the variable's name and what is expected, so
+//! a deployment that is wrong fails at init with one readable message instead of at the
+//! first incident.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::policy::{parse_duration, PolicyErrors, PolicySet};
+
+/// Where policies come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicySource {
+    /// The `policies/` directory bundled into the binary at build time.
+    Bundled,
+    Path(PathBuf),
+}
+
+/// remediator's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub table: String,
+    pub topic_arn: String,
+    pub policies: PolicySource,
+    pub dry_run: bool,
+    /// How long a claim holds before another delivery may take over (≥ Lambda timeout).
+    pub lease: Duration,
+}
+
+/// Every problem with the environment.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a boolean setting: 1/0, true/false, yes/no, on/off (empty is false).
+pub fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" => Some(false),
+        "1" | "true" | "yes" | "on" => Some(true),
+        _ => None,
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigErrors> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let table = get("REMEDIATOR_TABLE").unwrap_or_default();
+        let table_ok = (3..=255).contains(&table.len())
+            && table.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if table.is_empty() {
+            errors.push("REMEDIATOR_TABLE is not set: name the DynamoDB table that records incidents".into());
+        } else if !table_ok {
+            errors.push(format!("REMEDIATOR_TABLE `{table}` is not a DynamoDB table name (3-255 of a-z, A-Z, 0-9, _ - .)"));
+        }
+        let topic_arn = get("REMEDIATOR_TOPIC_ARN").unwrap_or_default();
+        let parts: Vec<&str> = topic_arn.split(':').collect();
+        if topic_arn.is_empty() {
+            errors.push("REMEDIATOR_TOPIC_ARN is not set: give the ARN of the SNS topic for summaries".into());
+        } else if !(parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && parts[3..].iter().all(|p| !p.is_empty())) {
+            errors.push(format!("REMEDIATOR_TOPIC_ARN `{topic_arn}` is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"));
+        }
+        let policies = match get("REMEDIATOR_POLICIES").filter(|p| !p.is_empty()) {
+            None => PolicySource::Bundled,
+            Some(p) => {
+                let path = PathBuf::from(&p);
+                if !path.exists() {
+                    errors.push(format!("REMEDIATOR_POLICIES `{p}` does not exist (a policy directory or file)"));
+                }
+                PolicySource::Path(path)
+            }
+        };
+        let dry_run = match get("REMEDIATOR_DRY_RUN") {
+            None => false,
+            Some(v) => parse_flag(&v).unwrap_or_else(|| {
+                errors.push(format!("REMEDIATOR_DRY_RUN `{v}` is not a flag (1/0, true/false, yes/no, on/off)"));
+                false
+            }),
+        };
+        let lease = match get("REMEDIATOR_LEASE") {
+            None => Duration::from_secs(900),
+            Some(v) => parse_duration(&v).unwrap_or_else(|e| {
+                errors.push(format!("REMEDIATOR_LEASE: {e} (e.g. 15m)"));
+                Duration::from_secs(900)
+            }),
+        };
+        if errors.is_empty() {
+            Ok(Config { table, topic_arn, policies, dry_run, lease })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+include!(concat!(env!("OUT_DIR"), "/bundled_policies.rs"));
+
+impl PolicySource {
+    pub fn load(&self) -> Result<PolicySet, PolicyErrors> {
+        match self {
+            PolicySource::Bundled => PolicySet::from_sources(&bundled_sources()),
+            PolicySource::Path(p) => PolicySet::load(p),
+        }
+    }
+}
+
+/// The bundled policy files as (name, text).
+pub fn bundled_sources() -> Vec<(String, String)> {
+    BUNDLED_POLICIES.iter().map(|(n, t)| (format!("<bundled>/{n}"), t.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = config(&[("REMEDIATOR_DRY_RUN", "maybe"), ("REMEDIATOR_TOPIC_ARN", "topic")]).unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("REMEDIATOR_TABLE is not set"));
+        assert!(text.contains("`topic` is not an SNS topic ARN"));
+        assert!(text.contains("REMEDIATOR_DRY_RUN `maybe`"));
+    }
+
+    #[test]
+    fn a_valid_environment_uses_the_bundled_policies_by_default() {
+        let c = config(&[
+            ("REMEDIATOR_TABLE", "remediator-state"),
+            ("REMEDIATOR_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:remediator"),
+            ("REMEDIATOR_DRY_RUN", "yes"),
+        ])
+        .unwrap();
+        assert_eq!(c.policies, PolicySource::Bundled);
+        assert!(c.dry_run);
+    }
+
+    #[test]
+    fn the_bundled_policies_load() {
+        let set = PolicySource::Bundled.load().unwrap();
+        assert!(!set.policies().is_empty());
+    }
+}

@@ -1,0 +1,38 @@
+//! Errors of calls to AWS, kept with their source and their retry class.
+
+/// An AWS call that failed. The SDK error is kept as the source (never flattened), and
+/// `retryable` says whether handling the event again may succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub message: String,
+    pub retryable: bool,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl AwsError {
+    /// Wraps an SDK error; its full context goes into the message.
+    pub fn sdk<E>(operation: &'static str, error: E) -> AwsError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        AwsError {
+            operation,
+            message: aws_sdk_sfn::error::DisplayErrorContext(&error).to_string(),
+            retryable: true,
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// A response that was not what the API promises.
+    pub fn invalid(operation: &'static str, message: impl Into<String>) -> AwsError {
+        AwsError {
+            operation,
+            message: message.into(),
+            retryable: false,
+            source: None,
+        }
+    }
+}

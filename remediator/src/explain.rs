@@ -1,0 +1,93 @@
+//! The offline engine behind `explain` and `test`: what would remediator decide for an
+//! event, without touching AWS.
+//!
+//! It runs the same parse → diagnose → decide → plan stages as the handler, with the
+//! history (if any) supplied from a file instead of `GetExecutionHistory`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::decide::decide;
+use crate::diagnose::{diagnose, HistoryEvent};
+use crate::event::{Event, Signal};
+use crate::incident::Incident;
+use crate::plan::{plan, Disposition};
+use crate::policy::PolicySet;
+
+/// One line of `remediator explain`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Explanation {
+    pub matched: Vec<String>,
+    pub policy: Option<String>,
+    pub actions: Vec<PlannedAction>,
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PlannedAction {
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// Explains one event document.
+pub fn explain(policies: &PolicySet, document: Value, history: Option<&[HistoryEvent]>, why: bool) -> Result<Explanation, String> {
+    let event = Event::from_value(document).map_err(|e| e.to_string())?;
+    let mut notes = Vec::new();
+    let diagnosis = match &event.signal {
+        Signal::Execution(change) => {
+            if !change.is_failure() {
+                notes.push(format!("execution status {}: the handler ignores it", change.status));
+            }
+            let mut d = match history {
+                Some(h) => diagnose(&change.execution, h),
+                None => {
+                    notes.push("no history given: diagnosis from the event's error and cause only".into());
+                    Default::default()
+                }
+            };
+            d.error = d.error.or_else(|| change.error.clone());
+            d.cause = d.cause.or_else(|| change.cause.clone());
+            Some(d)
+        }
+        Signal::Other => None,
+    };
+    let is_ignored_status = matches!(&event.signal, Signal::Execution(c) if !c.is_failure());
+    let incident = Incident::new(event, diagnosis);
+    let document = incident.document();
+    let decision = decide(policies, &document);
+    let planned = if is_ignored_status { Default::default() } else { plan(&incident, &decision.applied, false) };
+    let actions = planned
+        .steps
+        .iter()
+        .map(|s| PlannedAction {
+            action: s.action.name().to_string(),
+            target: s.target.clone(),
+            refused: match &s.disposition {
+                Disposition::Act => None,
+                Disposition::Refuse(r) => Some(r.clone()),
+            },
+        })
+        .collect();
+    if decision.applied.is_empty() && matches!(incident.event.signal, Signal::Execution(ref c) if c.is_failure()) {
+        notes.push("no policy matched: the failure is reported to a person".into());
+    }
+    let why = why.then(|| {
+        policies
+            .policies()
+            .iter()
+            .filter_map(|p| p.pattern.first_mismatch(&document).map(|f| (p.name.clone(), Value::String(f))))
+            .collect()
+    });
+    Ok(Explanation {
+        matched: decision.matched.iter().map(|p| p.name.clone()).collect(),
+        policy: if is_ignored_status { None } else { decision.policy().map(|p| p.name.clone()) },
+        actions,
+        notes,
+        why,
+    })
+}

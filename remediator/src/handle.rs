@@ -1,0 +1,366 @@
+//! Handling one event, top to bottom, as the Lambda and `remediator handle` both do:
+//!
+//! ```text
+//! event ─parse─▶ incident ─claim─▶ diagnose (history ∥ describe) ─decide─▶ plan
+//!       ─apply─▶ outcome ─▶ record ∥ notify
+//! ```
+//!
+//! The claim comes first so that a duplicate delivery costs one call and acts on
+//! nothing. "No policy matched", "attempts exhausted" and "duplicate" are outcomes;
+//! errors are only what should make EventBridge deliver the event again (a malformed
+//! event is an error too, but not a retryable one).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::apply::{apply, ExecutionInfo, Executions, StepOutcome, StepResult};
+use crate::decide::decide_applied;
+use crate::diagnose::{diagnose, Diagnosis};
+use crate::error::AwsError;
+use crate::event::{Event, EventError, Signal};
+use crate::incident::Incident;
+use crate::plan::plan;
+use crate::policy::{NotifyWhen, Policy, PolicySet};
+use crate::record::{Claim, ClaimRequest, Completion, IncidentLog, Status};
+use crate::redact;
+use crate::summary::{compose, Facts, Notifier, Summary};
+
+/// Why an event could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Retrying will not help; the event goes to the DLQ.
+    #[error("malformed event: {0}")]
+    BadEvent(#[from] EventError),
+    /// AWS failed; EventBridge should deliver the event again.
+    #[error("AWS call failed while handling incident {incident}: {source}")]
+    Aws {
+        incident: String,
+        #[source]
+        source: AwsError,
+    },
+    /// A remediation step failed; recorded and reported, and the event is retried.
+    #[error("remediation failed for incident {incident}: {detail}")]
+    Remediation { incident: String, detail: String, outcome: Box<Outcome> },
+}
+
+impl HandleError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, HandleError::BadEvent(_))
+    }
+}
+
+/// What happened to one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resolution {
+    /// Not a failure and no policy wants it.
+    Ignored,
+    /// Handled before; nothing done this time.
+    Duplicate,
+    /// Another invocation is handling it right now.
+    InProgress,
+    NoPolicy,
+    Remediated,
+    WouldRemediate,
+    Notified,
+    Refused,
+    Failed,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Ignored => "ignored",
+            Resolution::Duplicate => "duplicate",
+            Resolution::InProgress => "in-progress",
+            Resolution::NoPolicy => "no-policy",
+            Resolution::Remediated => "remediated",
+            Resolution::WouldRemediate => "would-remediate",
+            Resolution::Notified => "notified",
+            Resolution::Refused => "refused",
+            Resolution::Failed => "failed",
+        }
+    }
+}
+
+/// The outcome printed by `remediator handle` and returned by the Lambda.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub event_id: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    pub resolution: Resolution,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<StepOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<SentSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// For duplicates: the outcome recorded by the delivery that handled it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Value>,
+}
+
+/// A summary that was published.
+#[derive(Clone, Debug, Serialize)]
+pub struct SentSummary {
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything handling needs, built once (at Lambda init or CLI start).
+pub struct Handler {
+    pub policies: PolicySet,
+    pub dry_run: bool,
+    pub lease: Duration,
+    pub executions: Arc<dyn Executions>,
+    pub log: Arc<dyn IncidentLog>,
+    pub notifier: Arc<dyn Notifier>,
+}
+
+impl Handler {
+    /// Handles one event. `owner` identifies this invocation in the claim.
+    #[tracing::instrument(skip_all, fields(event = tracing::field::Empty, incident = tracing::field::Empty))]
+    pub async fn handle(&self, document: Value, owner: &str) -> Result<Outcome, HandleError> {
+        let event = Event::from_value(document)?;
+        tracing::Span::current().record("event", event.id.as_str());
+        let mut outcome = Outcome {
+            event_id: event.id.clone(),
+            source: event.source.clone(),
+            incident: None,
+            resolution: Resolution::Ignored,
+            execution: None,
+            diagnosis: None,
+            policy: None,
+            actions: Vec::new(),
+            summary: None,
+            note: None,
+            recorded: None,
+        };
+        match &event.signal {
+            Signal::Execution(change) => {
+                outcome.execution = Some(change.execution.to_string());
+                if !change.is_failure() {
+                    outcome.note = Some(format!("execution status {}: nothing to heal", change.status));
+                    return Ok(outcome);
+                }
+            }
+            Signal::Other => {
+                // Only events some policy wants become incidents.
+                if decide_applied(&self.policies, &event.document).is_empty() {
+                    outcome.note = Some("no policy matches this event".into());
+                    return Ok(outcome);
+                }
+            }
+        }
+        let mut incident = Incident::new(event, None);
+        let key = incident.key.clone();
+        tracing::Span::current().record("incident", key.as_str());
+        outcome.incident = Some(key.to_string());
+        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
+
+        let request = ClaimRequest {
+            key: key.clone(),
+            owner: owner.to_string(),
+            lease: self.lease,
+            event_id: incident.event.id.clone(),
+            source: incident.event.source.clone(),
+        };
+        match self.log.claim(&request).await.map_err(aws)? {
+            Claim::Claimed => {}
+            Claim::Done { outcome: recorded, unsent_summary } => {
+                outcome.resolution = Resolution::Duplicate;
+                outcome.recorded = recorded;
+                if let Some((subject, body)) = unsent_summary {
+                    // The first delivery acted but could not notify: finish its job.
+                    let summary = Summary { subject, body, attributes: Default::default() };
+                    let id = self.notifier.publish(&summary).await.map_err(aws)?;
+                    self.log.summary_sent(&key).await.map_err(aws)?;
+                    outcome.summary = Some(SentSummary { subject: summary.subject, message_id: Some(id), error: None });
+                    outcome.note = Some("already handled; its summary had not been delivered and now is".into());
+                } else {
+                    outcome.note = Some("already handled by an earlier delivery: nothing done".into());
+                }
+                info!(incident = %key, outcome = "duplicate", "duplicate delivery absorbed");
+                return Ok(outcome);
+            }
+            Claim::InProgress { owner } => {
+                outcome.resolution = Resolution::InProgress;
+                outcome.note = Some(format!("being handled by {owner}: nothing done"));
+                return Ok(outcome);
+            }
+        }
+
+        // Diagnose. A failure here releases the claim and asks for a retry.
+        let info = match self.diagnose(&mut incident).await {
+            Ok(info) => info,
+            Err(e) => {
+                self.release(&incident, owner, &outcome, &e).await;
+                return Err(aws(e));
+            }
+        };
+        outcome.diagnosis = incident.diagnosis.clone().map(redacted);
+
+        let document = incident.document();
+        let applied = decide_applied(&self.policies, &document);
+        let deciding: Option<&Policy> = applied.first().copied();
+        outcome.policy = deciding.map(|p| p.name.clone());
+        let plan = plan(&incident, &applied, self.dry_run);
+        outcome.actions = apply(&plan, &incident, info.as_ref(), self.executions.as_ref()).await;
+        outcome.resolution = resolve(deciding, &outcome.actions);
+        let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
+
+        let summary = should_notify(deciding, outcome.resolution).then(|| {
+            compose(&Facts {
+                incident: &incident,
+                policy: deciding,
+                steps: &outcome.actions,
+                resolution: outcome.resolution.as_str(),
+                dry_run,
+            })
+        });
+        let status = if outcome.resolution == Resolution::Failed { Status::Failed } else { Status::Completed };
+
+        // Notify first, then record whether it was delivered: a lost summary is re-sent
+        // by the next delivery instead of being lost.
+        let published = match &summary {
+            Some(s) => Some(self.notifier.publish(s).await),
+            None => None,
+        };
+        outcome.summary = summary.as_ref().map(|s| SentSummary {
+            subject: s.subject.clone(),
+            message_id: published.as_ref().and_then(|p| p.as_ref().ok().cloned()),
+            error: published.as_ref().and_then(|p| p.as_ref().err().map(|e| e.to_string())),
+        });
+        let summary_sent = matches!(published, Some(Ok(_)));
+        let completion = completion(&incident, owner, status, &outcome, summary.as_ref(), summary_sent);
+        self.log.complete(&completion).await.map_err(aws)?;
+        info!(
+            incident = %key,
+            policy = outcome.policy.as_deref().unwrap_or("-"),
+            outcome = outcome.resolution.as_str(),
+            actions = outcome.actions.len(),
+            "incident handled"
+        );
+        if let Some(Err(e)) = published {
+            return Err(aws(e));
+        }
+        if status == Status::Failed {
+            let detail = outcome
+                .actions
+                .iter()
+                .filter(|a| a.result == StepResult::Failed)
+                .map(|a| format!("{}: {}", a.action, a.detail))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(HandleError::Remediation { incident: key.to_string(), detail, outcome: Box::new(outcome) });
+        }
+        Ok(outcome)
+    }
+
+    /// Reads the execution's history and description (in parallel) for a failure.
+    async fn diagnose(&self, incident: &mut Incident) -> Result<Option<ExecutionInfo>, AwsError> {
+        let Signal::Execution(change) = &incident.event.signal else {
+            return Ok(None);
+        };
+        let (history, info) = tokio::try_join!(
+            self.executions.history(&change.execution),
+            self.executions.describe(&change.execution)
+        )?;
+        let mut d = diagnose(&change.execution, &history);
+        // The current event shape carries error and cause; use them if history had none.
+        if d.error.is_none() {
+            d.error = change.error.clone();
+        }
+        if d.cause.is_none() {
+            d.cause = change.cause.clone();
+        }
+        incident.diagnosis = Some(d);
+        Ok(Some(info))
+    }
+
+    async fn release(&self, incident: &Incident, owner: &str, outcome: &Outcome, error: &AwsError) {
+        let mut failed = outcome.clone();
+        failed.resolution = Resolution::Failed;
+        failed.note = Some(redact::text(&error.to_string()));
+        let completion = completion(incident, owner, Status::Failed, &failed, None, false);
+        if let Err(e) = self.log.complete(&completion).await {
+            warn!(incident = %incident.key, error = %e, "could not release the claim; it expires with its lease");
+        }
+    }
+}
+
+fn redacted(mut d: Diagnosis) -> Diagnosis {
+    d.cause = d.cause.map(|c| redact::truncate(&redact::text(&c), 1000));
+    d
+}
+
+fn resolve(policy: Option<&Policy>, steps: &[StepOutcome]) -> Resolution {
+    if policy.is_none() {
+        return Resolution::NoPolicy;
+    }
+    let any = |r: StepResult| steps.iter().any(|s| s.result == r);
+    let mutating = |s: &&StepOutcome| s.action != "notify";
+    if any(StepResult::Failed) {
+        Resolution::Failed
+    } else if steps.iter().filter(mutating).any(|s| s.result == StepResult::Refused) {
+        Resolution::Refused
+    } else if any(StepResult::WouldHave) {
+        Resolution::WouldRemediate
+    } else if steps.iter().filter(mutating).any(|s| s.result == StepResult::Done) {
+        Resolution::Remediated
+    } else {
+        Resolution::Notified
+    }
+}
+
+fn should_notify(policy: Option<&Policy>, resolution: Resolution) -> bool {
+    let Some(policy) = policy else {
+        // A failure no policy covers is never hidden.
+        return true;
+    };
+    let has_notify_action = policy.actions.iter().any(|a| a.name() == "notify");
+    match policy.notify {
+        NotifyWhen::Never => false,
+        NotifyWhen::Always => true,
+        NotifyWhen::OnAction => true,
+        NotifyWhen::OnFailure => {
+            has_notify_action || matches!(resolution, Resolution::Failed | Resolution::Refused)
+        }
+    }
+}
+
+fn completion(incident: &Incident, owner: &str, status: Status, outcome: &Outcome, summary: Option<&Summary>, summary_sent: bool) -> Completion {
+    let (execution, state_machine) = match &incident.event.signal {
+        Signal::Execution(c) => (Some(c.execution.to_string()), Some(c.state_machine_arn.clone())),
+        Signal::Other => (None, None),
+    };
+    Completion {
+        key: incident.key.clone(),
+        owner: owner.to_string(),
+        status,
+        resolution: outcome.resolution.as_str().to_string(),
+        policy: outcome.policy.clone(),
+        execution,
+        state_machine,
+        state: outcome.diagnosis.as_ref().and_then(|d| d.state.clone()),
+        error: outcome.diagnosis.as_ref().and_then(|d| d.error.clone()),
+        outcome: serde_json::to_value(outcome).unwrap_or(Value::Null),
+        summary: summary.map(|s| (s.subject.clone(), s.body.clone())),
+        summary_sent,
+    }
+}

@@ -1,0 +1,215 @@
+//! Planning: from the deciding policies to the concrete steps, with their guards.
+//!
+//! Pure: the plan depends only on the incident, the policies and configuration, so
+//! `explain` shows exactly what `handle` would do. Each step names its target and is
+//! either to be taken or refused with a reason a person can read ("attempts exhausted",
+//! "nothing to redrive"). Refusals are outcomes, not errors.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::event::Signal;
+use crate::incident::Incident;
+use crate::policy::{format_duration, Action, Policy};
+
+/// Longest delay waited inside one invocation; longer ones need a durable timer.
+pub const MAX_INLINE_DELAY: Duration = Duration::from_secs(60);
+/// Suffix marker of executions remediator started: `<name>-rmd<generation>-<digest>`.
+const RESTART_MARK: &str = "-rmd";
+/// Step Functions' limit on execution names.
+const MAX_EXECUTION_NAME: usize = 80;
+
+/// What remediator will do about one incident.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+/// One action of one policy, on one target.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub policy: String,
+    pub action: Action,
+    pub target: Option<String>,
+    pub dry_run: bool,
+    /// For execution retries: this attempt's number and the policy's limit.
+    pub attempt: Option<(u32, u32)>,
+    pub disposition: Disposition,
+}
+
+/// Whether a step is taken.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "disposition", content = "reason", rename_all = "kebab-case")]
+pub enum Disposition {
+    Act,
+    Refuse(String),
+}
+
+impl Plan {
+    /// Whether any step would change AWS.
+    pub fn acts(&self) -> bool {
+        self.steps.iter().any(|s| s.disposition == Disposition::Act && s.action.is_mutating())
+    }
+}
+
+/// Builds the plan for an incident from the policies that apply.
+pub fn plan(incident: &Incident, applied: &[&Policy], global_dry_run: bool) -> Plan {
+    let mut steps = Vec::new();
+    for policy in applied {
+        for action in &policy.actions {
+            steps.push(step(incident, policy, action, global_dry_run || policy.dry_run));
+        }
+    }
+    Plan { steps }
+}
+
+fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) -> Step {
+    let mut step = Step {
+        policy: policy.name.clone(),
+        action: action.clone(),
+        target: None,
+        dry_run,
+        attempt: None,
+        disposition: Disposition::Act,
+    };
+    let execution = match &incident.event.signal {
+        Signal::Execution(change) => Some(change),
+        Signal::Other => None,
+    };
+    match action {
+        Action::Redrive { .. } | Action::StartExecution { .. } => {
+            let Some(change) = execution else {
+                step.disposition = Disposition::Refuse("the event names no Step Functions execution to retry".into());
+                return step;
+            };
+            step.target = Some(match action {
+                Action::StartExecution { state_machine: Some(sm), .. } => sm.clone(),
+                _ => change.execution.to_string(),
+            });
+            let used = change.redrive_count + restart_generation(change.execution.name());
+            let attempt = used + 1;
+            step.attempt = Some((attempt, policy.limits.max_attempts));
+            if attempt > policy.limits.max_attempts {
+                step.disposition = Disposition::Refuse(format!(
+                    "attempts exhausted: {used} of {} already used",
+                    policy.limits.max_attempts
+                ));
+            } else if let Action::Redrive { delay } = action {
+                if *delay > MAX_INLINE_DELAY {
+                    step.disposition = Disposition::Refuse(format!(
+                        "a delay of {} needs a durable timer, which this version does not have (at most {})",
+                        format_duration(*delay),
+                        format_duration(MAX_INLINE_DELAY)
+                    ));
+                }
+            }
+        }
+        Action::Notify { .. } => step.target = Some("summary topic".into()),
+        Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } | Action::EnableRule { .. } | Action::RestoreObject { .. } => {
+            step.target = incident.diagnosis.as_ref().and_then(|d| d.resource.clone());
+            step.disposition = Disposition::Refuse(format!(
+                "`{}` is not implemented in this version: reported for a person to do",
+                action.name()
+            ));
+        }
+    }
+    step
+}
+
+/// How many times remediator has restarted this execution's lineage: the generation
+/// encoded in names it gave (`<name>-rmd<generation>-<digest>`), 0 for others.
+pub fn restart_generation(name: &str) -> u32 {
+    parse_restart(name).map_or(0, |(_, generation)| generation)
+}
+
+fn parse_restart(name: &str) -> Option<(&str, u32)> {
+    let (head, digest) = name.rsplit_once('-')?;
+    if digest.len() != 8 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let at = head.rfind(RESTART_MARK)?;
+    let generation: u32 = head[at + RESTART_MARK.len()..].parse().ok()?;
+    Some((&head[..at], generation))
+}
+
+/// The name of the execution that restarts `name` for the incident with `digest`: the
+/// same for every delivery of one incident (so Step Functions refuses a second start),
+/// one generation more than `name`, and within the 80-character limit.
+pub fn restart_name(name: &str, digest: &str) -> String {
+    let (base, generation) = parse_restart(name).unwrap_or((name, 0));
+    let suffix = format!("{RESTART_MARK}{}-{}", generation + 1, &digest[..8.min(digest.len())]);
+    let room = MAX_EXECUTION_NAME - suffix.len();
+    let base: String = base.chars().take(room).collect();
+    format!("{base}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::policy::PolicySet;
+
+    fn incident(name: &str, redrive_count: u32) -> Incident {
+        let text = format!(
+            r#"{{"id":"e","source":"aws.states","detail-type":"Step Functions Execution Status Change","detail":{{
+            "executionArn":"arn:aws:states:us-east-1:123456789012:execution:thera-pipeline-prod-daily:{name}",
+            "status":"FAILED","redriveCount":{redrive_count}}}}}"#
+        );
+        Incident::new(Event::from_str(&text).unwrap(), None)
+    }
+
+    fn policies(actions: &str) -> PolicySet {
+        let text = format!("policies:\n  - {{name: p, match: {{source: [aws.states]}}, actions: {actions}, limits: {{max_attempts: 2}}}}\n");
+        PolicySet::from_sources(&[("p.yaml".into(), text)]).unwrap()
+    }
+
+    #[test]
+    fn a_first_failure_is_redriven_as_attempt_one() {
+        let set = policies("[redrive]");
+        let plan = plan(&incident("run-1", 0), &[&set.policies()[0]], false);
+        assert_eq!(plan.steps[0].disposition, Disposition::Act);
+        assert_eq!(plan.steps[0].attempt, Some((1, 2)));
+        assert!(plan.acts());
+    }
+
+    #[test]
+    fn redrive_is_refused_after_max_attempts_counting_redrives_and_restarts() {
+        let set = policies("[redrive]");
+        let p = &set.policies()[0];
+        let by_redrives = plan(&incident("run-1", 2), &[p], false);
+        assert!(matches!(&by_redrives.steps[0].disposition, Disposition::Refuse(r) if r.contains("attempts exhausted: 2 of 2")));
+        let restarted = restart_name(&restart_name("run-1", "aaaaaaaa"), "bbbbbbbb");
+        let by_restarts = plan(&incident(&restarted, 0), &[p], false);
+        assert!(matches!(by_restarts.steps[0].disposition, Disposition::Refuse(_)));
+    }
+
+    #[test]
+    fn long_delays_are_refused_until_there_is_a_durable_timer() {
+        let set = policies("[{redrive: {delay: 5m}}]");
+        let plan = plan(&incident("run-1", 0), &[&set.policies()[0]], false);
+        assert!(matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("durable timer")));
+    }
+
+    #[test]
+    fn restart_names_are_deterministic_bounded_and_count_generations() {
+        let first = restart_name("run-1", "0123456789abcdef");
+        assert_eq!(first, "run-1-rmd1-01234567");
+        assert_eq!(restart_name("run-1", "0123456789abcdef"), first);
+        assert_eq!(restart_generation(&first), 1);
+        let second = restart_name(&first, "fedcba9876543210");
+        assert_eq!(second, "run-1-rmd2-fedcba98");
+        assert_eq!(restart_generation("run-1"), 0);
+        let long = "x".repeat(100);
+        assert_eq!(restart_name(&long, "0123456789abcdef").len(), 80);
+    }
+
+    #[test]
+    fn non_execution_events_cannot_be_redriven() {
+        let set = policies("[redrive, notify]");
+        let event = Event::from_str(r#"{"id":"1","source":"aws.s3","detail-type":"Object Deleted","detail":{}}"#).unwrap();
+        let plan = plan(&Incident::new(event, None), &[&set.policies()[0]], false);
+        assert!(matches!(plan.steps[0].disposition, Disposition::Refuse(_)));
+        assert_eq!(plan.steps[1].disposition, Disposition::Act);
+    }
+}

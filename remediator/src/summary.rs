@@ -1,0 +1,206 @@
+//! Summaries a person can act on in ten seconds.
+//!
+//! One message per incident that remediator acted on, refused, or could not handle.
+//! The subject says the outcome and the pipeline; the body says what failed, what was
+//! done, the outcome, and where to look. Execution input and output never appear; error
+//! causes are redacted and truncated.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::apply::{StepOutcome, StepResult};
+use crate::error::AwsError;
+use crate::event::Signal;
+use crate::incident::Incident;
+use crate::policy::Policy;
+use crate::redact;
+
+/// SNS allows 100 characters in a subject.
+const MAX_SUBJECT: usize = 99;
+const MAX_CAUSE: usize = 600;
+
+/// A composed summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub subject: String,
+    pub body: String,
+    /// Message attributes for subscription filters.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Where summaries go.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Publishes and returns the message id.
+    async fn publish(&self, summary: &Summary) -> Result<String, AwsError>;
+}
+
+/// The facts a summary is made of.
+pub struct Facts<'a> {
+    pub incident: &'a Incident,
+    pub policy: Option<&'a Policy>,
+    pub steps: &'a [StepOutcome],
+    /// Short outcome word: remediated, would-remediate, notified, refused, failed, no-policy.
+    pub resolution: &'a str,
+    pub dry_run: bool,
+}
+
+/// Composes the summary for an incident.
+pub fn compose(f: &Facts) -> Summary {
+    let incident = f.incident;
+    let d = incident.diagnosis.clone().unwrap_or_default();
+    let (pipeline, execution, region) = match &incident.event.signal {
+        Signal::Execution(c) => (
+            c.execution.state_machine_name().to_string(),
+            Some(c.execution.clone()),
+            c.execution.region().to_string(),
+        ),
+        Signal::Other => (
+            incident.event.source.clone(),
+            None,
+            incident.event.region.clone().unwrap_or_default(),
+        ),
+    };
+    let headline = headline(f);
+    let what = d.error.clone().unwrap_or_else(|| incident.event.detail_type.clone());
+    let at = d.state.as_deref().map(|s| format!(" at {s}")).unwrap_or_default();
+    let subject = clean_subject(&format!("[{headline}] {pipeline}: {what}{at}"));
+
+    let lead = match f.resolution {
+        "remediated" => "remediator healed a failure",
+        "would-remediate" => "DRY RUN: remediator would have acted on a failure (nothing was changed)",
+        "notified" => "remediator reports a failure it must not retry",
+        "refused" => "remediator did NOT act on a failure: a guard stopped it",
+        "failed" => "remediator tried to heal a failure and the remediation itself FAILED",
+        "no-policy" => "A failure matched no remediation policy: a person must look",
+        _ => "remediator handled an event",
+    };
+    let mut b = format!("{lead}.\n\nWhat failed\n");
+    let mut line = |k: &str, v: &str| b.push_str(&format!("  {k:<14} {v}\n"));
+    line("Pipeline:", &pipeline);
+    if let Some(e) = &execution {
+        line("Execution:", e.as_str());
+    }
+    if let Some(s) = &d.state {
+        line("Failed state:", s);
+    }
+    if let Some(r) = &d.resource {
+        line("Resource:", r);
+    }
+    line("Error:", d.error.as_deref().unwrap_or("(not reported)"));
+    if let Some(c) = &d.cause {
+        line("Cause:", &redact::truncate(&redact::text(c).replace(['\n', '\r'], " "), MAX_CAUSE));
+    }
+    b.push_str("\nWhat remediator did\n");
+    let mut line = |k: &str, v: &str| b.push_str(&format!("  {k:<14} {v}\n"));
+    match f.policy {
+        Some(p) => line("Policy:", &match &p.description {
+            Some(desc) => format!("{} ({desc})", p.name),
+            None => p.name.clone(),
+        }),
+        None => line("Policy:", "none matched"),
+    }
+    for s in f.steps {
+        let verb = match s.result {
+            StepResult::Done => "done",
+            StepResult::WouldHave => "would have",
+            StepResult::Refused => "REFUSED",
+            StepResult::Skipped => "skipped",
+            StepResult::Failed => "FAILED",
+        };
+        let attempt = s.attempt.as_deref().map(|a| format!(", attempt {a}")).unwrap_or_default();
+        line("Action:", &format!("{} [{verb}{attempt}] {}", s.action, redact::text(&s.detail)));
+    }
+    line("Outcome:", f.resolution);
+    if f.dry_run {
+        line("Mode:", "dry run");
+    }
+    if let Some(rb) = f.policy.and_then(|p| p.runbook.as_deref()) {
+        b.push_str(&format!("\nRunbook\n  {}\n", rb.trim().replace('\n', "\n  ")));
+    }
+    b.push_str("\nLinks\n");
+    if let Some(e) = &execution {
+        b.push_str(&format!(
+            "  https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{}\n",
+            e.as_str()
+        ));
+    }
+    b.push_str(&format!("  Incident: {}\n", incident.key));
+
+    let severity = match f.resolution {
+        "failed" | "refused" | "no-policy" => "critical",
+        "notified" => "warning",
+        _ => "info",
+    };
+    let mut attributes = BTreeMap::new();
+    attributes.insert("outcome".to_string(), f.resolution.to_string());
+    attributes.insert("severity".to_string(), severity.to_string());
+    attributes.insert("pipeline".to_string(), pipeline);
+    if let Some(p) = f.policy {
+        attributes.insert("policy".to_string(), p.name.clone());
+    }
+    Summary { subject, body: b, attributes }
+}
+
+fn headline(f: &Facts) -> String {
+    let done: Vec<&str> = f
+        .steps
+        .iter()
+        .filter(|s| s.result == StepResult::Done && s.action != "notify")
+        .map(|s| if s.detail.starts_with("restarted") || s.detail.starts_with("already restarted") { "restarted" } else if s.action == "redrive" { "redriven" } else { s.action })
+        .collect();
+    match f.resolution {
+        "remediated" if !done.is_empty() => done.join(", "),
+        "would-remediate" => "dry run".into(),
+        "notified" => "needs attention".into(),
+        "no-policy" => "unhandled".into(),
+        other => other.into(),
+    }
+}
+
+/// Subjects: under 100 characters, printable, one line.
+fn clean_subject(s: &str) -> String {
+    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    redact::truncate(&redact::text(&one_line), MAX_SUBJECT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::Diagnosis;
+    use crate::event::Event;
+
+    fn incident() -> Incident {
+        let text = r#"{"id":"e","source":"aws.states","detail-type":"Step Functions Execution Status Change","detail":{
+            "executionArn":"arn:aws:states:us-east-1:123456789012:execution:thera-pipeline-prod-daily:run-1",
+            "status":"FAILED","input":"{\"apollo_api_key\":\"sk-live-SEEDED-SECRET-0001\"}"}}"#;
+        let d = Diagnosis {
+            state: Some("PullApolloDelta".into()),
+            error: Some("HTTPError".into()),
+            cause: Some("401 Unauthorized: api_key=sk-live-SEEDED-SECRET-0001 rejected\nline two".into()),
+            ..Diagnosis::default()
+        };
+        Incident::new(Event::from_str(text).unwrap(), Some(d))
+    }
+
+    #[test]
+    fn a_summary_names_the_failure_and_never_carries_input_or_secrets() {
+        let i = incident();
+        let s = compose(&Facts { incident: &i, policy: None, steps: &[], resolution: "no-policy", dry_run: false });
+        assert_eq!(s.subject, "[unhandled] thera-pipeline-prod-daily: HTTPError at PullApolloDelta");
+        assert!(s.body.contains("Failed state:  PullApolloDelta"), "{}", s.body);
+        assert!(s.body.contains("console.aws.amazon.com/states/home?region=us-east-1"));
+        assert!(!s.body.contains("SEEDED-SECRET"), "{}", s.body);
+        assert!(!s.body.contains("apollo_api_key"), "{}", s.body);
+        assert_eq!(s.attributes["severity"], "critical");
+    }
+
+    #[test]
+    fn subjects_are_one_short_line() {
+        let long = format!("a\nb{}", "x".repeat(300));
+        let s = clean_subject(&long);
+        assert!(s.chars().count() < 100);
+        assert!(!s.contains('\n'));
+    }
+}
