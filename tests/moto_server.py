@@ -6,6 +6,7 @@ reason (normal end, panic, Ctrl-C, kill -9). Real execution of state machines is
 switched on, as shared/docs/local-aws.md describes.
 """
 import json
+import os
 import sys
 import urllib.request
 
@@ -16,6 +17,8 @@ def main() -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # SDK-integration tasks of state machines call back into this server.
+    os.environ["MOTO_PORT"] = str(port)
     request = urllib.request.Request(
         f"http://{host}:{port}/moto-api/config",
         data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
