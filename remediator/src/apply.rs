@@ -59,8 +59,17 @@ pub trait Executions: Send + Sync {
     async fn describe(&self, execution: &ExecutionArn) -> Result<ExecutionInfo, AwsError>;
     /// History events, newest first where the server honours it; enough to diagnose.
     async fn history(&self, execution: &ExecutionArn) -> Result<Vec<HistoryEvent>, AwsError>;
-    async fn redrive(&self, execution: &ExecutionArn, client_token: &str) -> Result<Redrive, AwsError>;
-    async fn start(&self, state_machine_arn: &str, name: &str, input: &Secret) -> Result<Start, AwsError>;
+    async fn redrive(
+        &self,
+        execution: &ExecutionArn,
+        client_token: &str,
+    ) -> Result<Redrive, AwsError>;
+    async fn start(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &Secret,
+    ) -> Result<Start, AwsError>;
 }
 
 /// How a step ended.
@@ -121,32 +130,62 @@ pub async fn apply(
                 out.detail = detail;
             }
         }
-        if step.action.is_mutating() && matches!(out.result, StepResult::Failed | StepResult::Refused) {
-            blocked.get_or_insert_with(|| format!("an earlier `{}` step was {}", out.action, if out.result == StepResult::Failed { "failed" } else { "refused" }));
+        if step.action.is_mutating()
+            && matches!(out.result, StepResult::Failed | StepResult::Refused)
+        {
+            blocked.get_or_insert_with(|| {
+                format!(
+                    "an earlier `{}` step was {}",
+                    out.action,
+                    if out.result == StepResult::Failed {
+                        "failed"
+                    } else {
+                        "refused"
+                    }
+                )
+            });
         }
         outcomes.push(out);
     }
     outcomes
 }
 
-async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, executions: &dyn Executions) -> (StepResult, String) {
+async fn run(
+    step: &Step,
+    incident: &Incident,
+    info: Option<&ExecutionInfo>,
+    executions: &dyn Executions,
+) -> (StepResult, String) {
     match &step.action {
-        Action::Notify { severity } => (StepResult::Done, format!("summary sent ({})", severity.as_str())),
+        Action::Notify { severity } => (
+            StepResult::Done,
+            format!("summary sent ({})", severity.as_str()),
+        ),
         Action::Redrive { delay } => {
             let Signal::Execution(change) = &incident.event.signal else {
                 return (StepResult::Refused, "no execution".into());
             };
             let info = info.cloned().unwrap_or_default();
-            if matches!(info.status.as_str(), "RUNNING" | "SUCCEEDED" | "PENDING_REDRIVE") {
+            if matches!(
+                info.status.as_str(),
+                "RUNNING" | "SUCCEEDED" | "PENDING_REDRIVE"
+            ) {
                 return (
                     StepResult::Skipped,
-                    format!("the execution is {} now: someone else already retried it", info.status),
+                    format!(
+                        "the execution is {} now: someone else already retried it",
+                        info.status
+                    ),
                 );
             }
             let token = format!("remediator-{}", incident.key.digest(32));
             let redrivable = info.redrive_status.as_deref() == Some("REDRIVABLE");
             if step.dry_run {
-                let how = if redrivable { "redrive the execution" } else { "restart the execution under a new name" };
+                let how = if redrivable {
+                    "redrive the execution"
+                } else {
+                    "restart the execution under a new name"
+                };
                 return (StepResult::WouldHave, format!("would {how}"));
             }
             if !delay.is_zero() {
@@ -156,18 +195,29 @@ async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, exe
                 match executions.redrive(&change.execution, &token).await {
                     Ok(Redrive::Redriven) => return (StepResult::Done, "redriven".into()),
                     Ok(Redrive::NotRedrivable(reason)) => format!("not redrivable: {reason}"),
-                    Err(e) => return (StepResult::Failed, format!("RedriveExecution failed: {}", crate::redact::text(&e.to_string()))),
+                    Err(e) => {
+                        return (
+                            StepResult::Failed,
+                            format!(
+                                "RedriveExecution failed: {}",
+                                crate::redact::text(&e.to_string())
+                            ),
+                        )
+                    }
                 }
             } else {
                 match (&info.redrive_status, &info.redrive_status_reason) {
                     (Some(s), Some(r)) => format!("{s}: {r}"),
                     (Some(s), None) => s.clone(),
-                    (None, _) => "redrive status unknown".into(),
+                    (None, _) => "DescribeExecution reported no redrive status".into(),
                 }
             };
             restart(incident, &change.execution, &info, executions, &why_restart).await
         }
-        Action::StartExecution { state_machine, input } => {
+        Action::StartExecution {
+            state_machine,
+            input,
+        } => {
             let Signal::Execution(change) = &incident.event.signal else {
                 return (StepResult::Refused, "no execution".into());
             };
@@ -181,21 +231,53 @@ async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, exe
             if let Some(input) = input {
                 info.input = Some(Secret(input.to_string()));
             }
-            restart(incident, &change.execution, &info, executions, "policy asks for a new execution").await
+            restart(
+                incident,
+                &change.execution,
+                &info,
+                executions,
+                "policy asks for a new execution",
+            )
+            .await
         }
-        other => (StepResult::Refused, format!("`{}` is not implemented", other.name())),
+        other => (
+            StepResult::Refused,
+            format!("`{}` is not implemented", other.name()),
+        ),
     }
 }
 
-async fn restart(incident: &Incident, execution: &ExecutionArn, info: &ExecutionInfo, executions: &dyn Executions, why: &str) -> (StepResult, String) {
+async fn restart(
+    incident: &Incident,
+    execution: &ExecutionArn,
+    info: &ExecutionInfo,
+    executions: &dyn Executions,
+    why: &str,
+) -> (StepResult, String) {
     let Some(input) = &info.input else {
-        return (StepResult::Failed, "cannot restart: the execution's input is not available".into());
+        return (
+            StepResult::Failed,
+            "cannot restart: the execution's input is not available".into(),
+        );
     };
-    let state_machine = if info.state_machine_arn.is_empty() { execution.state_machine_arn() } else { info.state_machine_arn.clone() };
+    let state_machine = if info.state_machine_arn.is_empty() {
+        execution.state_machine_arn()
+    } else {
+        info.state_machine_arn.clone()
+    };
     let name = restart_name(execution.name(), &incident.key.digest(16));
     match executions.start(&state_machine, &name, input).await {
         Ok(Start::Started(arn)) => (StepResult::Done, format!("restarted as {arn} ({why})")),
-        Ok(Start::AlreadyStarted(arn)) => (StepResult::Done, format!("already restarted as {arn} by an earlier delivery")),
-        Err(e) => (StepResult::Failed, format!("StartExecution failed: {}", crate::redact::text(&e.to_string()))),
+        Ok(Start::AlreadyStarted(arn)) => (
+            StepResult::Done,
+            format!("already restarted as {arn} by an earlier delivery"),
+        ),
+        Err(e) => (
+            StepResult::Failed,
+            format!(
+                "StartExecution failed: {}",
+                crate::redact::text(&e.to_string())
+            ),
+        ),
     }
 }

@@ -90,7 +90,9 @@ impl ExecutionArn {
             && parts[2] == "states"
             && matches!(parts[5], "execution" | "express")
             && parts[3..].iter().all(|p| !p.is_empty());
-        ok.then(|| ExecutionArn { arn: arn.to_string() })
+        ok.then(|| ExecutionArn {
+            arn: arn.to_string(),
+        })
     }
     fn part(&self, i: usize) -> &str {
         self.arn.splitn(8, ':').nth(i).unwrap_or_default()
@@ -158,7 +160,7 @@ pub const SFN_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
 
 impl Event {
     /// Parses one event from JSON text.
-    pub fn from_str(text: &str) -> Result<Event, EventError> {
+    pub fn parse(text: &str) -> Result<Event, EventError> {
         let document: Value = serde_json::from_str(text).map_err(EventError::Json)?;
         Event::from_value(document)
     }
@@ -181,7 +183,9 @@ impl Event {
         let account = text("account", false)?;
         let region = text("region", false)?;
         let time = text("time", false)?;
-        let detail = obj.get("detail").ok_or(EventError::MissingField("detail"))?;
+        let detail = obj
+            .get("detail")
+            .ok_or(EventError::MissingField("detail"))?;
         let signal = if source == SFN_SOURCE && detail_type == SFN_STATUS_CHANGE {
             Signal::Execution(parse_sfn(detail)?)
         } else {
@@ -206,7 +210,8 @@ fn parse_sfn(detail: &Value) -> Result<ExecutionChange, EventError> {
         source,
     })?;
     let non_empty = |v: Option<String>, name: &'static str| {
-        v.filter(|s| !s.is_empty()).ok_or(EventError::MissingDetail(name))
+        v.filter(|s| !s.is_empty())
+            .ok_or(EventError::MissingDetail(name))
     };
     let arn = non_empty(d.execution_arn, "executionArn")?;
     let execution = ExecutionArn::parse(&arn).ok_or(EventError::BadExecutionArn(arn))?;
@@ -231,14 +236,22 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let path = format!("{}/../tests/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../tests/fixtures/events/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     #[test]
     fn the_2022_failed_event_is_an_execution_failure_with_redrive_count_zero() {
-        let event = Event::from_str(&fixture("sfn-status-change__FAILED__awsdocs-sfn-devguide-2022.json")).unwrap();
-        let Signal::Execution(change) = event.signal else { panic!("not recognised") };
+        let event = Event::parse(&fixture(
+            "sfn-status-change__FAILED__awsdocs-sfn-devguide-2022.json",
+        ))
+        .unwrap();
+        let Signal::Execution(change) = event.signal else {
+            panic!("not recognised")
+        };
         assert!(change.is_failure());
         assert_eq!(change.status, "FAILED");
         assert_eq!(change.redrive_count, 0);
@@ -253,27 +266,44 @@ mod tests {
             "stateMachineArn":"arn:aws:states:us-east-1:123456789012:stateMachine:thera-pipeline-prod-daily",
             "name":"run-1","status":"PENDING_REDRIVE","error":null,"cause":null,"redriveCount":2,
             "redriveDate":1732870000000,"redriveStatus":"REDRIVABLE","somethingNew":{"x":1}}}"#;
-        let event = Event::from_str(text).unwrap();
-        let Signal::Execution(change) = event.signal else { panic!() };
+        let event = Event::parse(text).unwrap();
+        let Signal::Execution(change) = event.signal else {
+            panic!()
+        };
         assert_eq!(change.redrive_count, 2);
         assert!(!change.is_failure());
-        assert_eq!(change.execution.state_machine_arn(), change.state_machine_arn);
+        assert_eq!(
+            change.execution.state_machine_arn(),
+            change.state_machine_arn
+        );
     }
 
     #[test]
     fn malformed_events_are_rejected_with_the_reason() {
-        assert!(matches!(Event::from_str("{nope"), Err(EventError::Json(_))));
-        assert!(matches!(Event::from_str("[1]"), Err(EventError::NotAnObject)));
-        assert!(matches!(Event::from_str(r#"{"detail-type":"x","detail":{}}"#), Err(EventError::MissingField("source"))));
+        assert!(matches!(Event::parse("{nope"), Err(EventError::Json(_))));
+        assert!(matches!(Event::parse("[1]"), Err(EventError::NotAnObject)));
+        assert!(matches!(
+            Event::parse(r#"{"detail-type":"x","detail":{}}"#),
+            Err(EventError::MissingField("source"))
+        ));
         let bad_arn = r#"{"source":"aws.states","detail-type":"Step Functions Execution Status Change","detail":{"executionArn":"arn:aws:s3:::x","status":"FAILED"}}"#;
-        assert!(matches!(Event::from_str(bad_arn), Err(EventError::BadExecutionArn(_))));
+        assert!(matches!(
+            Event::parse(bad_arn),
+            Err(EventError::BadExecutionArn(_))
+        ));
         let no_status = r#"{"source":"aws.states","detail-type":"Step Functions Execution Status Change","detail":{"executionArn":"arn:aws:states:us-east-1:1:execution:m:n"}}"#;
-        assert!(matches!(Event::from_str(no_status), Err(EventError::MissingDetail("status"))));
+        assert!(matches!(
+            Event::parse(no_status),
+            Err(EventError::MissingDetail("status"))
+        ));
     }
 
     #[test]
     fn other_sources_are_kept_for_policies() {
-        let event = Event::from_str(&fixture("powertools-python__s3EventBridgeNotificationObjectDeletedEvent.json")).unwrap();
+        let event = Event::parse(&fixture(
+            "powertools-python__s3EventBridgeNotificationObjectDeletedEvent.json",
+        ))
+        .unwrap();
         assert!(matches!(event.signal, Signal::Other));
         assert_eq!(event.source, "aws.s3");
     }

@@ -35,18 +35,28 @@ pub struct PlannedAction {
 }
 
 /// Explains one event document.
-pub fn explain(policies: &PolicySet, document: Value, history: Option<&[HistoryEvent]>, why: bool) -> Result<Explanation, String> {
+pub fn explain(
+    policies: &PolicySet,
+    document: Value,
+    history: Option<&[HistoryEvent]>,
+    why: bool,
+) -> Result<Explanation, String> {
     let event = Event::from_value(document).map_err(|e| e.to_string())?;
     let mut notes = Vec::new();
     let diagnosis = match &event.signal {
         Signal::Execution(change) => {
             if !change.is_failure() {
-                notes.push(format!("execution status {}: the handler ignores it", change.status));
+                notes.push(format!(
+                    "execution status {}: the handler ignores it",
+                    change.status
+                ));
             }
             let mut d = match history {
                 Some(h) => diagnose(&change.execution, h),
                 None => {
-                    notes.push("no history given: diagnosis from the event's error and cause only".into());
+                    notes.push(
+                        "no history given: diagnosis from the event's error and cause only".into(),
+                    );
                     Default::default()
                 }
             };
@@ -60,7 +70,11 @@ pub fn explain(policies: &PolicySet, document: Value, history: Option<&[HistoryE
     let incident = Incident::new(event, diagnosis);
     let document = incident.document();
     let decision = decide(policies, &document);
-    let planned = if is_ignored_status { Default::default() } else { plan(&incident, &decision.applied, false) };
+    let planned = if is_ignored_status {
+        Default::default()
+    } else {
+        plan(&incident, &decision.applied, false)
+    };
     let actions = planned
         .steps
         .iter()
@@ -73,19 +87,29 @@ pub fn explain(policies: &PolicySet, document: Value, history: Option<&[HistoryE
             },
         })
         .collect();
-    if decision.applied.is_empty() && matches!(incident.event.signal, Signal::Execution(ref c) if c.is_failure()) {
+    if decision.applied.is_empty()
+        && matches!(incident.event.signal, Signal::Execution(ref c) if c.is_failure())
+    {
         notes.push("no policy matched: the failure is reported to a person".into());
     }
     let why = why.then(|| {
         policies
             .policies()
             .iter()
-            .filter_map(|p| p.pattern.first_mismatch(&document).map(|f| (p.name.clone(), Value::String(f))))
+            .filter_map(|p| {
+                p.pattern
+                    .first_mismatch(&document)
+                    .map(|f| (p.name.clone(), Value::String(f)))
+            })
             .collect()
     });
     Ok(Explanation {
         matched: decision.matched.iter().map(|p| p.name.clone()).collect(),
-        policy: if is_ignored_status { None } else { decision.policy().map(|p| p.name.clone()) },
+        policy: if is_ignored_status {
+            None
+        } else {
+            decision.policy().map(|p| p.name.clone())
+        },
         actions,
         notes,
         why,

@@ -44,7 +44,11 @@ pub enum HandleError {
     },
     /// A remediation step failed; recorded and reported, and the event is retried.
     #[error("remediation failed for incident {incident}: {detail}")]
-    Remediation { incident: String, detail: String, outcome: Box<Outcome> },
+    Remediation {
+        incident: String,
+        detail: String,
+        outcome: Box<Outcome>,
+    },
 }
 
 impl HandleError {
@@ -155,7 +159,10 @@ impl Handler {
             Signal::Execution(change) => {
                 outcome.execution = Some(change.execution.to_string());
                 if !change.is_failure() {
-                    outcome.note = Some(format!("execution status {}: nothing to heal", change.status));
+                    outcome.note = Some(format!(
+                        "execution status {}: nothing to heal",
+                        change.status
+                    ));
                     return Ok(outcome);
                 }
             }
@@ -171,7 +178,10 @@ impl Handler {
         let key = incident.key.clone();
         tracing::Span::current().record("incident", key.as_str());
         outcome.incident = Some(key.to_string());
-        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
+        let aws = |source: AwsError| HandleError::Aws {
+            incident: key.to_string(),
+            source,
+        };
 
         let request = ClaimRequest {
             key: key.clone(),
@@ -182,18 +192,32 @@ impl Handler {
         };
         match self.log.claim(&request).await.map_err(aws)? {
             Claim::Claimed => {}
-            Claim::Done { outcome: recorded, unsent_summary } => {
+            Claim::Done {
+                outcome: recorded,
+                unsent_summary,
+            } => {
                 outcome.resolution = Resolution::Duplicate;
                 outcome.recorded = recorded;
                 if let Some((subject, body)) = unsent_summary {
                     // The first delivery acted but could not notify: finish its job.
-                    let summary = Summary { subject, body, attributes: Default::default() };
+                    let summary = Summary {
+                        subject,
+                        body,
+                        attributes: Default::default(),
+                    };
                     let id = self.notifier.publish(&summary).await.map_err(aws)?;
                     self.log.summary_sent(&key).await.map_err(aws)?;
-                    outcome.summary = Some(SentSummary { subject: summary.subject, message_id: Some(id), error: None });
-                    outcome.note = Some("already handled; its summary had not been delivered and now is".into());
+                    outcome.summary = Some(SentSummary {
+                        subject: summary.subject,
+                        message_id: Some(id),
+                        error: None,
+                    });
+                    outcome.note = Some(
+                        "already handled; its summary had not been delivered and now is".into(),
+                    );
                 } else {
-                    outcome.note = Some("already handled by an earlier delivery: nothing done".into());
+                    outcome.note =
+                        Some("already handled by an earlier delivery: nothing done".into());
                 }
                 info!(incident = %key, outcome = "duplicate", "duplicate delivery absorbed");
                 return Ok(outcome);
@@ -233,7 +257,11 @@ impl Handler {
                 dry_run,
             })
         });
-        let status = if outcome.resolution == Resolution::Failed { Status::Failed } else { Status::Completed };
+        let status = if outcome.resolution == Resolution::Failed {
+            Status::Failed
+        } else {
+            Status::Completed
+        };
 
         // Notify first, then record whether it was delivered: a lost summary is re-sent
         // by the next delivery instead of being lost.
@@ -244,10 +272,19 @@ impl Handler {
         outcome.summary = summary.as_ref().map(|s| SentSummary {
             subject: s.subject.clone(),
             message_id: published.as_ref().and_then(|p| p.as_ref().ok().cloned()),
-            error: published.as_ref().and_then(|p| p.as_ref().err().map(|e| e.to_string())),
+            error: published
+                .as_ref()
+                .and_then(|p| p.as_ref().err().map(|e| e.to_string())),
         });
         let summary_sent = matches!(published, Some(Ok(_)));
-        let completion = completion(&incident, owner, status, &outcome, summary.as_ref(), summary_sent);
+        let completion = completion(
+            &incident,
+            owner,
+            status,
+            &outcome,
+            summary.as_ref(),
+            summary_sent,
+        );
         self.log.complete(&completion).await.map_err(aws)?;
         info!(
             incident = %key,
@@ -267,7 +304,11 @@ impl Handler {
                 .map(|a| format!("{}: {}", a.action, a.detail))
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(HandleError::Remediation { incident: key.to_string(), detail, outcome: Box::new(outcome) });
+            return Err(HandleError::Remediation {
+                incident: key.to_string(),
+                detail,
+                outcome: Box::new(outcome),
+            });
         }
         Ok(outcome)
     }
@@ -317,11 +358,19 @@ fn resolve(policy: Option<&Policy>, steps: &[StepOutcome]) -> Resolution {
     let mutating = |s: &&StepOutcome| s.action != "notify";
     if any(StepResult::Failed) {
         Resolution::Failed
-    } else if steps.iter().filter(mutating).any(|s| s.result == StepResult::Refused) {
+    } else if steps
+        .iter()
+        .filter(mutating)
+        .any(|s| s.result == StepResult::Refused)
+    {
         Resolution::Refused
     } else if any(StepResult::WouldHave) {
         Resolution::WouldRemediate
-    } else if steps.iter().filter(mutating).any(|s| s.result == StepResult::Done) {
+    } else if steps
+        .iter()
+        .filter(mutating)
+        .any(|s| s.result == StepResult::Done)
+    {
         Resolution::Remediated
     } else {
         Resolution::Notified
@@ -344,9 +393,19 @@ fn should_notify(policy: Option<&Policy>, resolution: Resolution) -> bool {
     }
 }
 
-fn completion(incident: &Incident, owner: &str, status: Status, outcome: &Outcome, summary: Option<&Summary>, summary_sent: bool) -> Completion {
+fn completion(
+    incident: &Incident,
+    owner: &str,
+    status: Status,
+    outcome: &Outcome,
+    summary: Option<&Summary>,
+    summary_sent: bool,
+) -> Completion {
     let (execution, state_machine) = match &incident.event.signal {
-        Signal::Execution(c) => (Some(c.execution.to_string()), Some(c.state_machine_arn.clone())),
+        Signal::Execution(c) => (
+            Some(c.execution.to_string()),
+            Some(c.state_machine_arn.clone()),
+        ),
         Signal::Other => (None, None),
     };
     Completion {

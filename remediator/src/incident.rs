@@ -20,7 +20,9 @@ pub struct IncidentKey(String);
 impl IncidentKey {
     pub fn for_event(event: &Event) -> IncidentKey {
         match &event.signal {
-            Signal::Execution(change) => IncidentKey(format!("{}#{}", change.execution, change.redrive_count)),
+            Signal::Execution(change) => {
+                IncidentKey(format!("{}#{}", change.execution, change.redrive_count))
+            }
             Signal::Other => IncidentKey(format!("event:{}:{}", event.source, event.id)),
         }
     }
@@ -64,7 +66,10 @@ impl Incident {
     pub fn document(&self) -> Value {
         let mut doc = self.event.document.clone();
         if let (Some(obj), Some(d)) = (doc.as_object_mut(), &self.diagnosis) {
-            obj.insert("diagnosis".into(), serde_json::to_value(d).unwrap_or(Value::Null));
+            obj.insert(
+                "diagnosis".into(),
+                serde_json::to_value(d).unwrap_or(Value::Null),
+            );
         }
         doc
     }

@@ -13,7 +13,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
-use remediator::aws::{dynamodb::StateTable, sdk_config, sns::SummaryTopic, stepfunctions::StepFunctions};
+use remediator::aws::{
+    dynamodb::StateTable, sdk_config, sns::SummaryTopic, stepfunctions::StepFunctions,
+};
 use remediator::config::{Config, PolicySource};
 use remediator::diagnose::{events_from_json, HistoryEvent};
 use remediator::explain::explain;
@@ -22,7 +24,11 @@ use remediator::policy::{case_files, PolicyErrors, PolicySet};
 use remediator::yaml;
 
 #[derive(Parser)]
-#[command(name = "remediator", version, about = "Self-healing for AWS data pipelines")]
+#[command(
+    name = "remediator",
+    version,
+    about = "Self-healing for AWS data pipelines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,9 +90,19 @@ fn main() -> ExitCode {
         Command::Handle { event } => runtime().and_then(|rt| rt.block_on(handle(&event))),
         Command::Bootstrap => runtime().and_then(|rt| rt.block_on(bootstrap())),
         Command::Validate { policies } => validate(policies.as_deref()),
-        Command::Explain { policies, event, events, history, why } => {
-            explain_cmd(policies.as_deref(), event.as_deref(), events.as_deref(), history.as_deref(), why)
-        }
+        Command::Explain {
+            policies,
+            event,
+            events,
+            history,
+            why,
+        } => explain_cmd(
+            policies.as_deref(),
+            event.as_deref(),
+            events.as_deref(),
+            history.as_deref(),
+            why,
+        ),
         Command::Test { policies } => test_cmd(policies.as_deref()),
     };
     match result {
@@ -99,7 +115,10 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// JSON logs to stderr; level from `REMEDIATOR_LOG` (or `RUST_LOG`).
@@ -134,15 +153,23 @@ async fn build_handler() -> Result<Handler> {
         dry_run: config.dry_run,
         lease: config.lease,
         executions: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&sdk))),
-        log: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table)),
-        notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)),
+        log: Arc::new(StateTable::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &config.table,
+        )),
+        notifier: Arc::new(SummaryTopic::new(
+            aws_sdk_sns::Client::new(&sdk),
+            &config.topic_arn,
+        )),
     })
 }
 
 fn read_input(path: &str) -> Result<String> {
     let mut text = String::new();
     if path == "-" {
-        std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading standard input")?;
     } else {
         text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     }
@@ -152,7 +179,13 @@ fn read_input(path: &str) -> Result<String> {
 async fn handle(path: &str) -> Result<ExitCode> {
     let text = read_input(path)?;
     let handler = build_handler().await?;
-    let owner = format!("cli-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos());
+    let owner = format!(
+        "cli-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
     let mut failures = 0;
     let mut count = 0;
     let stdout = std::io::stdout();
@@ -187,7 +220,11 @@ async fn handle(path: &str) -> Result<ExitCode> {
     if count == 0 {
         bail!("no event in {path}");
     }
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn bootstrap() -> Result<ExitCode> {
@@ -195,7 +232,11 @@ async fn bootstrap() -> Result<ExitCode> {
     let sdk = sdk_config().await;
     let table = StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
     let created = table.ensure().await.context("creating the state table")?;
-    println!("table {}: {}", config.table, if created { "created" } else { "exists" });
+    println!(
+        "table {}: {}",
+        config.table,
+        if created { "created" } else { "exists" }
+    );
     let topic = SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn);
     let arn = topic.ensure().await.context("creating the summary topic")?;
     println!("topic {arn}: ready");
@@ -222,19 +263,30 @@ fn validate(path: Option<&Path>) -> Result<ExitCode> {
 }
 
 fn read_history(path: &Path) -> Result<Vec<HistoryEvent>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     events_from_json(&value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn explain_cmd(policies: Option<&Path>, event: Option<&Path>, events: Option<&str>, history: Option<&Path>, why: bool) -> Result<ExitCode> {
+fn explain_cmd(
+    policies: Option<&Path>,
+    event: Option<&Path>,
+    events: Option<&str>,
+    history: Option<&Path>,
+    why: bool,
+) -> Result<ExitCode> {
     let set = load_policies(policies)?;
     let history = history.map(read_history).transpose()?;
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
     let mut failures = 0;
     let mut one = |text: &str, out: &mut BufWriter<std::io::StdoutLock>| -> Result<()> {
-        let line = match serde_json::from_str::<Value>(text).map_err(|e| format!("malformed event: not valid JSON: {e}")).and_then(|doc| explain(&set, doc, history.as_deref(), why)) {
+        let line = match serde_json::from_str::<Value>(text)
+            .map_err(|e| format!("malformed event: not valid JSON: {e}"))
+            .and_then(|doc| explain(&set, doc, history.as_deref(), why))
+        {
             Ok(x) => serde_json::to_string(&x)?,
             Err(e) => {
                 failures += 1;
@@ -245,13 +297,16 @@ fn explain_cmd(policies: Option<&Path>, event: Option<&Path>, events: Option<&st
         Ok(())
     };
     if let Some(path) = event {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         one(&text, &mut out)?;
     } else if let Some(path) = events {
         let reader: Box<dyn BufRead> = if path == "-" {
             Box::new(std::io::BufReader::new(std::io::stdin()))
         } else {
-            Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening {path}"))?))
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(path).with_context(|| format!("opening {path}"))?,
+            ))
         };
         for line in reader.lines() {
             let line = line.context("reading events")?;
@@ -261,14 +316,25 @@ fn explain_cmd(policies: Option<&Path>, event: Option<&Path>, events: Option<&st
         }
     }
     out.flush()?;
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn test_cmd(policies: Option<&Path>) -> Result<ExitCode> {
-    let root = policies.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("policies"));
+    let root = policies
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("policies"));
     let set = load_policies(policies)?;
-    let dir = if root.is_file() { root.parent().map(Path::to_path_buf).unwrap_or_default() } else { root.clone() };
-    let files = case_files(&dir).with_context(|| format!("listing cases under {}", dir.display()))?;
+    let dir = if root.is_file() {
+        root.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        root.clone()
+    };
+    let files =
+        case_files(&dir).with_context(|| format!("listing cases under {}", dir.display()))?;
     if files.is_empty() {
         bail!("no case files under {}/**/cases/", dir.display());
     }
@@ -283,18 +349,35 @@ fn test_cmd(policies: Option<&Path>) -> Result<ExitCode> {
         }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Runs one case file: `event` or `event_file`, optional `history`/`history_file`,
 /// and `expect: {policy, actions}`.
 fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
     let text = std::fs::read_to_string(file)?;
-    let root = yaml::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?.to_json();
+    let root = yaml::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?
+        .to_json();
     let base = file.parent().unwrap_or(Path::new("."));
-    let obj = root.as_object().context("a case is a mapping with `event` and `expect`")?;
+    let obj = root
+        .as_object()
+        .context("a case is a mapping with `event` and `expect`")?;
     for k in obj.keys() {
-        if !["event", "event_file", "history", "history_file", "expect", "description"].contains(&k.as_str()) {
+        if ![
+            "event",
+            "event_file",
+            "history",
+            "history_file",
+            "expect",
+            "description",
+        ]
+        .contains(&k.as_str())
+        {
             bail!("unknown key `{k}` (allowed: event, event_file, history, history_file, expect, description)");
         }
     }
@@ -302,8 +385,11 @@ fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
         (Some(e), None) => e.clone(),
         (None, Some(Value::String(f))) => {
             let path = base.join(f);
-            serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
-                .with_context(|| format!("{} is not JSON", path.display()))?
+            serde_json::from_str(
+                &std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON", path.display()))?
         }
         _ => bail!("a case needs exactly one of `event` or `event_file`"),
     };
@@ -313,15 +399,27 @@ fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
         (None, None) => None,
         _ => bail!("give `history` or `history_file`, not both"),
     };
-    let expect = obj.get("expect").context("a case needs `expect: {policy: NAME or null, actions: [...]}`")?;
+    let expect = obj
+        .get("expect")
+        .context("a case needs `expect: {policy: NAME or null, actions: [...]}`")?;
     let x = explain(set, event, history.as_deref(), false).map_err(|e| anyhow::anyhow!(e))?;
-    let want_policy = expect.get("policy").context("`expect` needs `policy` (a name or null)")?;
+    let want_policy = expect
+        .get("policy")
+        .context("`expect` needs `policy` (a name or null)")?;
     let got_policy = x.policy.clone().map(Value::String).unwrap_or(Value::Null);
     if *want_policy != got_policy {
-        bail!("expected policy {want_policy}, got {got_policy} (matched: {:?})", x.matched);
+        bail!(
+            "expected policy {want_policy}, got {got_policy} (matched: {:?})",
+            x.matched
+        );
     }
     if let Some(want) = expect.get("actions") {
-        let got: Vec<Value> = x.actions.iter().filter(|a| a.refused.is_none()).map(|a| Value::String(a.action.clone())).collect();
+        let got: Vec<Value> = x
+            .actions
+            .iter()
+            .filter(|a| a.refused.is_none())
+            .map(|a| Value::String(a.action.clone()))
+            .collect();
         if *want != Value::Array(got.clone()) {
             bail!("expected actions {want}, got {}", Value::Array(got));
         }

@@ -49,7 +49,9 @@ pub enum Disposition {
 impl Plan {
     /// Whether any step would change AWS.
     pub fn acts(&self) -> bool {
-        self.steps.iter().any(|s| s.disposition == Disposition::Act && s.action.is_mutating())
+        self.steps
+            .iter()
+            .any(|s| s.disposition == Disposition::Act && s.action.is_mutating())
     }
 }
 
@@ -58,7 +60,12 @@ pub fn plan(incident: &Incident, applied: &[&Policy], global_dry_run: bool) -> P
     let mut steps = Vec::new();
     for policy in applied {
         for action in &policy.actions {
-            steps.push(step(incident, policy, action, global_dry_run || policy.dry_run));
+            steps.push(step(
+                incident,
+                policy,
+                action,
+                global_dry_run || policy.dry_run,
+            ));
         }
     }
     Plan { steps }
@@ -80,11 +87,16 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
     match action {
         Action::Redrive { .. } | Action::StartExecution { .. } => {
             let Some(change) = execution else {
-                step.disposition = Disposition::Refuse("the event names no Step Functions execution to retry".into());
+                step.disposition = Disposition::Refuse(
+                    "the event names no Step Functions execution to retry".into(),
+                );
                 return step;
             };
             step.target = Some(match action {
-                Action::StartExecution { state_machine: Some(sm), .. } => sm.clone(),
+                Action::StartExecution {
+                    state_machine: Some(sm),
+                    ..
+                } => sm.clone(),
                 _ => change.execution.to_string(),
             });
             let used = change.redrive_count + restart_generation(change.execution.name());
@@ -106,7 +118,10 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
             }
         }
         Action::Notify { .. } => step.target = Some("summary topic".into()),
-        Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } | Action::EnableRule { .. } | Action::RestoreObject { .. } => {
+        Action::RaiseTimeout { .. }
+        | Action::RaiseMemory { .. }
+        | Action::EnableRule { .. }
+        | Action::RestoreObject { .. } => {
             step.target = incident.diagnosis.as_ref().and_then(|d| d.resource.clone());
             step.disposition = Disposition::Refuse(format!(
                 "`{}` is not implemented in this version: reported for a person to do",
@@ -138,7 +153,11 @@ fn parse_restart(name: &str) -> Option<(&str, u32)> {
 /// one generation more than `name`, and within the 80-character limit.
 pub fn restart_name(name: &str, digest: &str) -> String {
     let (base, generation) = parse_restart(name).unwrap_or((name, 0));
-    let suffix = format!("{RESTART_MARK}{}-{}", generation + 1, &digest[..8.min(digest.len())]);
+    let suffix = format!(
+        "{RESTART_MARK}{}-{}",
+        generation + 1,
+        &digest[..8.min(digest.len())]
+    );
     let room = MAX_EXECUTION_NAME - suffix.len();
     let base: String = base.chars().take(room).collect();
     format!("{base}{suffix}")
@@ -156,7 +175,7 @@ mod tests {
             "executionArn":"arn:aws:states:us-east-1:123456789012:execution:thera-pipeline-prod-daily:{name}",
             "status":"FAILED","redriveCount":{redrive_count}}}}}"#
         );
-        Incident::new(Event::from_str(&text).unwrap(), None)
+        Incident::new(Event::parse(&text).unwrap(), None)
     }
 
     fn policies(actions: &str) -> PolicySet {
@@ -178,17 +197,24 @@ mod tests {
         let set = policies("[redrive]");
         let p = &set.policies()[0];
         let by_redrives = plan(&incident("run-1", 2), &[p], false);
-        assert!(matches!(&by_redrives.steps[0].disposition, Disposition::Refuse(r) if r.contains("attempts exhausted: 2 of 2")));
+        assert!(
+            matches!(&by_redrives.steps[0].disposition, Disposition::Refuse(r) if r.contains("attempts exhausted: 2 of 2"))
+        );
         let restarted = restart_name(&restart_name("run-1", "aaaaaaaa"), "bbbbbbbb");
         let by_restarts = plan(&incident(&restarted, 0), &[p], false);
-        assert!(matches!(by_restarts.steps[0].disposition, Disposition::Refuse(_)));
+        assert!(matches!(
+            by_restarts.steps[0].disposition,
+            Disposition::Refuse(_)
+        ));
     }
 
     #[test]
     fn long_delays_are_refused_until_there_is_a_durable_timer() {
         let set = policies("[{redrive: {delay: 5m}}]");
         let plan = plan(&incident("run-1", 0), &[&set.policies()[0]], false);
-        assert!(matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("durable timer")));
+        assert!(
+            matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("durable timer"))
+        );
     }
 
     #[test]
@@ -207,7 +233,10 @@ mod tests {
     #[test]
     fn non_execution_events_cannot_be_redriven() {
         let set = policies("[redrive, notify]");
-        let event = Event::from_str(r#"{"id":"1","source":"aws.s3","detail-type":"Object Deleted","detail":{}}"#).unwrap();
+        let event = Event::parse(
+            r#"{"id":"1","source":"aws.s3","detail-type":"Object Deleted","detail":{}}"#,
+        )
+        .unwrap();
         let plan = plan(&Incident::new(event, None), &[&set.policies()[0]], false);
         assert!(matches!(plan.steps[0].disposition, Disposition::Refuse(_)));
         assert_eq!(plan.steps[1].disposition, Disposition::Act);

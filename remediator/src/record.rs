@@ -31,7 +31,10 @@ pub enum Claim {
     /// Ours: go ahead.
     Claimed,
     /// Handled before: the stored outcome, and a summary still owed if sending it failed.
-    Done { outcome: Option<Value>, unsent_summary: Option<(String, String)> },
+    Done {
+        outcome: Option<Value>,
+        unsent_summary: Option<(String, String)>,
+    },
     /// Another invocation holds a live lease.
     InProgress { owner: String },
 }

@@ -63,13 +63,22 @@ pub fn compose(f: &Facts) -> Summary {
         ),
     };
     let headline = headline(f);
-    let what = d.error.clone().unwrap_or_else(|| incident.event.detail_type.clone());
-    let at = d.state.as_deref().map(|s| format!(" at {s}")).unwrap_or_default();
+    let what = d
+        .error
+        .clone()
+        .unwrap_or_else(|| incident.event.detail_type.clone());
+    let at = d
+        .state
+        .as_deref()
+        .map(|s| format!(" at {s}"))
+        .unwrap_or_default();
     let subject = clean_subject(&format!("[{headline}] {pipeline}: {what}{at}"));
 
     let lead = match f.resolution {
         "remediated" => "remediator healed a failure",
-        "would-remediate" => "DRY RUN: remediator would have acted on a failure (nothing was changed)",
+        "would-remediate" => {
+            "DRY RUN: remediator would have acted on a failure (nothing was changed)"
+        }
         "notified" => "remediator reports a failure it must not retry",
         "refused" => "remediator did NOT act on a failure: a guard stopped it",
         "failed" => "remediator tried to heal a failure and the remediation itself FAILED",
@@ -90,15 +99,21 @@ pub fn compose(f: &Facts) -> Summary {
     }
     line("Error:", d.error.as_deref().unwrap_or("(not reported)"));
     if let Some(c) = &d.cause {
-        line("Cause:", &redact::truncate(&redact::text(c).replace(['\n', '\r'], " "), MAX_CAUSE));
+        line(
+            "Cause:",
+            &redact::truncate(&redact::text(c).replace(['\n', '\r'], " "), MAX_CAUSE),
+        );
     }
     b.push_str("\nWhat remediator did\n");
     let mut line = |k: &str, v: &str| b.push_str(&format!("  {k:<14} {v}\n"));
     match f.policy {
-        Some(p) => line("Policy:", &match &p.description {
-            Some(desc) => format!("{} ({desc})", p.name),
-            None => p.name.clone(),
-        }),
+        Some(p) => line(
+            "Policy:",
+            &match &p.description {
+                Some(desc) => format!("{} ({desc})", p.name),
+                None => p.name.clone(),
+            },
+        ),
         None => line("Policy:", "none matched"),
     }
     for s in f.steps {
@@ -109,15 +124,25 @@ pub fn compose(f: &Facts) -> Summary {
             StepResult::Skipped => "skipped",
             StepResult::Failed => "FAILED",
         };
-        let attempt = s.attempt.as_deref().map(|a| format!(", attempt {a}")).unwrap_or_default();
-        line("Action:", &format!("{} [{verb}{attempt}] {}", s.action, redact::text(&s.detail)));
+        let attempt = s
+            .attempt
+            .as_deref()
+            .map(|a| format!(", attempt {a}"))
+            .unwrap_or_default();
+        line(
+            "Action:",
+            &format!("{} [{verb}{attempt}] {}", s.action, redact::text(&s.detail)),
+        );
     }
     line("Outcome:", f.resolution);
     if f.dry_run {
         line("Mode:", "dry run");
     }
     if let Some(rb) = f.policy.and_then(|p| p.runbook.as_deref()) {
-        b.push_str(&format!("\nRunbook\n  {}\n", rb.trim().replace('\n', "\n  ")));
+        b.push_str(&format!(
+            "\nRunbook\n  {}\n",
+            rb.trim().replace('\n', "\n  ")
+        ));
     }
     b.push_str("\nLinks\n");
     if let Some(e) = &execution {
@@ -128,9 +153,18 @@ pub fn compose(f: &Facts) -> Summary {
     }
     b.push_str(&format!("  Incident: {}\n", incident.key));
 
-    let severity = match f.resolution {
-        "failed" | "refused" | "no-policy" => "critical",
-        "notified" => "warning",
+    // A policy's `notify {severity}` says how hard its summary hits; otherwise the
+    // outcome does.
+    let declared = f.policy.and_then(|p| {
+        p.actions.iter().find_map(|a| match a {
+            crate::policy::Action::Notify { severity } => Some(severity.as_str()),
+            _ => None,
+        })
+    });
+    let severity = match (f.resolution, declared) {
+        ("failed" | "refused" | "no-policy", _) => "critical",
+        (_, Some(s)) => s,
+        ("notified", None) => "warning",
         _ => "info",
     };
     let mut attributes = BTreeMap::new();
@@ -140,7 +174,11 @@ pub fn compose(f: &Facts) -> Summary {
     if let Some(p) = f.policy {
         attributes.insert("policy".to_string(), p.name.clone());
     }
-    Summary { subject, body: b, attributes }
+    Summary {
+        subject,
+        body: b,
+        attributes,
+    }
 }
 
 fn headline(f: &Facts) -> String {
@@ -148,7 +186,15 @@ fn headline(f: &Facts) -> String {
         .steps
         .iter()
         .filter(|s| s.result == StepResult::Done && s.action != "notify")
-        .map(|s| if s.detail.starts_with("restarted") || s.detail.starts_with("already restarted") { "restarted" } else if s.action == "redrive" { "redriven" } else { s.action })
+        .map(|s| {
+            if s.detail.starts_with("restarted") || s.detail.starts_with("already restarted") {
+                "restarted"
+            } else if s.action == "redrive" {
+                "redriven"
+            } else {
+                s.action
+            }
+        })
         .collect();
     match f.resolution {
         "remediated" if !done.is_empty() => done.join(", "),
@@ -161,7 +207,10 @@ fn headline(f: &Facts) -> String {
 
 /// Subjects: under 100 characters, printable, one line.
 fn clean_subject(s: &str) -> String {
-    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     redact::truncate(&redact::text(&one_line), MAX_SUBJECT)
 }
 
@@ -178,19 +227,36 @@ mod tests {
         let d = Diagnosis {
             state: Some("PullApolloDelta".into()),
             error: Some("HTTPError".into()),
-            cause: Some("401 Unauthorized: api_key=sk-live-SEEDED-SECRET-0001 rejected\nline two".into()),
+            cause: Some(
+                "401 Unauthorized: api_key=sk-live-SEEDED-SECRET-0001 rejected\nline two".into(),
+            ),
             ..Diagnosis::default()
         };
-        Incident::new(Event::from_str(text).unwrap(), Some(d))
+        Incident::new(Event::parse(text).unwrap(), Some(d))
     }
 
     #[test]
     fn a_summary_names_the_failure_and_never_carries_input_or_secrets() {
         let i = incident();
-        let s = compose(&Facts { incident: &i, policy: None, steps: &[], resolution: "no-policy", dry_run: false });
-        assert_eq!(s.subject, "[unhandled] thera-pipeline-prod-daily: HTTPError at PullApolloDelta");
-        assert!(s.body.contains("Failed state:  PullApolloDelta"), "{}", s.body);
-        assert!(s.body.contains("console.aws.amazon.com/states/home?region=us-east-1"));
+        let s = compose(&Facts {
+            incident: &i,
+            policy: None,
+            steps: &[],
+            resolution: "no-policy",
+            dry_run: false,
+        });
+        assert_eq!(
+            s.subject,
+            "[unhandled] thera-pipeline-prod-daily: HTTPError at PullApolloDelta"
+        );
+        assert!(
+            s.body.contains("Failed state:  PullApolloDelta"),
+            "{}",
+            s.body
+        );
+        assert!(s
+            .body
+            .contains("console.aws.amazon.com/states/home?region=us-east-1"));
         assert!(!s.body.contains("SEEDED-SECRET"), "{}", s.body);
         assert!(!s.body.contains("apollo_api_key"), "{}", s.body);
         assert_eq!(s.attributes["severity"], "critical");

@@ -82,7 +82,9 @@ impl Node {
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Number(n) => number_to_json(*n),
             Value::String(s) => serde_json::Value::String(s.clone()),
-            Value::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
+            Value::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            }
             Value::Map(entries) => serde_json::Value::Object(
                 entries
                     .iter()
@@ -99,7 +101,9 @@ impl Node {
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::String(s) => Value::String(s.clone()),
-            serde_json::Value::Array(items) => Value::Seq(items.iter().map(Node::from_json).collect()),
+            serde_json::Value::Array(items) => {
+                Value::Seq(items.iter().map(Node::from_json).collect())
+            }
             serde_json::Value::Object(map) => Value::Map(
                 map.iter()
                     .map(|(k, v)| {
@@ -174,16 +178,22 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             Event::MappingStart(anchor, _) => builder.open(Value::Map(Vec::new()), mark, anchor),
             Event::SequenceEnd | Event::MappingEnd => builder.close()?,
             Event::Alias(id) => {
-                let node = builder.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
-                    mark,
-                    message: "alias refers to an unknown anchor".into(),
-                })?;
+                let node = builder
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| SyntaxError {
+                        mark,
+                        message: "alias refers to an unknown anchor".into(),
+                    })?;
                 builder.push(node, 0)?;
             }
             _ => {}
         }
     }
-    Ok(builder.root.unwrap_or(Node::new(Value::Null, Mark { line: 1, column: 1 })))
+    Ok(builder
+        .root
+        .unwrap_or(Node::new(Value::Null, Mark { line: 1, column: 1 })))
 }
 
 #[derive(Default)]
@@ -199,7 +209,10 @@ impl Builder {
     }
 
     fn close(&mut self) -> Result<(), SyntaxError> {
-        let (node, anchor, pending) = self.stack.pop().expect("parser balances start and end events");
+        let (node, anchor, pending) = self
+            .stack
+            .pop()
+            .expect("parser balances start and end events");
         if let Some(key) = pending {
             return Err(SyntaxError {
                 mark: key.mark,
@@ -235,7 +248,9 @@ fn resolve_plain(text: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Number(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Number(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Number(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Number(f64::NAN),
         _ => {}
@@ -305,12 +320,18 @@ mod tests {
     #[test]
     fn nodes_carry_their_line_and_column() {
         let root = parse("a:\n  b: [x, 2]\n").unwrap();
-        let Value::Map(entries) = &root.value else { panic!() };
+        let Value::Map(entries) = &root.value else {
+            panic!()
+        };
         let (_, inner) = &entries[0];
-        let Value::Map(inner) = &inner.value else { panic!() };
+        let Value::Map(inner) = &inner.value else {
+            panic!()
+        };
         let (key, list) = &inner[0];
         assert_eq!(key.mark, Mark { line: 2, column: 3 });
-        let Value::Seq(items) = &list.value else { panic!() };
+        let Value::Seq(items) = &list.value else {
+            panic!()
+        };
         assert_eq!(items[0].mark, Mark { line: 2, column: 7 });
         assert_eq!(items[1].value, Value::Number(2.0));
     }
@@ -318,7 +339,9 @@ mod tests {
     #[test]
     fn plain_scalars_resolve_with_the_core_schema_and_quoted_ones_stay_strings() {
         let root = parse("[null, ~, true, 'true', 5m, 1.5e3, '', aws.states, 0x10]").unwrap();
-        let Value::Seq(items) = root.value else { panic!() };
+        let Value::Seq(items) = root.value else {
+            panic!()
+        };
         let values: Vec<Value> = items.into_iter().map(|n| n.value).collect();
         assert_eq!(
             values,

@@ -66,7 +66,11 @@ impl Emulator {
             .strip_prefix("PORT ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("the emulator did not start: {line:?}"));
-        Emulator { child, _stdin: stdin, endpoint: format!("http://127.0.0.1:{port}") }
+        Emulator {
+            child,
+            _stdin: stdin,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
     }
 
     pub fn sdk(&self) -> SdkConfig {
@@ -158,12 +162,27 @@ impl Pipeline {
         let role_arn = role.role().expect("role").arn().to_string();
 
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-        use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+            ScalarAttributeType,
+        };
         ddb.create_table()
             .table_name(QUOTA_TABLE)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap())
-            .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
             .send()
             .await
             .expect("CreateTable quota");
@@ -178,22 +197,45 @@ impl Pipeline {
             .handler("app.handler")
             .timeout(300)
             .memory_size(512)
-            .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(aws_sdk_lambda::primitives::Blob::new(dummy_zip())).build())
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(aws_sdk_lambda::primitives::Blob::new(dummy_zip()))
+                    .build(),
+            )
             .send()
             .await
             .expect("CreateFunction");
 
         let events = aws_sdk_eventbridge::Client::new(&sdk);
-        for (rule, cron) in RULES.iter().zip(["cron(0 6 * * ? *)", "cron(0 7 ? * MON *)"]) {
-            events.put_rule().name(*rule).schedule_expression(cron).send().await.expect("PutRule");
+        for (rule, cron) in RULES
+            .iter()
+            .zip(["cron(0 6 * * ? *)", "cron(0 7 ? * MON *)"])
+        {
+            events
+                .put_rule()
+                .name(*rule)
+                .schedule_expression(cron)
+                .send()
+                .await
+                .expect("PutRule");
         }
 
-        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
-        s3.create_bucket().bucket(BUCKET).send().await.expect("CreateBucket");
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("CreateBucket");
         s3.put_bucket_versioning()
             .bucket(BUCKET)
             .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Enabled).build(),
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
             )
             .send()
             .await
@@ -201,7 +243,9 @@ impl Pipeline {
         s3.put_object()
             .bucket(BUCKET)
             .key("thera-pipeline/apollo/latest.json")
-            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{\"contacts\": 1200}"))
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                b"{\"contacts\": 1200}",
+            ))
             .send()
             .await
             .expect("PutObject");
@@ -218,10 +262,22 @@ impl Pipeline {
 
         // remediator's own table and topic, the way a user creates them.
         let out = run(remediator, emulator, &["bootstrap"], None);
-        assert!(out.status.success(), "bootstrap failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bootstrap failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queue_url = sqs.create_queue().queue_name("summary-inbox").send().await.expect("CreateQueue").queue_url().unwrap().to_string();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name("summary-inbox")
+            .send()
+            .await
+            .expect("CreateQueue")
+            .queue_url()
+            .unwrap()
+            .to_string();
         let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:summary-inbox");
         aws_sdk_sns::Client::new(&sdk)
             .subscribe()
@@ -232,7 +288,14 @@ impl Pipeline {
             .await
             .expect("Subscribe");
 
-        let pipeline = Pipeline { sfn, ddb, sqs, state_machine_arn: sm.state_machine_arn().to_string(), queue_url, sdk };
+        let pipeline = Pipeline {
+            sfn,
+            ddb,
+            sqs,
+            state_machine_arn: sm.state_machine_arn().to_string(),
+            queue_url,
+            sdk,
+        };
         pipeline.set_apollo_quota("ok").await;
         pipeline
     }
@@ -253,7 +316,8 @@ impl Pipeline {
     /// Starts an execution of `job` (`apollo-delta` or `firecrawl`) with a seeded secret
     /// in its input, and waits until it stops.
     pub async fn run_execution(&self, name: &str, job: &str) -> String {
-        let input = json!({"job": job, "since": "2026-11-28", "apollo_api_key": SEEDED_SECRET}).to_string();
+        let input =
+            json!({"job": job, "since": "2026-11-28", "apollo_api_key": SEEDED_SECRET}).to_string();
         let arn = self
             .sfn
             .start_execution()
@@ -272,7 +336,13 @@ impl Pipeline {
     /// Waits until an execution is no longer running; returns its status.
     pub async fn wait(&self, arn: &str) -> String {
         for _ in 0..100 {
-            let out = self.sfn.describe_execution().execution_arn(arn).send().await.expect("DescribeExecution");
+            let out = self
+                .sfn
+                .describe_execution()
+                .execution_arn(arn)
+                .send()
+                .await
+                .expect("DescribeExecution");
             if out.status().as_str() != "RUNNING" {
                 return out.status().as_str().to_string();
             }
@@ -285,7 +355,13 @@ impl Pipeline {
     /// `DescribeExecution` (the emulator emits none): the current shape, or the 2022
     /// shape without error, cause and redrive fields.
     pub async fn status_event(&self, arn: &str, legacy: bool) -> Value {
-        let out = self.sfn.describe_execution().execution_arn(arn).send().await.expect("DescribeExecution");
+        let out = self
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .expect("DescribeExecution");
         let mut detail = json!({
             "executionArn": arn,
             "stateMachineArn": out.state_machine_arn(),
@@ -302,7 +378,10 @@ impl Pipeline {
             detail["error"] = json!(out.error());
             detail["cause"] = json!(out.cause());
             detail["redriveCount"] = json!(out.redrive_count().unwrap_or(0));
-            detail["redriveStatus"] = json!(out.redrive_status().map(|s| s.as_str()).unwrap_or("REDRIVABLE"));
+            detail["redriveStatus"] = json!(out
+                .redrive_status()
+                .map(|s| s.as_str())
+                .unwrap_or("REDRIVABLE"));
         }
         json!({
             "version": "0",
@@ -319,8 +398,18 @@ impl Pipeline {
 
     /// Executions of the state machine, by name.
     pub async fn execution_names(&self) -> Vec<String> {
-        let out = self.sfn.list_executions().state_machine_arn(&self.state_machine_arn).send().await.expect("ListExecutions");
-        let mut names: Vec<String> = out.executions().iter().map(|e| e.name().to_string()).collect();
+        let out = self
+            .sfn
+            .list_executions()
+            .state_machine_arn(&self.state_machine_arn)
+            .send()
+            .await
+            .expect("ListExecutions");
+        let mut names: Vec<String> = out
+            .executions()
+            .iter()
+            .map(|e| e.name().to_string())
+            .collect();
         names.sort();
         names
     }
@@ -342,9 +431,16 @@ impl Pipeline {
                 break;
             }
             for m in messages {
-                let envelope: Value = serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope");
+                let envelope: Value =
+                    serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope");
                 out.push(envelope);
-                self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(m.receipt_handle().unwrap()).send().await.expect("DeleteMessage");
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .expect("DeleteMessage");
             }
         }
         out
@@ -368,8 +464,17 @@ impl Pipeline {
 
     /// Every item of the state table.
     pub async fn state_items(&self) -> Vec<Value> {
-        let out = self.ddb.scan().table_name(STATE_TABLE).send().await.expect("Scan");
-        out.items().iter().map(remediator::aws::dynamodb::item_to_json).collect()
+        let out = self
+            .ddb
+            .scan()
+            .table_name(STATE_TABLE)
+            .send()
+            .await
+            .expect("Scan");
+        out.items()
+            .iter()
+            .map(remediator::aws::dynamodb::item_to_json)
+            .collect()
     }
 }
 
@@ -378,12 +483,30 @@ pub fn run(remediator: &Path, emulator: &Emulator, args: &[&str], stdin: Option<
     run_with(remediator, emulator, args, stdin, &[])
 }
 
-pub fn run_with(remediator: &Path, emulator: &Emulator, args: &[&str], stdin: Option<&str>, extra_env: &[(&str, &str)]) -> Output {
+pub fn run_with(
+    remediator: &Path,
+    emulator: &Emulator,
+    args: &[&str],
+    stdin: Option<&str>,
+    extra_env: &[(&str, &str)],
+) -> Output {
     let mut cmd = Command::new(remediator);
-    cmd.args(args).envs(emulator.env()).envs(extra_env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("running {}: {e}", remediator.display()));
+    cmd.args(args)
+        .envs(emulator.env())
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {}: {e}", remediator.display()));
     if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("remediator output")
@@ -448,7 +571,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use crate::error::AwsError;
@@ -27,7 +27,10 @@ pub struct StateTable {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -44,33 +47,63 @@ pub fn partition_key(key: &IncidentKey) -> String {
 
 impl StateTable {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        StateTable { client, table: table.into() }
+        StateTable {
+            client,
+            table: table.into(),
+        }
     }
 
     fn key(&self, key: &IncidentKey) -> HashMap<String, AttributeValue> {
-        HashMap::from([("pk".to_string(), s(partition_key(key))), ("sk".to_string(), s("INCIDENT"))])
+        HashMap::from([
+            ("pk".to_string(), s(partition_key(key))),
+            ("sk".to_string(), s("INCIDENT")),
+        ])
     }
 
     /// Creates the table if it does not exist (for the emulator and first trials;
     /// production gets it from `infra/`). Returns whether it was created.
     pub async fn ensure(&self) -> Result<bool, AwsError> {
-        match self.client.describe_table().table_name(&self.table).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => return Ok(false),
             Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {}
             Err(e) => return Err(AwsError::sdk("DescribeTable", e)),
         }
         let attr = |name: &str| {
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
         };
-        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
         self.client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("pk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
-            .attribute_definitions(attr("sk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
-            .key_schema(key("pk", KeyType::Hash).map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
-            .key_schema(key("sk", KeyType::Range).map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
+            .attribute_definitions(
+                attr("pk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?,
+            )
+            .attribute_definitions(
+                attr("sk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?,
+            )
+            .key_schema(
+                key("pk", KeyType::Hash)
+                    .map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?,
+            )
+            .key_schema(
+                key("sk", KeyType::Range)
+                    .map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?,
+            )
             .send()
             .await
             .map_err(|e| AwsError::sdk("CreateTable", e))?;
@@ -108,13 +141,20 @@ impl StateTable {
 pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
     let mut keys: Vec<&String> = item.keys().collect();
     keys.sort();
-    serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), value_to_json(&item[k]))).collect())
+    serde_json::Value::Object(
+        keys.into_iter()
+            .map(|k| (k.clone(), value_to_json(&item[k])))
+            .collect(),
+    )
 }
 
 fn value_to_json(v: &AttributeValue) -> serde_json::Value {
     match v {
         AttributeValue::S(s) => serde_json::Value::String(s.clone()),
-        AttributeValue::N(n) => n.parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::String(n.clone())),
+        AttributeValue::N(n) => n
+            .parse::<i64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| serde_json::Value::String(n.clone())),
         AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
         AttributeValue::M(m) => item_to_json(m),
         AttributeValue::L(l) => serde_json::Value::Array(l.iter().map(value_to_json).collect()),
@@ -156,7 +196,9 @@ impl IncidentLog for StateTable {
             .await;
         let old = match result {
             Ok(_) => return Ok(Claim::Claimed),
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
                 match e.err() {
                     UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
                     _ => None,
@@ -182,15 +224,24 @@ impl IncidentLog for StateTable {
         };
         let text = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
         if text("status").as_deref() == Some("IN_PROGRESS") {
-            return Ok(Claim::InProgress { owner: text("owner").unwrap_or_default() });
+            return Ok(Claim::InProgress {
+                owner: text("owner").unwrap_or_default(),
+            });
         }
         let outcome = text("outcome").and_then(|o| serde_json::from_str(&o).ok());
-        let sent = old.get("summary_sent").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true);
+        let sent = old
+            .get("summary_sent")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(true);
         let unsent_summary = match (sent, text("summary_subject"), text("summary_body")) {
             (false, Some(subject), Some(body)) => Some((subject, body)),
             _ => None,
         };
-        Ok(Claim::Done { outcome, unsent_summary })
+        Ok(Claim::Done {
+            outcome,
+            unsent_summary,
+        })
     }
 
     async fn complete(&self, c: &Completion) -> Result<(), AwsError> {

@@ -13,7 +13,10 @@ pub struct SummaryTopic {
 
 impl SummaryTopic {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
-        SummaryTopic { client, topic_arn: topic_arn.into() }
+        SummaryTopic {
+            client,
+            topic_arn: topic_arn.into(),
+        }
     }
 
     /// Creates the topic named by the ARN's last part if missing (`CreateTopic` is
@@ -48,7 +51,10 @@ impl Notifier for SummaryTopic {
                 .map_err(|e| AwsError::invalid("Publish", e.to_string()))?;
             request = request.message_attributes(k, value);
         }
-        let out = request.send().await.map_err(|e| AwsError::sdk("Publish", e))?;
+        let out = request
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("Publish", e))?;
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 }
