@@ -231,8 +231,7 @@ async fn an_auth_failure_is_reported_once_and_never_retried() {
         "the runbook names the parameters: {message}"
     );
     assert_eq!(
-        summaries[0]["MessageAttributes"]["severity"]["Value"],
-        "critical",
+        summaries[0]["MessageAttributes"]["severity"]["Value"], "critical",
         "the policy's notify action says critical"
     );
     assert_no_secret("summary", &summaries[0].to_string());
