@@ -28,5 +28,6 @@ pub mod plan;
 pub mod policy;
 pub mod record;
 pub mod redact;
+pub mod rules;
 pub mod summary;
 pub mod yaml;

@@ -72,6 +72,24 @@ enum Command {
         #[arg(long)]
         policies: Option<PathBuf>,
     },
+    /// Backtest a policy change: replay recorded events through both policy sets and
+    /// print the decisions that differ.
+    Plan {
+        /// The policies before the change.
+        #[arg(long)]
+        base: PathBuf,
+        /// The policies after the change.
+        #[arg(long)]
+        head: PathBuf,
+        /// NDJSON events; `-` for standard input.
+        #[arg(long)]
+        events: String,
+    },
+    /// The EventBridge rule patterns the deployment must subscribe to, as JSON.
+    Rules {
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +122,18 @@ fn main() -> ExitCode {
             why,
         ),
         Command::Test { policies } => test_cmd(policies.as_deref()),
+        Command::Plan { base, head, events } => plan_cmd(&base, &head, &events),
+        Command::Rules { policies } => load_policies(policies.as_deref())
+            .map_err(Into::into)
+            .and_then(|set| {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"rules": remediator::rules::rules(&set)})
+                    )?
+                );
+                Ok(ExitCode::SUCCESS)
+            }),
     };
     match result {
         Ok(code) => code,
@@ -321,6 +351,59 @@ fn explain_cmd(
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn open_events(path: &str) -> Result<Box<dyn BufRead>> {
+    Ok(if path == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {path}"))?,
+        ))
+    })
+}
+
+/// The part of a decision a reviewer compares: the deciding policy and its steps.
+fn decision_of(set: &PolicySet, doc: Value) -> Value {
+    match explain(set, doc, None, false) {
+        Ok(x) => json!({"policy": x.policy, "actions": x.actions}),
+        Err(e) => json!({"error": e}),
+    }
+}
+
+fn plan_cmd(base: &Path, head: &Path, events: &str) -> Result<ExitCode> {
+    let before = PolicySet::load(base)
+        .with_context(|| format!("loading the base policies {}", base.display()))?;
+    let after = PolicySet::load(head)
+        .with_context(|| format!("loading the head policies {}", head.display()))?;
+    let (mut total, mut changed, mut malformed) = (0, 0, 0);
+    let out = std::io::stdout();
+    let mut out = BufWriter::new(out.lock());
+    for line in open_events(events)?.lines() {
+        let line = line.context("reading events")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        total += 1;
+        let Ok(doc) = serde_json::from_str::<Value>(&line) else {
+            malformed += 1;
+            continue;
+        };
+        let id = doc.get("id").cloned().unwrap_or(Value::Null);
+        let (b, a) = (decision_of(&before, doc.clone()), decision_of(&after, doc));
+        if a != b {
+            changed += 1;
+            writeln!(out, "{}", json!({"event": id, "before": b, "after": a}))?;
+        }
+    }
+    writeln!(
+        out,
+        "{}",
+        json!({"summary": {"events": total, "changed": changed, "unchanged": total - changed - malformed, "malformed": malformed}})
+    )?;
+    out.flush()?;
+    eprintln!("{changed} of {total} decisions change");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn test_cmd(policies: Option<&Path>) -> Result<ExitCode> {

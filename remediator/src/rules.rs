@@ -1,0 +1,111 @@
+//! The EventBridge rules a deployment must subscribe remediator to, derived from the
+//! policies so that the subscription can never be narrower than what a policy matches.
+//!
+//! A policy's pattern is matched against the incident document (the event plus
+//! remediator's `diagnosis`). EventBridge only sees the event, so each rule keeps the
+//! pattern's event-level fields and drops `diagnosis` and any top-level `$or` (dropping a
+//! constraint only widens a pattern). Policies whose patterns reduce to the same rule
+//! share it.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::event::{SFN_SOURCE, SFN_STATUS_CHANGE};
+use crate::policy::PolicySet;
+
+/// One EventBridge rule: its pattern and the policies that need it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub policies: Vec<String>,
+    #[serde(rename = "eventPattern")]
+    pub pattern: Value,
+}
+
+/// Derives the rules for a policy set.
+pub fn rules(policies: &PolicySet) -> Vec<Rule> {
+    let mut out: Vec<Rule> = Vec::new();
+    for p in policies.policies() {
+        let pattern = event_level(&p.pattern_json);
+        match out.iter_mut().find(|r| r.pattern == pattern) {
+            Some(rule) => rule.policies.push(p.name.clone()),
+            None => out.push(Rule {
+                name: String::new(),
+                policies: vec![p.name.clone()],
+                pattern,
+            }),
+        }
+    }
+    for (i, rule) in out.iter_mut().enumerate() {
+        rule.name = format!("remediator-{}-{}", i + 1, rule.policies[0]);
+        rule.name.truncate(64);
+    }
+    out
+}
+
+fn event_level(pattern: &Value) -> Value {
+    let mut fields: Map<String, Value> = pattern
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| *k != "diagnosis" && *k != "$or")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if fields.is_empty() {
+        // Only `diagnosis` constrains it, and only Step Functions failures are diagnosed.
+        fields.insert("source".into(), json!([SFN_SOURCE]));
+        fields.insert("detail-type".into(), json!([SFN_STATUS_CHANGE]));
+        fields.insert("detail".into(), json!({"status": ["FAILED", "TIMED_OUT"]}));
+    }
+    Value::Object(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pattern::Pattern;
+
+    fn set(text: &str) -> PolicySet {
+        PolicySet::from_sources(&[("p.yaml".into(), text.into())]).unwrap()
+    }
+
+    #[test]
+    fn rules_drop_diagnosis_and_share_identical_patterns() {
+        let s = set("policies:
+  - {name: a, match: {source: [aws.states], detail: {status: [FAILED]}, diagnosis: {error: [X]}}, actions: [notify]}
+  - {name: b, match: {source: [aws.states], detail: {status: [FAILED]}, diagnosis: {error: [Y]}}, actions: [notify]}
+  - {name: c, match: {source: [aws.s3], detail-type: [Object Deleted]}, actions: [notify]}
+");
+        let r = rules(&s);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].policies, ["a", "b"]);
+        assert_eq!(
+            r[0].pattern,
+            json!({"source": ["aws.states"], "detail": {"status": ["FAILED"]}})
+        );
+    }
+
+    #[test]
+    fn a_rule_is_never_narrower_than_its_policy() {
+        let s = set("policies:
+  - name: a
+    match:
+      source: [aws.states]
+      $or: [{detail: {status: [FAILED]}}, {diagnosis: {error: [X]}}]
+    actions: [notify]
+");
+        let rule = Pattern::from_json(&rules(&s)[0].pattern).unwrap();
+        let policy = &s.policies()[0].pattern;
+        for doc in [
+            json!({"source": "aws.states", "detail": {"status": "FAILED"}}),
+            json!({"source": "aws.states", "detail": {"status": "RUNNING"}, "diagnosis": {"error": "X"}}),
+        ] {
+            assert!(policy.matches(&doc));
+            let mut event = doc.clone();
+            event.as_object_mut().unwrap().remove("diagnosis");
+            assert!(rule.matches(&event), "the rule must deliver {event}");
+        }
+    }
+}
