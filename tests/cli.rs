@@ -196,5 +196,24 @@ fn rules_cover_the_shipped_policies() {
     let rule = &rules["rules"][0];
     assert_eq!(rule["eventPattern"]["source"][0], "aws.states");
     assert!(rule["eventPattern"].get("diagnosis").is_none());
-    assert_eq!(rule["policies"].as_array().unwrap().len(), 2);
+    let names: Vec<&str> = rule["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"never-retry-auth-errors") && names.contains(&"redrive-transient-errors"),
+        "{names:?}"
+    );
+    let sources: Vec<&str> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["eventPattern"]["source"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        ["aws.states", "aws.events", "aws.s3", "aws.cloudwatch"]
+    );
 }
