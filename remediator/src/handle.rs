@@ -248,7 +248,7 @@ impl Handler {
         outcome.resolution = resolve(deciding, &outcome.actions);
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
 
-        let summary = should_notify(deciding, outcome.resolution).then(|| {
+        let summary = should_notify(deciding, outcome.resolution, &outcome.actions).then(|| {
             compose(&Facts {
                 incident: &incident,
                 policy: deciding,
@@ -377,7 +377,7 @@ fn resolve(policy: Option<&Policy>, steps: &[StepOutcome]) -> Resolution {
     }
 }
 
-fn should_notify(policy: Option<&Policy>, resolution: Resolution) -> bool {
+fn should_notify(policy: Option<&Policy>, resolution: Resolution, steps: &[StepOutcome]) -> bool {
     let Some(policy) = policy else {
         // A failure no policy covers is never hidden.
         return true;
@@ -386,7 +386,8 @@ fn should_notify(policy: Option<&Policy>, resolution: Resolution) -> bool {
     match policy.notify {
         NotifyWhen::Never => false,
         NotifyWhen::Always => true,
-        NotifyWhen::OnAction => true,
+        // Nothing was done (someone else already retried it): nothing to say.
+        NotifyWhen::OnAction => !steps.iter().all(|s| s.result == StepResult::Skipped),
         NotifyWhen::OnFailure => {
             has_notify_action || matches!(resolution, Resolution::Failed | Resolution::Refused)
         }
