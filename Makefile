@@ -6,7 +6,7 @@ VENV := .venv
 EMULATOR_STAMP := $(VENV)/.installed-$(shell sha256sum tests/emulator-requirements.txt | cut -c1-12)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test emulator build check fmt lint unit e2e policies clean
+.PHONY: demo test emulator build bench fmt clean
 
 ## demo: start the emulator, build a miniature Thera pipeline, heal one failure, report another
 demo: emulator
@@ -39,3 +39,7 @@ fmt:
 clean:
 	cargo clean
 	rm -rf $(VENV)
+
+## bench: throughput of the policy engine (release build), printed as a table
+bench:
+	cargo run --release --quiet --example bench_engine

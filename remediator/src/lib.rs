@@ -29,5 +29,6 @@ pub mod policy;
 pub mod record;
 pub mod redact;
 pub mod rules;
+pub mod schema;
 pub mod summary;
 pub mod yaml;

@@ -85,6 +85,8 @@ enum Command {
         #[arg(long)]
         events: String,
     },
+    /// Print the JSON Schema of policy files (policies/schema.json).
+    Schema,
     /// The EventBridge rule patterns the deployment must subscribe to, as JSON.
     Rules {
         #[arg(long)]
@@ -122,6 +124,10 @@ fn main() -> ExitCode {
             why,
         ),
         Command::Test { policies } => test_cmd(policies.as_deref()),
+        Command::Schema => {
+            print!("{}", remediator::schema::policy_schema());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plan { base, head, events } => plan_cmd(&base, &head, &events),
         Command::Rules { policies } => load_policies(policies.as_deref())
             .map_err(Into::into)

@@ -228,7 +228,9 @@ fn compile_object(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> Op
         }
         seen.push(name.clone());
         let field_path = join(path, &name);
-        if name == "$or" {
+        // `$or` is the or-primitive only with a list; with a mapping it is an ordinary
+        // field name, as in EventBridge (kept for backward compatibility there).
+        if name == "$or" && !matches!(value.value, Value::Map(_)) {
             if let Some(branches) = compile_or(value, &field_path, errors) {
                 ors.push(branches);
             }
@@ -1388,6 +1390,9 @@ mod tests {
             json!({"source": "aws.states", "detail": {"status": "SUCCEEDED"}})
         ));
         assert!(compile_error(json!({"$or": [{"a": ["x"]}]})).contains("at least two"));
+        // With a mapping, `$or` is an ordinary field name.
+        assert!(m(json!({"$or": {"a": ["x"]}}), json!({"$or": {"a": "x"}})));
+        assert!(!m(json!({"$or": {"a": ["x"]}}), json!({"a": "x"})));
     }
 
     #[test]

@@ -102,6 +102,20 @@ pub enum Action {
     },
 }
 
+/// The parameters each action accepts (`None` for an unknown action).
+pub fn action_parameters(action: &str) -> Option<&'static [&'static str]> {
+    Some(match action {
+        "redrive" => &["delay"],
+        "start-execution" => &["state_machine", "input"],
+        "raise-timeout" => &["factor", "max_seconds"],
+        "raise-memory" => &["factor", "max_mb"],
+        "enable-rule" => &["rule"],
+        "restore-object" => &["bucket", "key"],
+        "notify" => &["severity"],
+        _ => return None,
+    })
+}
+
 pub const ACTION_NAMES: &[&str] = &[
     "redrive",
     "start-execution",
@@ -209,7 +223,7 @@ pub struct PolicySet {
     policies: Vec<Policy>,
 }
 
-const POLICY_KEYS: &[&str] = &[
+pub const POLICY_KEYS: &[&str] = &[
     "name",
     "description",
     "priority",
@@ -820,15 +834,10 @@ fn parse_action(ctx: &mut Ctx, node: &Node) -> Option<Action> {
             return None;
         }
     };
-    let allowed: &[&str] = match name.as_str() {
-        "redrive" => &["delay"],
-        "start-execution" => &["state_machine", "input"],
-        "raise-timeout" => &["factor", "max_seconds"],
-        "raise-memory" => &["factor", "max_mb"],
-        "enable-rule" => &["rule"],
-        "restore-object" => &["bucket", "key"],
-        "notify" => &["severity"],
-        other => {
+    let allowed: &[&str] = match action_parameters(&name) {
+        Some(allowed) => allowed,
+        None => {
+            let other = name.as_str();
             ctx.error(
                 name_mark,
                 format!("unknown action `{other}`"),
