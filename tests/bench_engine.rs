@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use remediator::config::PolicySource;
 use remediator::explain::explain;
+use remediator::guard::AllowList;
 use remediator::policy::PolicySet;
 use serde_json::{json, Value};
 
@@ -81,7 +82,7 @@ fn run(set: &PolicySet, lines: &[String], rounds: usize) -> (f64, usize) {
     for _ in 0..rounds {
         for line in lines {
             let doc: Value = serde_json::from_str(line).expect("json");
-            if explain(set, doc, None, false)
+            if explain(set, &AllowList::default_list(), doc, None, false)
                 .expect("event")
                 .policy
                 .is_some()

@@ -21,7 +21,7 @@ def main() -> None:
     os.environ["MOTO_PORT"] = str(port)
     request = urllib.request.Request(
         f"http://{host}:{port}/moto-api/config",
-        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}).encode(),
         method="POST",
         headers={"Content-Type": "application/json"},
     )

@@ -9,13 +9,15 @@ use std::fmt;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::diagnose::HistoryEvent;
 use crate::error::AwsError;
-use crate::event::{ExecutionArn, Signal};
+use crate::event::{parse_timestamp, ExecutionArn, Signal};
 use crate::incident::Incident;
-use crate::plan::{restart_name, Disposition, Plan, Step};
+use crate::plan::{restart_name, split_object_arn, Disposition, Plan, Step};
 use crate::policy::Action;
+use crate::redact;
 
 /// Execution input: passed from one API call to another, never printed.
 #[derive(Clone, Default)]
@@ -72,6 +74,108 @@ pub trait Executions: Send + Sync {
     ) -> Result<Start, AwsError>;
 }
 
+/// A Lambda function's settings, as remediator changes them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FunctionConfig {
+    pub timeout_seconds: u32,
+    pub memory_mb: u32,
+    pub revision_id: Option<String>,
+    /// Unix seconds of the last change.
+    pub last_modified: Option<i64>,
+    /// `Successful`, `InProgress`, `Failed`.
+    pub last_update_status: Option<String>,
+}
+
+/// Which setting to change, and to what.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Setting {
+    Timeout(u32),
+    Memory(u32),
+}
+
+/// Result of an update guarded by `RevisionId`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    Updated,
+    /// Someone changed the function since we read it.
+    Conflict,
+}
+
+/// Lambda function configuration.
+#[async_trait]
+pub trait FunctionSettings: Send + Sync {
+    async fn get(&self, function: &str) -> Result<FunctionConfig, AwsError>;
+    async fn update(
+        &self,
+        function: &str,
+        setting: Setting,
+        revision_id: Option<&str>,
+    ) -> Result<Update, AwsError>;
+}
+
+/// An EventBridge rule's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleInfo {
+    pub state: String,
+    pub managed_by: Option<String>,
+}
+
+/// EventBridge rules.
+#[async_trait]
+pub trait Rules: Send + Sync {
+    async fn describe(&self, name: &str) -> Result<RuleInfo, AwsError>;
+    async fn enable(&self, name: &str) -> Result<(), AwsError>;
+}
+
+/// One version (or delete marker) of an S3 object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectVersion {
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+    pub last_modified: Option<i64>,
+}
+
+/// Versions of S3 objects.
+#[async_trait]
+pub trait ObjectVersions: Send + Sync {
+    /// Versions and delete markers of exactly `key`, newest first.
+    async fn versions(&self, bucket: &str, key: &str) -> Result<Vec<ObjectVersion>, AwsError>;
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), AwsError>;
+    /// The current version id, or `None` when the object does not exist.
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, AwsError>;
+}
+
+/// Changes remediator made to a target, recorded so that concurrent and later
+/// incidents of one burst do not repeat them: the first to claim "change C of target T
+/// from value V" makes it; the others find it claimed.
+#[async_trait]
+pub trait ChangeLocks: Send + Sync {
+    async fn claim_change(
+        &self,
+        target: &str,
+        change: &str,
+        from: &str,
+        incident: &str,
+    ) -> Result<bool, AwsError>;
+    /// When remediator last changed `change` of `target` (Unix seconds), if ever.
+    async fn last_change(&self, target: &str, change: &str) -> Result<Option<i64>, AwsError>;
+}
+
+/// The AWS capabilities `apply` uses.
+pub struct Services<'a> {
+    pub executions: &'a dyn Executions,
+    pub functions: &'a dyn FunctionSettings,
+    pub rules: &'a dyn Rules,
+    pub objects: &'a dyn ObjectVersions,
+    pub locks: &'a dyn ChangeLocks,
+}
+
 /// How a step ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -94,6 +198,36 @@ pub struct StepOutcome {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<String>,
+    /// What the target looked like before the change (for `undo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    /// A few words for the summary's subject, e.g. `timeout 300s→450s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short: Option<String>,
+}
+
+/// A step's result before it is wrapped in a [`StepOutcome`].
+struct Done {
+    result: StepResult,
+    detail: String,
+    before: Option<Value>,
+    short: Option<String>,
+}
+
+fn done(result: StepResult, detail: impl Into<String>) -> Done {
+    Done {
+        result,
+        detail: detail.into(),
+        before: None,
+        short: None,
+    }
+}
+
+fn failed(what: &str, e: &AwsError) -> Done {
+    done(
+        StepResult::Failed,
+        format!("{what} failed: {}", redact::text(&e.to_string())),
+    )
 }
 
 /// Applies a plan step by step. After a failed or refused mutating step the remaining
@@ -102,7 +236,7 @@ pub async fn apply(
     plan: &Plan,
     incident: &Incident,
     info: Option<&ExecutionInfo>,
-    executions: &dyn Executions,
+    services: &Services<'_>,
 ) -> Vec<StepOutcome> {
     let mut outcomes = Vec::with_capacity(plan.steps.len());
     let mut blocked: Option<String> = None;
@@ -114,6 +248,8 @@ pub async fn apply(
             result: StepResult::Done,
             detail: String::new(),
             attempt: step.attempt.map(|(n, max)| format!("{n} of {max}")),
+            before: None,
+            short: None,
         };
         match (&step.disposition, &blocked) {
             (Disposition::Refuse(reason), _) => {
@@ -125,25 +261,22 @@ pub async fn apply(
                 out.detail = format!("not attempted: {reason}");
             }
             (Disposition::Act, _) => {
-                let (result, detail) = run(step, incident, info, executions).await;
-                out.result = result;
-                out.detail = detail;
+                let d = run(step, incident, info, services).await;
+                out.result = d.result;
+                out.detail = d.detail;
+                out.before = d.before;
+                out.short = d.short;
             }
         }
         if step.action.is_mutating()
             && matches!(out.result, StepResult::Failed | StepResult::Refused)
         {
-            blocked.get_or_insert_with(|| {
-                format!(
-                    "an earlier `{}` step was {}",
-                    out.action,
-                    if out.result == StepResult::Failed {
-                        "failed"
-                    } else {
-                        "refused"
-                    }
-                )
-            });
+            let how = if out.result == StepResult::Failed {
+                "failed"
+            } else {
+                "refused"
+            };
+            blocked.get_or_insert_with(|| format!("an earlier `{}` step was {how}", out.action));
         }
         outcomes.push(out);
     }
@@ -154,23 +287,24 @@ async fn run(
     step: &Step,
     incident: &Incident,
     info: Option<&ExecutionInfo>,
-    executions: &dyn Executions,
-) -> (StepResult, String) {
+    services: &Services<'_>,
+) -> Done {
+    let target = step.target.as_deref().unwrap_or_default();
     match &step.action {
-        Action::Notify { severity } => (
+        Action::Notify { severity } => done(
             StepResult::Done,
             format!("summary sent ({})", severity.as_str()),
         ),
         Action::Redrive { delay } => {
             let Signal::Execution(change) = &incident.event.signal else {
-                return (StepResult::Refused, "no execution".into());
+                return done(StepResult::Refused, "no execution");
             };
             let info = info.cloned().unwrap_or_default();
             if matches!(
                 info.status.as_str(),
                 "RUNNING" | "SUCCEEDED" | "PENDING_REDRIVE"
             ) {
-                return (
+                return done(
                     StepResult::Skipped,
                     format!(
                         "the execution is {} now: someone else already retried it",
@@ -178,7 +312,6 @@ async fn run(
                     ),
                 );
             }
-            let token = format!("remediator-{}", incident.key.digest(32));
             let redrivable = info.redrive_status.as_deref() == Some("REDRIVABLE");
             if step.dry_run {
                 let how = if redrivable {
@@ -186,24 +319,22 @@ async fn run(
                 } else {
                     "restart the execution under a new name"
                 };
-                return (StepResult::WouldHave, format!("would {how}"));
+                return done(StepResult::WouldHave, format!("would {how}"));
             }
             if !delay.is_zero() {
                 tokio::time::sleep(*delay).await;
             }
+            let token = format!("remediator-{}", incident.key.digest(32));
             let why_restart = if redrivable {
-                match executions.redrive(&change.execution, &token).await {
-                    Ok(Redrive::Redriven) => return (StepResult::Done, "redriven".into()),
-                    Ok(Redrive::NotRedrivable(reason)) => format!("not redrivable: {reason}"),
-                    Err(e) => {
-                        return (
-                            StepResult::Failed,
-                            format!(
-                                "RedriveExecution failed: {}",
-                                crate::redact::text(&e.to_string())
-                            ),
-                        )
+                match services.executions.redrive(&change.execution, &token).await {
+                    Ok(Redrive::Redriven) => {
+                        return Done {
+                            short: Some("redriven".into()),
+                            ..done(StepResult::Done, "redriven")
+                        }
                     }
+                    Ok(Redrive::NotRedrivable(reason)) => format!("not redrivable: {reason}"),
+                    Err(e) => return failed("RedriveExecution", &e),
                 }
             } else {
                 match (&info.redrive_status, &info.redrive_status_reason) {
@@ -212,17 +343,24 @@ async fn run(
                     (None, _) => "DescribeExecution reported no redrive status".into(),
                 }
             };
-            restart(incident, &change.execution, &info, executions, &why_restart).await
+            restart(
+                incident,
+                &change.execution,
+                &info,
+                services.executions,
+                &why_restart,
+            )
+            .await
         }
         Action::StartExecution {
             state_machine,
             input,
         } => {
             let Signal::Execution(change) = &incident.event.signal else {
-                return (StepResult::Refused, "no execution".into());
+                return done(StepResult::Refused, "no execution");
             };
             if step.dry_run {
-                return (StepResult::WouldHave, "would start a new execution".into());
+                return done(StepResult::WouldHave, "would start a new execution");
             }
             let mut info = info.cloned().unwrap_or_default();
             if let Some(sm) = state_machine {
@@ -235,15 +373,42 @@ async fn run(
                 incident,
                 &change.execution,
                 &info,
-                executions,
+                services.executions,
                 "policy asks for a new execution",
             )
             .await
         }
-        other => (
-            StepResult::Refused,
-            format!("`{}` is not implemented", other.name()),
-        ),
+        Action::RaiseTimeout {
+            factor,
+            max_seconds,
+        } => {
+            raise(
+                step,
+                incident,
+                services,
+                target,
+                Kind::Timeout,
+                *factor,
+                *max_seconds,
+            )
+            .await
+        }
+        Action::RaiseMemory { factor, max_mb } => {
+            raise(
+                step,
+                incident,
+                services,
+                target,
+                Kind::Memory,
+                *factor,
+                *max_mb,
+            )
+            .await
+        }
+        Action::EnableRule { .. } => enable_rule(step, services.rules, target).await,
+        Action::RestoreObject { .. } => {
+            restore_object(step, incident, services.objects, target).await
+        }
     }
 }
 
@@ -253,11 +418,11 @@ async fn restart(
     info: &ExecutionInfo,
     executions: &dyn Executions,
     why: &str,
-) -> (StepResult, String) {
+) -> Done {
     let Some(input) = &info.input else {
-        return (
+        return done(
             StepResult::Failed,
-            "cannot restart: the execution's input is not available".into(),
+            "cannot restart: the execution's input is not available",
         );
     };
     let state_machine = if info.state_machine_arn.is_empty() {
@@ -266,18 +431,321 @@ async fn restart(
         info.state_machine_arn.clone()
     };
     let name = restart_name(execution.name(), &incident.key.digest(16));
+    let restarted = |detail: String| Done {
+        short: Some("restarted".into()),
+        ..done(StepResult::Done, detail)
+    };
     match executions.start(&state_machine, &name, input).await {
-        Ok(Start::Started(arn)) => (StepResult::Done, format!("restarted as {arn} ({why})")),
-        Ok(Start::AlreadyStarted(arn)) => (
-            StepResult::Done,
-            format!("already restarted as {arn} by an earlier delivery"),
-        ),
-        Err(e) => (
-            StepResult::Failed,
+        Ok(Start::Started(arn)) => restarted(format!("restarted as {arn} ({why})")),
+        Ok(Start::AlreadyStarted(arn)) => {
+            restarted(format!("already restarted as {arn} by an earlier delivery"))
+        }
+        Err(e) => failed("StartExecution", &e),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Timeout,
+    Memory,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Timeout => "timeout",
+            Kind::Memory => "memory",
+        }
+    }
+    fn unit(self) -> &'static str {
+        match self {
+            Kind::Timeout => "s",
+            Kind::Memory => " MB",
+        }
+    }
+    fn current(self, c: &FunctionConfig) -> u32 {
+        match self {
+            Kind::Timeout => c.timeout_seconds,
+            Kind::Memory => c.memory_mb,
+        }
+    }
+    fn setting(self, value: u32) -> Setting {
+        match self {
+            Kind::Timeout => Setting::Timeout(value),
+            Kind::Memory => Setting::Memory(value),
+        }
+    }
+}
+
+/// How long to wait for `LastUpdateStatus` to leave `InProgress`.
+const UPDATE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Raises a function's timeout or memory from the value in force when the failure
+/// happened: if the function changed after the failure (an earlier incident of the same
+/// burst raised it, or a person did), it is not raised again.
+async fn raise(
+    step: &Step,
+    incident: &Incident,
+    services: &Services<'_>,
+    function: &str,
+    kind: Kind,
+    factor: f64,
+    cap: u32,
+) -> Done {
+    let config = match services.functions.get(function).await {
+        Ok(c) => c,
+        Err(e) => return failed("GetFunctionConfiguration", &e),
+    };
+    let current = kind.current(&config);
+    let unit = kind.unit();
+    let before =
+        Some(serde_json::json!({ kind.name(): current, "revision_id": config.revision_id }));
+    // Changed at or after the failure (by a person: LastModified; by remediator for an
+    // earlier incident of the same burst: its change record)? Then the failure happened
+    // under the old value and the new one deserves its chance: no second raise.
+    let failed_at = failure_time(incident);
+    let ours = match services.locks.last_change(function, kind.name()).await {
+        Ok(t) => t,
+        Err(e) => return failed("reading earlier changes", &e),
+    };
+    if let Some(failed_at) = failed_at {
+        if config
+            .last_modified
+            .into_iter()
+            .chain(ours)
+            .any(|changed| changed >= failed_at)
+        {
+            return done(
+                StepResult::Done,
+                format!(
+                    "{} is {current}{unit}, changed since this failure: not raised again",
+                    kind.name()
+                ),
+            );
+        }
+    }
+    if current >= cap {
+        return done(
+            StepResult::Refused,
             format!(
-                "StartExecution failed: {}",
-                crate::redact::text(&e.to_string())
+                "{} is already at the cap of {cap}{unit}: a person must look",
+                kind.name()
             ),
-        ),
+        );
+    }
+    let target = ((f64::from(current) * factor).ceil() as u32)
+        .min(cap)
+        .max(current + 1);
+    let short = format!("{} {current}{unit}→{target}{unit}", kind.name());
+    if step.dry_run {
+        return Done {
+            before,
+            short: Some(short.clone()),
+            ..done(StepResult::WouldHave, format!("would raise {short}"))
+        };
+    }
+    match services
+        .locks
+        .claim_change(
+            function,
+            kind.name(),
+            &current.to_string(),
+            incident.key.as_str(),
+        )
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return done(
+                StepResult::Done,
+                format!(
+                    "another incident is raising the {} from {current}{unit}: not raised twice",
+                    kind.name()
+                ),
+            )
+        }
+        Err(e) => return failed("claiming the change", &e),
+    }
+    match services.functions.update(function, kind.setting(target), config.revision_id.as_deref()).await {
+        Ok(Update::Updated) => {}
+        Ok(Update::Conflict) => {
+            return done(
+                StepResult::Done,
+                "the function changed while remediator read it (RevisionId): left as the other change set it",
+            )
+        }
+        Err(e) => return failed("UpdateFunctionConfiguration", &e),
+    }
+    // Wait until the update is in force before the next step (a redrive) uses it.
+    let started = std::time::Instant::now();
+    loop {
+        match services.functions.get(function).await {
+            Ok(c) if c.last_update_status.as_deref() == Some("Failed") => {
+                return Done {
+                    before,
+                    ..done(
+                        StepResult::Failed,
+                        format!("the update to {target}{unit} failed (LastUpdateStatus Failed)"),
+                    )
+                }
+            }
+            Ok(c)
+                if c.last_update_status.as_deref() != Some("InProgress")
+                    && kind.current(&c) == target =>
+            {
+                break
+            }
+            Ok(_) if started.elapsed() > UPDATE_WAIT => {
+                return Done {
+                    before,
+                    ..done(
+                        StepResult::Failed,
+                        format!(
+                            "the update to {target}{unit} did not finish within {}s",
+                            UPDATE_WAIT.as_secs()
+                        ),
+                    )
+                }
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            Err(e) => return failed("GetFunctionConfiguration", &e),
+        }
+    }
+    Done {
+        before,
+        short: Some(short.clone()),
+        ..done(StepResult::Done, format!("raised {short}"))
+    }
+}
+
+/// When the failure happened: the event's time (EventBridge stamps it at the change).
+fn failure_time(incident: &Incident) -> Option<i64> {
+    incident.event.time.as_deref().and_then(parse_timestamp)
+}
+
+/// Enables a rule only if it is disabled; rules managed by another service are reported.
+async fn enable_rule(step: &Step, rules: &dyn Rules, arn: &str) -> Done {
+    let name = arn.rsplit_once("rule/").map_or(arn, |(_, n)| n);
+    // Rules on a custom bus: `rule/BUS/NAME`; EnableRule here covers the default bus.
+    let info = match rules.describe(name).await {
+        Ok(i) => i,
+        Err(e) => return failed("DescribeRule", &e),
+    };
+    if let Some(service) = &info.managed_by {
+        return done(
+            StepResult::Refused,
+            format!("rule {name} is managed by {service}: not touched"),
+        );
+    }
+    if info.state != "DISABLED" {
+        return done(
+            StepResult::Done,
+            format!("rule {name} is {}: nothing to do", info.state),
+        );
+    }
+    let before = Some(serde_json::json!({"state": info.state}));
+    if step.dry_run {
+        return Done {
+            before,
+            ..done(StepResult::WouldHave, format!("would enable rule {name}"))
+        };
+    }
+    if let Err(e) = rules.enable(name).await {
+        return failed("EnableRule", &e);
+    }
+    match rules.describe(name).await {
+        Ok(i) if i.state == "ENABLED" => Done {
+            before,
+            short: Some(format!("{name} enabled")),
+            ..done(StepResult::Done, format!("enabled rule {name}"))
+        },
+        Ok(i) => Done {
+            before,
+            ..done(
+                StepResult::Failed,
+                format!("rule {name} is still {} after EnableRule", i.state),
+            )
+        },
+        Err(e) => failed("DescribeRule", &e),
+    }
+}
+
+/// Restores the newest earlier version of an object in a versioned bucket by removing
+/// the delete marker that hides it; an object that exists is never overwritten.
+async fn restore_object(
+    step: &Step,
+    incident: &Incident,
+    objects: &dyn ObjectVersions,
+    arn: &str,
+) -> Done {
+    let Some((bucket, key)) = split_object_arn(arn) else {
+        return done(StepResult::Refused, format!("{arn} is not an S3 object"));
+    };
+    let versions = match objects.versions(bucket, key).await {
+        Ok(v) => v,
+        Err(e) => return failed("ListObjectVersions", &e),
+    };
+    // In a bucket that was never versioned every object's version id is "null", and a
+    // deleted object is simply gone: there is nothing to restore from.
+    if versions.iter().all(|v| v.version_id == "null") {
+        return done(
+            StepResult::Refused,
+            format!("bucket {bucket} is not versioned: nothing to restore from"),
+        );
+    }
+    let Some(latest) = versions.first() else {
+        return done(
+            StepResult::Refused,
+            format!("s3://{bucket}/{key} has no versions to restore"),
+        );
+    };
+    if !latest.delete_marker {
+        let newer = match (latest.last_modified, failure_time(incident)) {
+            (Some(m), Some(f)) if m > f => " (written after the incident)",
+            _ => "",
+        };
+        return done(
+            StepResult::Done,
+            format!(
+                "s3://{bucket}/{key} exists (version {}){newer}: not overwritten",
+                latest.version_id
+            ),
+        );
+    }
+    let Some(previous) = versions.iter().find(|v| !v.delete_marker) else {
+        return done(
+            StepResult::Refused,
+            format!("s3://{bucket}/{key} has only delete markers"),
+        );
+    };
+    let before = Some(
+        serde_json::json!({"delete_marker": latest.version_id, "restored_version": previous.version_id}),
+    );
+    if step.dry_run {
+        return Done {
+            before,
+            ..done(
+                StepResult::WouldHave,
+                format!(
+                    "would remove delete marker {} to restore version {}",
+                    latest.version_id, previous.version_id
+                ),
+            )
+        };
+    }
+    if let Err(e) = objects
+        .delete_version(bucket, key, &latest.version_id)
+        .await
+    {
+        return failed("DeleteObject (delete marker)", &e);
+    }
+    match objects.head(bucket, key).await {
+        Ok(Some(current)) => Done {
+            before,
+            short: Some(format!("{key} restored")),
+            ..done(StepResult::Done, format!("restored s3://{bucket}/{key}: removed delete marker, version {current} is current"))
+        },
+        Ok(None) => Done { before, ..done(StepResult::Failed, format!("s3://{bucket}/{key} is still missing after removing the delete marker")) },
+        Err(e) => failed("HeadObject", &e),
     }
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::guard::AllowList;
 use crate::policy::{parse_duration, PolicyErrors, PolicySet};
 
 /// Where policies come from.
@@ -27,6 +28,8 @@ pub struct Config {
     pub dry_run: bool,
     /// How long a claim holds before another delivery may take over (≥ Lambda timeout).
     pub lease: Duration,
+    /// ARN patterns remediator may act on.
+    pub allow: AllowList,
 }
 
 /// Every problem with the environment.
@@ -115,6 +118,13 @@ impl Config {
                 Duration::from_secs(900)
             }),
         };
+        let allow = match get("REMEDIATOR_ALLOW").filter(|a| !a.trim().is_empty()) {
+            None => AllowList::default_list(),
+            Some(text) => AllowList::parse(&text).unwrap_or_else(|e| {
+                errors.push(format!("REMEDIATOR_ALLOW: {e}"));
+                AllowList::default_list()
+            }),
+        };
         if errors.is_empty() {
             Ok(Config {
                 table,
@@ -122,6 +132,7 @@ impl Config {
                 policies,
                 dry_run,
                 lease,
+                allow,
             })
         } else {
             Err(ConfigErrors(errors))

@@ -12,7 +12,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::event::ExecutionArn;
+use crate::event::{AlarmChange, ExecutionArn};
 
 /// One history event, reduced to what diagnosis needs.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -53,6 +53,15 @@ pub struct Diagnosis {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// For alarms: the alarm, its metric and dimensions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<serde_json::Map<String, Value>>,
 }
 
 const TERMINAL: &[&str] = &["ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"];
@@ -72,6 +81,35 @@ impl Diagnosis {
     /// Whether every field diagnosis can fill is filled (history paging can stop).
     pub fn is_complete(&self) -> bool {
         self.state.is_some() && self.error.is_some() && self.resource.is_some()
+    }
+}
+
+/// Diagnoses an alarm: the resource comes from the metric's dimensions.
+pub fn diagnose_alarm(alarm: &AlarmChange, region: &str, account: &str) -> Diagnosis {
+    let dim = |k: &str| alarm.dimensions.get(k).and_then(Value::as_str);
+    let resource = if let Some(f) = dim("FunctionName") {
+        Some(format!("arn:aws:lambda:{region}:{account}:function:{f}"))
+    } else if let Some(sm) = dim("StateMachineArn") {
+        Some(sm.to_string())
+    } else if let Some(rule) = dim("RuleName") {
+        Some(format!("arn:aws:events:{region}:{account}:rule/{rule}"))
+    } else if let Some(table) = dim("TableName") {
+        Some(format!("arn:aws:dynamodb:{region}:{account}:table/{table}"))
+    } else {
+        dim("BucketName").map(|b| format!("arn:aws:s3:::{b}"))
+    };
+    let resource_type = resource
+        .as_deref()
+        .and_then(|r| r.split(':').nth(2))
+        .map(str::to_string);
+    Diagnosis {
+        resource,
+        resource_type,
+        alarm: Some(alarm.name.clone()),
+        namespace: alarm.namespace.clone(),
+        metric: alarm.metric.clone(),
+        dimensions: Some(alarm.dimensions.clone()),
+        ..Diagnosis::default()
     }
 }
 
@@ -119,6 +157,7 @@ pub fn diagnose(execution: &ExecutionArn, events: &[HistoryEvent]) -> Diagnosis 
         resource_type,
         error,
         cause,
+        ..Diagnosis::default()
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Event {
 pub enum Signal {
     /// A Step Functions execution changed status.
     Execution(ExecutionChange),
+    /// A CloudWatch alarm changed state.
+    Alarm(AlarmChange),
     /// Anything else: policies may still match it.
     Other,
 }
@@ -73,6 +75,83 @@ impl ExecutionChange {
     pub fn is_failure(&self) -> bool {
         matches!(self.status.as_str(), "FAILED" | "TIMED_OUT")
     }
+}
+
+/// A CloudWatch "Alarm State Change" (from EventBridge, or an alarm's direct Lambda
+/// action, which is normalized into the EventBridge shape).
+#[derive(Clone, Debug)]
+pub struct AlarmChange {
+    pub name: String,
+    pub arn: Option<String>,
+    pub state: String,
+    pub previous_state: Option<String>,
+    /// Namespace, metric name and dimensions of the first metric with one.
+    pub namespace: Option<String>,
+    pub metric: Option<String>,
+    pub dimensions: serde_json::Map<String, Value>,
+}
+
+impl AlarmChange {
+    /// Only transitions into `ALARM` are failures; `OK` and `INSUFFICIENT_DATA` are not.
+    pub fn is_failure(&self) -> bool {
+        self.state == "ALARM" && self.previous_state.as_deref() != Some("ALARM")
+    }
+}
+
+pub const ALARM_SOURCE: &str = "aws.cloudwatch";
+pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
+
+/// Parses an RFC 3339 / ISO 8601 timestamp (`Z`, `+00:00` or `+0000` offsets, optional
+/// fraction) to Unix seconds. CloudWatch and Lambda use `+0000`, which strict RFC 3339
+/// parsers reject.
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> { text.get(from..from + len)?.parse().ok() };
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let (y, mo, d, h, mi, sec) = (
+        num(0, 4)?,
+        num(5, 2)?,
+        num(8, 2)?,
+        num(11, 2)?,
+        num(14, 2)?,
+        num(17, 2)?,
+    );
+    let mut rest = &text[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(frac.len());
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = rest[1..].chars().filter(char::is_ascii_digit).collect();
+            if digits.len() != 4 {
+                return None;
+            }
+            sign * (digits[..2].parse::<i64>().ok()? * 3600 + digits[2..].parse::<i64>().ok()? * 60)
+        }
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y2, m2) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + sec - offset)
 }
 
 /// A Step Functions execution ARN:
@@ -167,6 +246,7 @@ impl Event {
 
     /// Reads an event from a JSON document.
     pub fn from_value(document: Value) -> Result<Event, EventError> {
+        let document = normalize_alarm_action(document);
         let obj = document.as_object().ok_or(EventError::NotAnObject)?;
         let text = |field: &'static str, required: bool| -> Result<Option<String>, EventError> {
             match obj.get(field) {
@@ -188,6 +268,8 @@ impl Event {
             .ok_or(EventError::MissingField("detail"))?;
         let signal = if source == SFN_SOURCE && detail_type == SFN_STATUS_CHANGE {
             Signal::Execution(parse_sfn(detail)?)
+        } else if source == ALARM_SOURCE && detail_type == ALARM_STATE_CHANGE {
+            Signal::Alarm(parse_alarm(detail, obj.get("resources"))?)
         } else {
             Signal::Other
         };
@@ -202,6 +284,94 @@ impl Event {
             signal,
         })
     }
+}
+
+/// The payload of an alarm's direct Lambda action (`alarmData`, no `detail`) becomes
+/// the EventBridge "CloudWatch Alarm State Change" shape, so one policy covers both.
+fn normalize_alarm_action(document: Value) -> Value {
+    let Some(obj) = document.as_object() else {
+        return document;
+    };
+    if obj.contains_key("detail") || !obj.contains_key("alarmData") {
+        return document;
+    }
+    let text = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
+    let alarm_arn = obj
+        .get("alarmArn")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let stamp = obj
+        .get("alarmData")
+        .and_then(|d| d.pointer("/state/timestamp"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    serde_json::json!({
+        "version": "0",
+        "id": format!("alarm-action:{alarm_arn}:{stamp}"),
+        "detail-type": ALARM_STATE_CHANGE,
+        "source": text("source"),
+        "account": text("accountId"),
+        "time": text("time"),
+        "region": text("region"),
+        "resources": if alarm_arn.is_empty() { serde_json::json!([]) } else { serde_json::json!([alarm_arn]) },
+        "detail": text("alarmData"),
+    })
+}
+
+fn parse_alarm(detail: &Value, resources: Option<&Value>) -> Result<AlarmChange, EventError> {
+    let name = detail
+        .get("alarmName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(EventError::MissingDetail("alarmName"))?;
+    let state = detail
+        .pointer("/state/value")
+        .and_then(Value::as_str)
+        .ok_or(EventError::MissingDetail("state.value"))?;
+    let metric = detail
+        .pointer("/configuration/metrics")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.pointer("/metricStat/metric"))
+        .find(|m| {
+            m.get("dimensions")
+                .and_then(Value::as_object)
+                .is_some_and(|d| !d.is_empty())
+        })
+        .or_else(|| {
+            detail
+                .pointer("/configuration/metrics")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find_map(|m| m.pointer("/metricStat/metric"))
+        });
+    Ok(AlarmChange {
+        name: name.to_string(),
+        arn: resources
+            .and_then(|r| r.get(0))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        state: state.to_string(),
+        previous_state: detail
+            .pointer("/previousState/value")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        namespace: metric
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        metric: metric
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        dimensions: metric
+            .and_then(|m| m.get("dimensions"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+    })
 }
 
 fn parse_sfn(detail: &Value) -> Result<ExecutionChange, EventError> {
@@ -296,6 +466,48 @@ mod tests {
             Event::parse(no_status),
             Err(EventError::MissingDetail("status"))
         ));
+    }
+
+    #[test]
+    fn alarm_state_changes_are_recognised_from_eventbridge_and_direct_actions() {
+        let event = Event::parse(&fixture("cloudwatch-alarm__state-change-for-a-single-metric-alarm__awsdocs-cw-userguide-2023.json")).unwrap();
+        let Signal::Alarm(alarm) = event.signal else {
+            panic!("not an alarm")
+        };
+        assert_eq!(alarm.name, "ServerCpuTooHigh");
+        assert!(alarm.is_failure());
+        assert_eq!(alarm.namespace.as_deref(), Some("AWS/EC2"));
+        assert_eq!(alarm.dimensions["InstanceId"], "i-12345678901234567");
+
+        let direct = Event::parse(&fixture(
+            "powertools-python__cloudWatchAlarmEventSingleMetric.json",
+        ))
+        .unwrap();
+        assert_eq!(direct.detail_type, ALARM_STATE_CHANGE);
+        assert_eq!(direct.document["detail"]["alarmName"], "Test alert");
+        let Signal::Alarm(alarm) = direct.signal else {
+            panic!("not an alarm")
+        };
+        assert_eq!(alarm.state, "ALARM");
+        assert_eq!(
+            alarm.arn.as_deref(),
+            Some("arn:aws:cloudwatch:eu-west-1:912397435824:alarm:test_alarm")
+        );
+    }
+
+    #[test]
+    fn timestamps_parse_in_every_aws_format() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_timestamp("2019-10-02T17:04:40Z"), Some(1570035880));
+        assert_eq!(
+            parse_timestamp("2019-10-02T17:04:40.989+0000"),
+            Some(1570035880)
+        );
+        assert_eq!(
+            parse_timestamp("2019-10-02T19:04:40+02:00"),
+            Some(1570035880)
+        );
+        assert_eq!(parse_timestamp("yesterday"), None);
     }
 
     #[test]

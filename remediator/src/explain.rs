@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::decide::decide;
 use crate::diagnose::{diagnose, HistoryEvent};
 use crate::event::{Event, Signal};
+use crate::guard::{guard, AllowList};
 use crate::incident::Incident;
 use crate::plan::{plan, Disposition};
 use crate::policy::PolicySet;
@@ -37,6 +38,7 @@ pub struct PlannedAction {
 /// Explains one event document.
 pub fn explain(
     policies: &PolicySet,
+    allow: &AllowList,
     document: Value,
     history: Option<&[HistoryEvent]>,
     why: bool,
@@ -64,17 +66,36 @@ pub fn explain(
             d.cause = d.cause.or_else(|| change.cause.clone());
             Some(d)
         }
+        Signal::Alarm(alarm) => {
+            if !alarm.is_failure() {
+                notes.push(format!(
+                    "alarm state {}: only transitions into ALARM are acted on",
+                    alarm.state
+                ));
+            }
+            Some(crate::diagnose::diagnose_alarm(
+                alarm,
+                event.region.as_deref().unwrap_or_default(),
+                event.account.as_deref().unwrap_or_default(),
+            ))
+        }
         Signal::Other => None,
     };
-    let is_ignored_status = matches!(&event.signal, Signal::Execution(c) if !c.is_failure());
+    let is_ignored_status = match &event.signal {
+        Signal::Execution(c) => !c.is_failure(),
+        Signal::Alarm(a) => !a.is_failure(),
+        Signal::Other => false,
+    };
     let incident = Incident::new(event, diagnosis);
     let document = incident.document();
     let decision = decide(policies, &document);
-    let planned = if is_ignored_status {
+    let mut planned = if is_ignored_status {
         Default::default()
     } else {
         plan(&incident, &decision.applied, false)
     };
+    // The allow-list applies offline too; pauses live in the state table and do not.
+    guard(&mut planned, allow, &[], 0);
     let actions = planned
         .steps
         .iter()

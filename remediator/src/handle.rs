@@ -17,11 +17,15 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::apply::{apply, ExecutionInfo, Executions, StepOutcome, StepResult};
+use crate::apply::{
+    apply, ChangeLocks, ExecutionInfo, Executions, FunctionSettings, ObjectVersions, Rules,
+    Services, StepOutcome, StepResult,
+};
 use crate::decide::decide_applied;
-use crate::diagnose::{diagnose, Diagnosis};
+use crate::diagnose::{diagnose, diagnose_alarm, Diagnosis};
 use crate::error::AwsError;
 use crate::event::{Event, EventError, Signal};
+use crate::guard::{guard, AllowList, Pauses};
 use crate::incident::Incident;
 use crate::plan::plan;
 use crate::policy::{NotifyWhen, Policy, PolicySet};
@@ -131,9 +135,23 @@ pub struct Handler {
     pub policies: PolicySet,
     pub dry_run: bool,
     pub lease: Duration,
+    pub allow: AllowList,
     pub executions: Arc<dyn Executions>,
+    pub functions: Arc<dyn FunctionSettings>,
+    pub rules: Arc<dyn Rules>,
+    pub objects: Arc<dyn ObjectVersions>,
+    pub locks: Arc<dyn ChangeLocks>,
+    pub pauses: Arc<dyn Pauses>,
     pub log: Arc<dyn IncidentLog>,
     pub notifier: Arc<dyn Notifier>,
+}
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Handler {
@@ -162,6 +180,15 @@ impl Handler {
                     outcome.note = Some(format!(
                         "execution status {}: nothing to heal",
                         change.status
+                    ));
+                    return Ok(outcome);
+                }
+            }
+            Signal::Alarm(alarm) => {
+                if !alarm.is_failure() {
+                    outcome.note = Some(format!(
+                        "alarm {} is {}: only transitions into ALARM are acted on",
+                        alarm.name, alarm.state
                     ));
                     return Ok(outcome);
                 }
@@ -229,10 +256,14 @@ impl Handler {
             }
         }
 
-        // Diagnose. A failure here releases the claim and asks for a retry.
-        let info = match self.diagnose(&mut incident).await {
-            Ok(info) => info,
-            Err(e) => {
+        // Diagnose, and read the pauses, at once. A failure of either releases the
+        // claim and asks for a retry: a pause that cannot be read must not be ignored.
+        let now = now();
+        let (diagnosed, pauses) =
+            tokio::join!(self.diagnose(&mut incident), self.pauses.active(now));
+        let (info, pauses) = match (diagnosed, pauses) {
+            (Ok(info), Ok(pauses)) => (info, pauses),
+            (Err(e), _) | (_, Err(e)) => {
                 self.release(&incident, owner, &outcome, &e).await;
                 return Err(aws(e));
             }
@@ -243,8 +274,16 @@ impl Handler {
         let applied = decide_applied(&self.policies, &document);
         let deciding: Option<&Policy> = applied.first().copied();
         outcome.policy = deciding.map(|p| p.name.clone());
-        let plan = plan(&incident, &applied, self.dry_run);
-        outcome.actions = apply(&plan, &incident, info.as_ref(), self.executions.as_ref()).await;
+        let mut plan = plan(&incident, &applied, self.dry_run);
+        guard(&mut plan, &self.allow, &pauses, now);
+        let services = Services {
+            executions: self.executions.as_ref(),
+            functions: self.functions.as_ref(),
+            rules: self.rules.as_ref(),
+            objects: self.objects.as_ref(),
+            locks: self.locks.as_ref(),
+        };
+        outcome.actions = apply(&plan, &incident, info.as_ref(), &services).await;
         outcome.resolution = resolve(deciding, &outcome.actions);
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
 
@@ -315,8 +354,19 @@ impl Handler {
 
     /// Reads the execution's history and description (in parallel) for a failure.
     async fn diagnose(&self, incident: &mut Incident) -> Result<Option<ExecutionInfo>, AwsError> {
-        let Signal::Execution(change) = &incident.event.signal else {
-            return Ok(None);
+        let change = match &incident.event.signal {
+            Signal::Execution(change) => change,
+            Signal::Alarm(alarm) => {
+                let event = &incident.event;
+                let d = diagnose_alarm(
+                    alarm,
+                    event.region.as_deref().unwrap_or_default(),
+                    event.account.as_deref().unwrap_or_default(),
+                );
+                incident.diagnosis = Some(d);
+                return Ok(None);
+            }
+            Signal::Other => return Ok(None),
         };
         let (history, info) = tokio::try_join!(
             self.executions.history(&change.execution),
@@ -407,7 +457,7 @@ fn completion(
             Some(c.execution.to_string()),
             Some(c.state_machine_arn.clone()),
         ),
-        Signal::Other => (None, None),
+        Signal::Alarm(_) | Signal::Other => (None, None),
     };
     Completion {
         key: incident.key.clone(),

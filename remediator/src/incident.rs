@@ -23,7 +23,9 @@ impl IncidentKey {
             Signal::Execution(change) => {
                 IncidentKey(format!("{}#{}", change.execution, change.redrive_count))
             }
-            Signal::Other => IncidentKey(format!("event:{}:{}", event.source, event.id)),
+            Signal::Alarm(_) | Signal::Other => {
+                IncidentKey(format!("event:{}:{}", event.source, event.id))
+            }
         }
     }
 

@@ -21,6 +21,7 @@ pub mod diagnose;
 pub mod error;
 pub mod event;
 pub mod explain;
+pub mod guard;
 pub mod handle;
 pub mod incident;
 pub mod pattern;

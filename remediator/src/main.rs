@@ -14,11 +14,13 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 use remediator::aws::{
-    dynamodb::StateTable, sdk_config, sns::SummaryTopic, stepfunctions::StepFunctions,
+    dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects, sdk_config,
+    sns::SummaryTopic, stepfunctions::StepFunctions,
 };
 use remediator::config::{Config, PolicySource};
 use remediator::diagnose::{events_from_json, HistoryEvent};
 use remediator::explain::explain;
+use remediator::guard::{format_time, AllowList, Pause, PauseScope, Pauses};
 use remediator::handle::{HandleError, Handler};
 use remediator::policy::{case_files, PolicyErrors, PolicySet};
 use remediator::yaml;
@@ -85,6 +87,29 @@ enum Command {
         #[arg(long)]
         events: String,
     },
+    /// Stop remediator from acting (globally, for a policy or for a target) until the
+    /// pause expires or `resume`. While paused it still records and notifies.
+    Pause {
+        #[arg(long, conflicts_with = "target")]
+        policy: Option<String>,
+        /// A target ARN or ARN glob.
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        reason: String,
+        /// How long, e.g. 2h (required: every pause expires).
+        #[arg(long = "for")]
+        duration: String,
+    },
+    /// Lift a pause (no scope: the global pause).
+    Resume {
+        #[arg(long, conflicts_with = "target")]
+        policy: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// List the pauses in force.
+    Pauses,
     /// Print the JSON Schema of policy files (policies/schema.json).
     Schema,
     /// The EventBridge rule patterns the deployment must subscribe to, as JSON.
@@ -124,6 +149,17 @@ fn main() -> ExitCode {
             why,
         ),
         Command::Test { policies } => test_cmd(policies.as_deref()),
+        Command::Pause {
+            policy,
+            target,
+            reason,
+            duration,
+        } => runtime()
+            .and_then(|rt| rt.block_on(pause_cmd(scope(policy, target), reason, &duration))),
+        Command::Resume { policy, target } => {
+            runtime().and_then(|rt| rt.block_on(resume_cmd(scope(policy, target))))
+        }
+        Command::Pauses => runtime().and_then(|rt| rt.block_on(pauses_cmd())),
         Command::Schema => {
             print!("{}", remediator::schema::policy_schema());
             Ok(ExitCode::SUCCESS)
@@ -184,20 +220,116 @@ async fn build_handler() -> Result<Handler> {
     let config = Config::from_env()?;
     let policies = config.policies.load()?;
     let sdk = sdk_config().await;
+    let table = Arc::new(StateTable::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &config.table,
+    ));
+    // Emulators (a custom endpoint) need path-style S3 addressing.
+    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(path_style)
+            .build(),
+    );
     Ok(Handler {
         policies,
         dry_run: config.dry_run,
         lease: config.lease,
+        allow: config.allow,
         executions: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&sdk))),
-        log: Arc::new(StateTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            &config.table,
-        )),
+        functions: Arc::new(Functions::new(aws_sdk_lambda::Client::new(&sdk))),
+        rules: Arc::new(EventRules::new(aws_sdk_eventbridge::Client::new(&sdk))),
+        objects: Arc::new(Objects::new(s3)),
+        locks: table.clone(),
+        pauses: table.clone(),
+        log: table,
         notifier: Arc::new(SummaryTopic::new(
             aws_sdk_sns::Client::new(&sdk),
             &config.topic_arn,
         )),
     })
+}
+
+fn scope(policy: Option<String>, target: Option<String>) -> PauseScope {
+    match (policy, target) {
+        (Some(p), _) => PauseScope::Policy(p),
+        (None, Some(t)) => PauseScope::Target(t),
+        (None, None) => PauseScope::Global,
+    }
+}
+
+async fn state_table() -> Result<StateTable> {
+    let config = Config::from_env()?;
+    let sdk = sdk_config().await;
+    Ok(StateTable::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &config.table,
+    ))
+}
+
+async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<ExitCode> {
+    let length =
+        remediator::policy::parse_duration(duration).map_err(|e| anyhow::anyhow!("--for: {e}"))?;
+    if length.is_zero() {
+        bail!("--for must be longer than 0s");
+    }
+    if reason.trim().is_empty() {
+        bail!("--reason must say why (it is shown in every summary while paused)");
+    }
+    let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let pause = Pause {
+        scope,
+        reason,
+        until: remediator::handle::now() + length.as_secs() as i64,
+        by,
+    };
+    state_table()
+        .await?
+        .set(&pause)
+        .await
+        .context("recording the pause")?;
+    println!(
+        "paused {} until {}: {}",
+        pause.scope.describe(),
+        format_time(pause.until),
+        pause.reason
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn resume_cmd(scope: PauseScope) -> Result<ExitCode> {
+    let existed = state_table()
+        .await?
+        .clear(&scope)
+        .await
+        .context("removing the pause")?;
+    if existed {
+        println!("resumed {}", scope.describe());
+    } else {
+        println!("no pause of {} was set", scope.describe());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn pauses_cmd() -> Result<ExitCode> {
+    let pauses = state_table()
+        .await?
+        .active(remediator::handle::now())
+        .await
+        .context("reading pauses")?;
+    if pauses.is_empty() {
+        println!("no pause in force");
+    }
+    for p in pauses {
+        println!(
+            "{}\tuntil {}\tby {}\t{}",
+            p.scope.describe(),
+            format_time(p.until),
+            p.by,
+            p.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_input(path: &str) -> Result<String> {
@@ -298,6 +430,16 @@ fn validate(path: Option<&Path>) -> Result<ExitCode> {
     }
 }
 
+/// The allow-list for offline commands: `REMEDIATOR_ALLOW`, or the shipped default.
+fn allow_list() -> Result<AllowList> {
+    match std::env::var("REMEDIATOR_ALLOW") {
+        Ok(text) if !text.trim().is_empty() => {
+            AllowList::parse(&text).map_err(|e| anyhow::anyhow!("REMEDIATOR_ALLOW: {e}"))
+        }
+        _ => Ok(AllowList::default_list()),
+    }
+}
+
 fn read_history(path: &Path) -> Result<Vec<HistoryEvent>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -314,6 +456,7 @@ fn explain_cmd(
     why: bool,
 ) -> Result<ExitCode> {
     let set = load_policies(policies)?;
+    let allow = allow_list()?;
     let history = history.map(read_history).transpose()?;
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
@@ -321,7 +464,7 @@ fn explain_cmd(
     let mut one = |text: &str, out: &mut BufWriter<std::io::StdoutLock>| -> Result<()> {
         let line = match serde_json::from_str::<Value>(text)
             .map_err(|e| format!("malformed event: not valid JSON: {e}"))
-            .and_then(|doc| explain(&set, doc, history.as_deref(), why))
+            .and_then(|doc| explain(&set, &allow, doc, history.as_deref(), why))
         {
             Ok(x) => serde_json::to_string(&x)?,
             Err(e) => {
@@ -371,7 +514,7 @@ fn open_events(path: &str) -> Result<Box<dyn BufRead>> {
 
 /// The part of a decision a reviewer compares: the deciding policy and its steps.
 fn decision_of(set: &PolicySet, doc: Value) -> Value {
-    match explain(set, doc, None, false) {
+    match explain(set, &AllowList::default_list(), doc, None, false) {
         Ok(x) => json!({"policy": x.policy, "actions": x.actions}),
         Err(e) => json!({"error": e}),
     }
@@ -491,7 +634,8 @@ fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
     let expect = obj
         .get("expect")
         .context("a case needs `expect: {policy: NAME or null, actions: [...]}`")?;
-    let x = explain(set, event, history.as_deref(), false).map_err(|e| anyhow::anyhow!(e))?;
+    let x = explain(set, &allow_list()?, event, history.as_deref(), false)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let want_policy = expect
         .get("policy")
         .context("`expect` needs `policy` (a name or null)")?;

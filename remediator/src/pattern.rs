@@ -102,6 +102,30 @@ struct Cidr {
     bits: u8,
 }
 
+/// A `*` glob (with `\*` and `\\` escapes), as in EventBridge's `wildcard`; used for
+/// allow-lists and pause scopes.
+#[derive(Clone, Debug)]
+pub struct Glob(Wildcard);
+
+impl Glob {
+    pub fn new(text: &str) -> Result<Glob, String> {
+        let mut errors = Vec::new();
+        let node = Node::new(Value::String(text.into()), Mark::default());
+        compile_wildcard(text, &node, "", &mut errors)
+            .map(Glob)
+            .ok_or_else(|| {
+                errors
+                    .first()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default()
+            })
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        self.0.matches(text)
+    }
+}
+
 /// A wildcard pattern split into literal pieces around each `*`.
 #[derive(Clone, Debug)]
 struct Wildcard {

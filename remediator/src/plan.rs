@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::event::Signal;
 use crate::incident::Incident;
@@ -82,7 +83,7 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
     };
     let execution = match &incident.event.signal {
         Signal::Execution(change) => Some(change),
-        Signal::Other => None,
+        _ => None,
     };
     match action {
         Action::Redrive { .. } | Action::StartExecution { .. } => {
@@ -118,18 +119,112 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
             }
         }
         Action::Notify { .. } => step.target = Some("summary topic".into()),
-        Action::RaiseTimeout { .. }
-        | Action::RaiseMemory { .. }
-        | Action::EnableRule { .. }
-        | Action::RestoreObject { .. } => {
-            step.target = incident.diagnosis.as_ref().and_then(|d| d.resource.clone());
-            step.disposition = Disposition::Refuse(format!(
-                "`{}` is not implemented in this version: reported for a person to do",
-                action.name()
-            ));
+        Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } => {
+            let function = incident
+                .diagnosis
+                .as_ref()
+                .and_then(|d| d.resource.clone())
+                .filter(|r| r.split(':').nth(2) == Some("lambda"));
+            match function {
+                Some(f) => {
+                    step.target = Some(f.clone());
+                    if let Some(qualifier) = function_qualifier(&f) {
+                        step.disposition = Disposition::Refuse(format!(
+                            "the task invoked the published version or alias `{qualifier}`: $LATEST is left alone, a person must publish the change"
+                        ));
+                    }
+                }
+                None => {
+                    step.disposition =
+                        Disposition::Refuse("the diagnosis names no Lambda function".into())
+                }
+            }
+        }
+        Action::EnableRule { rule } => match rule_target(incident, rule.as_deref()) {
+            Some(arn) => step.target = Some(arn),
+            None => {
+                step.disposition = Disposition::Refuse(
+                    "no rule named by the policy, the event or the alarm".into(),
+                )
+            }
+        },
+        Action::RestoreObject { bucket, key } => {
+            match object_target(incident, bucket.as_deref(), key.as_deref()) {
+                Some(arn) => step.target = Some(arn),
+                None => {
+                    step.disposition = Disposition::Refuse(
+                        "no S3 object named by the policy, the event or the diagnosis".into(),
+                    )
+                }
+            }
         }
     }
     step
+}
+
+/// The qualifier of a function ARN (`...:function:name:qualifier`), other than `$LATEST`.
+pub fn function_qualifier(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    (parts.len() == 8 && parts[7] != "$LATEST").then(|| parts[7])
+}
+
+/// The rule to enable: from the policy, a CloudTrail `DisableRule` call, or an alarm's
+/// `RuleName` dimension; as an ARN in the event's account and region.
+fn rule_target(incident: &Incident, rule: Option<&str>) -> Option<String> {
+    let doc = &incident.event.document;
+    let from_cloudtrail = || {
+        if doc.pointer("/detail/eventName").and_then(Value::as_str) != Some("DisableRule") {
+            return None;
+        }
+        doc.pointer("/detail/requestParameters/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let from_alarm = || {
+        incident
+            .diagnosis
+            .as_ref()
+            .and_then(|d| d.dimensions.as_ref())
+            .and_then(|d| d.get("RuleName"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let name = rule
+        .map(str::to_string)
+        .or_else(from_cloudtrail)
+        .or_else(from_alarm)?;
+    if name.starts_with("arn:") {
+        return Some(name);
+    }
+    let region = incident.event.region.as_deref().unwrap_or("us-east-1");
+    let account = incident.event.account.as_deref().unwrap_or("000000000000");
+    Some(format!("arn:aws:events:{region}:{account}:rule/{name}"))
+}
+
+/// The object to restore: from the policy, an S3 event, or an S3 task's diagnosis.
+fn object_target(incident: &Incident, bucket: Option<&str>, key: Option<&str>) -> Option<String> {
+    let doc = &incident.event.document;
+    let from_event = || {
+        let b = doc.pointer("/detail/bucket/name").and_then(Value::as_str)?;
+        let k = doc.pointer("/detail/object/key").and_then(Value::as_str)?;
+        Some(format!("arn:aws:s3:::{b}/{k}"))
+    };
+    let from_diagnosis = || {
+        incident
+            .diagnosis
+            .as_ref()
+            .and_then(|d| d.resource.clone())
+            .filter(|r| split_object_arn(r).is_some())
+    };
+    match (bucket, key) {
+        (Some(b), Some(k)) => Some(format!("arn:aws:s3:::{b}/{k}")),
+        _ => from_event().or_else(from_diagnosis),
+    }
+}
+
+/// Splits an S3 object ARN into bucket and key.
+pub fn split_object_arn(arn: &str) -> Option<(&str, &str)> {
+    arn.strip_prefix("arn:aws:s3:::")?.split_once('/')
 }
 
 /// How many times remediator has restarted this execution's lineage: the generation

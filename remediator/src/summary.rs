@@ -56,6 +56,11 @@ pub fn compose(f: &Facts) -> Summary {
             Some(c.execution.clone()),
             c.execution.region().to_string(),
         ),
+        Signal::Alarm(a) => (
+            a.name.clone(),
+            None,
+            incident.event.region.clone().unwrap_or_default(),
+        ),
         Signal::Other => (
             incident.event.source.clone(),
             None,
@@ -182,25 +187,24 @@ pub fn compose(f: &Facts) -> Summary {
 }
 
 fn headline(f: &Facts) -> String {
+    // What was done, in the steps' own short words: `timeout 300s→450s, restarted`.
     let done: Vec<&str> = f
         .steps
         .iter()
         .filter(|s| s.result == StepResult::Done && s.action != "notify")
-        .map(|s| {
-            if s.detail.starts_with("restarted") || s.detail.starts_with("already restarted") {
-                "restarted"
-            } else if s.action == "redrive" {
-                "redriven"
-            } else {
-                s.action
-            }
-        })
+        .filter_map(|s| s.short.as_deref())
         .collect();
+    let paused = f
+        .steps
+        .iter()
+        .any(|s| s.result == StepResult::Refused && s.detail.starts_with("paused"));
     match f.resolution {
         "remediated" if !done.is_empty() => done.join(", "),
+        "remediated" => "nothing to change".into(),
         "would-remediate" => "dry run".into(),
         "notified" => "needs attention".into(),
         "no-policy" => "unhandled".into(),
+        "refused" if paused => "paused".into(),
         other => other.into(),
     }
 }

@@ -125,7 +125,14 @@ fn definition() -> String {
         "Comment": "Miniature Thera pipeline for remediator's tests and demo",
         "StartAt": "Route",
         "States": {
-            "Route": {"Type": "Choice", "Choices": [{"Variable": "$.job", "StringEquals": "firecrawl", "Next": "PullFirecrawl"}], "Default": "CheckApolloQuota"},
+            "Route": {"Type": "Choice", "Choices": [
+                {"Variable": "$.job", "StringEquals": "firecrawl", "Next": "PullFirecrawl"},
+                {"Variable": "$.job", "StringEquals": "apollo-full", "Next": "PullApolloFull"}
+            ], "Default": "CheckApolloQuota"},
+            // A real Lambda task that times out: the function is invoked, and the task
+            // waits for a callback that never comes within its 1 s timeout.
+            "PullApolloFull": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Parameters": {"FunctionName": FUNCTION, "Payload": {"token.$": "$$.Task.Token"}}, "TimeoutSeconds": 1, "End": true},
             "CheckApolloQuota": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:dynamodb:getItem",
                 "Parameters": {"TableName": QUOTA_TABLE, "Key": {"pk": {"S": "apollo"}}}, "ResultPath": "$.quota", "Next": "Throttled?"},
             "Throttled?": {"Type": "Choice", "Choices": [{"Variable": "$.quota.Item.state.S", "StringEquals": "throttled", "Next": "PullApolloDelta"}], "Default": "Done"},
@@ -389,7 +396,7 @@ impl Pipeline {
             "detail-type": "Step Functions Execution Status Change",
             "source": "aws.states",
             "account": ACCOUNT,
-            "time": "2026-11-29T09:00:00Z",
+            "time": out.stop_date().map(|d| d.fmt(aws_sdk_sfn::primitives::DateTimeFormat::DateTime).unwrap()),
             "region": REGION,
             "resources": [arn],
             "detail": detail,
@@ -476,6 +483,120 @@ impl Pipeline {
             .map(remediator::aws::dynamodb::item_to_json)
             .collect()
     }
+}
+
+impl Pipeline {
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&self.sdk)
+    }
+
+    pub fn events(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.sdk)
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// The function's (timeout, memory).
+    pub async fn function_settings(&self) -> (i32, i32) {
+        let c = self
+            .lambda()
+            .get_function_configuration()
+            .function_name(FUNCTION)
+            .send()
+            .await
+            .expect("GetFunctionConfiguration");
+        (c.timeout().unwrap(), c.memory_size().unwrap())
+    }
+
+    pub async fn rule_state(&self, rule: &str) -> String {
+        let r = self
+            .events()
+            .describe_rule()
+            .name(rule)
+            .send()
+            .await
+            .expect("DescribeRule");
+        r.state().unwrap().as_str().to_string()
+    }
+
+    /// Disables a rule and returns the CloudTrail "AWS API Call" event that records it.
+    pub async fn disable_rule(&self, rule: &str) -> Value {
+        self.events()
+            .disable_rule()
+            .name(rule)
+            .send()
+            .await
+            .expect("DisableRule");
+        json!({
+            "version": "0", "id": format!("ct-disable-{rule}"), "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.events", "account": ACCOUNT, "time": now_rfc3339(), "region": REGION, "resources": [],
+            "detail": {
+                "eventVersion": "1.08", "eventSource": "events.amazonaws.com", "eventName": "DisableRule",
+                "awsRegion": REGION, "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/ops/maria")},
+                "requestParameters": {"name": rule}, "responseElements": null, "eventType": "AwsApiCall"
+            }
+        })
+    }
+
+    /// Deletes an object (a delete marker in the versioned bucket) and returns the S3
+    /// "Object Deleted" event.
+    pub async fn delete_object(&self, key: &str) -> Value {
+        self.s3()
+            .delete_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("DeleteObject");
+        json!({
+            "version": "0", "id": format!("s3-deleted-{}", key.replace('/', "-")), "detail-type": "Object Deleted",
+            "source": "aws.s3", "account": ACCOUNT, "time": now_rfc3339(), "region": REGION,
+            "resources": [format!("arn:aws:s3:::{BUCKET}")],
+            "detail": {"version": "0", "bucket": {"name": BUCKET}, "object": {"key": key, "sequencer": "0066"},
+                "request-id": "R1", "requester": ACCOUNT, "reason": "DeleteObject", "deletion-type": "Delete Marker Created"}
+        })
+    }
+
+    pub async fn object_body(&self, key: &str) -> Option<String> {
+        let out = self
+            .s3()
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(String::from_utf8(out.body.collect().await.ok()?.to_vec()).unwrap())
+    }
+
+    /// An EventBridge "CloudWatch Alarm State Change" for the function's Errors alarm.
+    pub fn errors_alarm_event(&self, state: &str, previous: &str) -> Value {
+        json!({
+            "version": "0", "id": format!("alarm-{state}"), "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch", "account": ACCOUNT, "time": now_rfc3339(), "region": REGION,
+            "resources": [format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{FUNCTION}-errors")],
+            "detail": {
+                "alarmName": format!("{FUNCTION}-errors"),
+                "state": {"value": state, "reason": "Threshold Crossed", "timestamp": now_rfc3339()},
+                "previousState": {"value": previous, "reason": "Threshold Crossed", "timestamp": now_rfc3339()},
+                "configuration": {"metrics": [{"id": "m1", "metricStat": {"metric": {
+                    "namespace": "AWS/Lambda", "name": "Errors", "dimensions": {"FunctionName": FUNCTION}},
+                    "period": 60, "stat": "Sum"}, "returnData": true}]}
+            }
+        })
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    aws_sdk_sfn::primitives::DateTime::from(std::time::SystemTime::now())
+        .fmt(aws_sdk_sfn::primitives::DateTimeFormat::DateTime)
+        .unwrap()
 }
 
 /// Runs `remediator ARGS` against the emulator, with `stdin` as input.

@@ -9,13 +9,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
 };
 
+use crate::apply::ChangeLocks;
 use crate::error::AwsError;
+use crate::guard::{Pause, PauseScope, Pauses};
 use crate::incident::IncidentKey;
 use crate::record::{Claim, ClaimRequest, Completion, IncidentLog};
 
@@ -306,5 +309,139 @@ impl IncidentLog for StateTable {
             .await
             .map_err(|e| AwsError::sdk("UpdateItem (summary sent)", e))?;
         Ok(())
+    }
+}
+
+/// Pauses live in one partition (`pk = PAUSE`, `sk` = the scope), so one `Query` reads
+/// them all in the same round trip as diagnosis.
+#[async_trait]
+impl Pauses for StateTable {
+    async fn active(&self, now: i64) -> Result<Vec<Pause>, AwsError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s("PAUSE"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("Query (pauses)", e))?;
+        let mut pauses = Vec::new();
+        for item in out.items() {
+            let text = |k: &str| {
+                item.get(k)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let until = item
+                .get("until")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(0);
+            let Some(scope) = PauseScope::from_key(&text("sk")) else {
+                continue;
+            };
+            if until > now {
+                pauses.push(Pause {
+                    scope,
+                    reason: text("reason"),
+                    until,
+                    by: text("by"),
+                });
+            }
+        }
+        Ok(pauses)
+    }
+
+    async fn set(&self, pause: &Pause) -> Result<(), AwsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("PAUSE"))
+            .item("sk", s(pause.scope.key()))
+            .item("reason", s(&pause.reason))
+            .item("by", s(&pause.by))
+            .item("until", AttributeValue::N(pause.until.to_string()))
+            .item("created_at", n(now()))
+            .item(
+                "expires_at",
+                AttributeValue::N((pause.until + 86400).to_string()),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("PutItem (pause)", e))?;
+        Ok(())
+    }
+
+    async fn clear(&self, scope: &PauseScope) -> Result<bool, AwsError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s("PAUSE"))
+            .key("sk", s(scope.key()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("DeleteItem (pause)", e))?;
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+}
+
+#[async_trait]
+impl ChangeLocks for StateTable {
+    async fn claim_change(
+        &self,
+        target: &str,
+        change: &str,
+        from: &str,
+        incident: &str,
+    ) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("CHANGE#{target}")))
+            .item("sk", s(format!("{change}#{from}")))
+            .item("incident", s(incident))
+            .item("at", n(now()))
+            .item("expires_at", n(now() + RETENTION_SECS))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(AwsError::sdk("PutItem (change lock)", e)),
+        }
+    }
+
+    async fn last_change(&self, target: &str, change: &str) -> Result<Option<i64>, AwsError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :change)")
+            .expression_attribute_values(":pk", s(format!("CHANGE#{target}")))
+            .expression_attribute_values(":change", s(format!("{change}#")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("Query (changes)", e))?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|i| {
+                i.get("at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok())
+            })
+            .max())
     }
 }

@@ -5,6 +5,9 @@
 //! are the SDK's own (standard mode), configured here once.
 
 pub mod dynamodb;
+pub mod eventbridge;
+pub mod lambda;
+pub mod s3;
 pub mod sns;
 pub mod stepfunctions;
 

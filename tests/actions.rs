@@ -1,0 +1,264 @@
+//! End-to-end tests of the remediation actions and their guards, against the moto
+//! server through the real AWS SDK: one row of shared/docs/failure-modes.md each.
+
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::{outcomes, run, run_with, Emulator, Pipeline, FUNCTION, RULES};
+use serde_json::Value;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_remediator"))
+}
+
+async fn setup() -> (Emulator, Pipeline) {
+    let emulator = Emulator::start();
+    let pipeline = Pipeline::create(&emulator, bin()).await;
+    // The function's LastModified must precede the failures by at least a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    (emulator, pipeline)
+}
+
+fn handle(emulator: &Emulator, events: &[Value]) -> Vec<Value> {
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let out = run(bin(), emulator, &["handle", "--event", "-"], Some(&text));
+    assert!(
+        out.status.success(),
+        "stderr: {}\nstdout: {}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    outcomes(&out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lambda_timeout_raises_the_timeout_then_restarts_the_execution() {
+    let (emulator, p) = setup().await;
+    let arn = p.run_execution("full-2026-11-29", "apollo-full").await;
+    let event = p.status_event(&arn, false).await;
+    let outcome = &handle(&emulator, &[event])[0];
+    assert_eq!(outcome["policy"], "raise-timeout-then-redrive", "{outcome}");
+    assert_eq!(outcome["diagnosis"]["error"], "States.Timeout");
+    assert_eq!(
+        outcome["diagnosis"]["resource"],
+        format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}")
+    );
+    assert_eq!(
+        outcome["actions"][0]["detail"], "raised timeout 300s→450s",
+        "{outcome}"
+    );
+    assert_eq!(outcome["actions"][0]["before"]["timeout"], 300);
+    assert!(
+        outcome["actions"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("restarted as"),
+        "{outcome}"
+    );
+    assert_eq!(outcome["resolution"], "remediated");
+    assert_eq!(p.function_settings().await, (450, 512));
+    let subject = p.summaries().await[0]["Subject"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(subject, "[timeout 300s→450s, restarted] thera-pipeline-prod-daily: States.Timeout at PullApolloFull");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_failures_from_one_timeout_raises_once_and_retries_each() {
+    let (emulator, p) = setup().await;
+    let mut events = Vec::new();
+    for i in 0..6 {
+        let arn = p.run_execution(&format!("burst-{i}"), "apollo-full").await;
+        events.push(p.status_event(&arn, false).await);
+    }
+    let all = handle(&emulator, &events);
+    let raised: Vec<&Value> = all
+        .iter()
+        .filter(|o| {
+            o["actions"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("raised")
+        })
+        .collect();
+    assert_eq!(raised.len(), 1, "exactly one raise: {all:#?}");
+    for o in &all {
+        assert!(
+            o["actions"][1]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("restarted as"),
+            "{o}"
+        );
+    }
+    assert_eq!(
+        p.function_settings().await.0,
+        450,
+        "raised once, not compounded"
+    );
+    assert_eq!(
+        p.execution_names().await.len(),
+        12,
+        "six failures, six restarts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_cap_the_timeout_is_not_raised_and_the_failure_is_escalated() {
+    let (emulator, p) = setup().await;
+    p.lambda()
+        .update_function_configuration()
+        .function_name(FUNCTION)
+        .timeout(900)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let arn = p.run_execution("capped", "apollo-full").await;
+    let outcome = &handle(&emulator, &[p.status_event(&arn, false).await])[0];
+    assert_eq!(outcome["resolution"], "refused", "{outcome}");
+    assert!(outcome["actions"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("already at the cap of 900s"));
+    assert_eq!(
+        outcome["actions"][1]["result"], "skipped",
+        "no retry after a refused raise"
+    );
+    assert_eq!(p.function_settings().await.0, 900);
+    assert_eq!(p.execution_names().await.len(), 1);
+    assert!(p.summaries().await[0]["Subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("[refused]"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_pipeline_rule_is_enabled_again() {
+    let (emulator, p) = setup().await;
+    let event = p.disable_rule(RULES[0]).await;
+    assert_eq!(p.rule_state(RULES[0]).await, "DISABLED");
+    let outcome = &handle(&emulator, &[event])[0];
+    assert_eq!(outcome["policy"], "reenable-pipeline-rules", "{outcome}");
+    assert_eq!(outcome["resolution"], "remediated");
+    assert_eq!(outcome["actions"][0]["before"]["state"], "DISABLED");
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_paused_a_disabled_rule_stays_disabled_and_a_summary_says_why() {
+    let (emulator, p) = setup().await;
+    let out = run(
+        bin(),
+        &emulator,
+        &[
+            "pause",
+            "--reason",
+            "emergency stop: bad Apollo data",
+            "--for",
+            "2h",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let event = p.disable_rule(RULES[1]).await;
+    let outcome = &handle(&emulator, &[event])[0];
+    assert_eq!(outcome["resolution"], "refused", "{outcome}");
+    assert!(outcome["actions"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("emergency stop: bad Apollo data"));
+    assert_eq!(p.rule_state(RULES[1]).await, "DISABLED", "the pause wins");
+    let summaries = p.summaries().await;
+    assert_eq!(summaries.len(), 1);
+    assert!(
+        summaries[0]["Subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[paused]"),
+        "{}",
+        summaries[0]["Subject"]
+    );
+
+    // After `resume`, the next disable is healed.
+    assert!(run(bin(), &emulator, &["resume"], None).status.success());
+    let again = p.disable_rule(RULES[0]).await;
+    assert_eq!(handle(&emulator, &[again])[0]["resolution"], "remediated");
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_pipeline_object_is_restored_from_its_previous_version() {
+    let (emulator, p) = setup().await;
+    let key = "thera-pipeline/apollo/latest.json";
+    let event = p.delete_object(key).await;
+    assert_eq!(p.object_body(key).await, None);
+    let outcome = &handle(&emulator, std::slice::from_ref(&event))[0];
+    assert_eq!(
+        outcome["policy"], "restore-deleted-pipeline-data",
+        "{outcome}"
+    );
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    assert_eq!(
+        p.object_body(key).await.as_deref(),
+        Some("{\"contacts\": 1200}")
+    );
+    // A second delivery acts on nothing; a restore of a present object overwrites nothing.
+    assert_eq!(handle(&emulator, &[event])[0]["resolution"], "duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_outside_the_allow_list_is_refused() {
+    let (emulator, p) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "policies:\n  - {name: enable-any-rule, match: {source: [aws.events], detail: {eventName: [DisableRule]}}, actions: [enable-rule]}\n",
+    )
+    .unwrap();
+    let event = p.disable_rule(RULES[0]).await;
+    let policies = dir.path().to_str().unwrap();
+    let out = run_with(
+        bin(),
+        &emulator,
+        &["handle", "--event", "-"],
+        Some(&event.to_string()),
+        &[
+            ("REMEDIATOR_POLICIES", policies),
+            ("REMEDIATOR_ALLOW", "arn:aws:events:*:*:rule/billing-*"),
+        ],
+    );
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["resolution"], "refused", "{outcome}");
+    assert!(outcome["actions"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("outside the allow-list"));
+    assert_eq!(p.rule_state(RULES[0]).await, "DISABLED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_errors_alarm_is_reported_and_its_ok_transition_is_not_an_incident() {
+    let (emulator, p) = setup().await;
+    let all = handle(
+        &emulator,
+        &[
+            p.errors_alarm_event("ALARM", "OK"),
+            p.errors_alarm_event("OK", "ALARM"),
+        ],
+    );
+    assert_eq!(all[0]["resolution"], "notified", "{}", all[0]);
+    assert_eq!(
+        all[0]["diagnosis"]["resource"],
+        format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}")
+    );
+    assert_eq!(all[1]["resolution"], "ignored");
+    assert_eq!(p.summaries().await.len(), 1);
+}
