@@ -262,3 +262,104 @@ async fn an_errors_alarm_is_reported_and_its_ok_transition_is_not_an_incident() 
     assert_eq!(all[1]["resolution"], "ignored");
     assert_eq!(p.summaries().await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_disabled_again_and_again_is_enabled_at_most_max_attempts_times() {
+    let (emulator, p) = setup().await;
+    for round in 0..3 {
+        let mut event = p.disable_rule(RULES[0]).await;
+        event["id"] = Value::from(format!("ct-{round}"));
+        assert_eq!(
+            handle(&emulator, &[event])[0]["resolution"],
+            "remediated",
+            "round {round}"
+        );
+    }
+    let mut event = p.disable_rule(RULES[0]).await;
+    event["id"] = Value::from("ct-3");
+    let outcome = &handle(&emulator, &[event])[0];
+    assert_eq!(outcome["resolution"], "refused", "{outcome}");
+    assert!(outcome["actions"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("attempts exhausted: 3 of 3 within 1d"));
+    assert_eq!(
+        p.rule_state(RULES[0]).await,
+        "DISABLED",
+        "remediator stops fighting whoever disables it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_three_failed_remediations_the_circuit_opens_until_reset() {
+    let (emulator, p) = setup().await;
+    // The rule is gone: every attempt to enable it fails.
+    let mut template = p.disable_rule(RULES[1]).await;
+    p.events()
+        .delete_rule()
+        .name(RULES[1])
+        .send()
+        .await
+        .unwrap();
+    let rule_arn = format!("arn:aws:events:us-east-1:123456789012:rule/{}", RULES[1]);
+    let mut last = Value::Null;
+    for round in 0..4 {
+        template["id"] = Value::from(format!("ct-gone-{round}"));
+        let out = run(
+            bin(),
+            &emulator,
+            &["handle", "--event", "-"],
+            Some(&template.to_string()),
+        );
+        last = outcomes(&out).remove(0);
+        if round < 3 {
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "a failed remediation is a retryable error"
+            );
+            assert_eq!(
+                last["outcome"]["resolution"], "failed",
+                "round {round}: {last}"
+            );
+        }
+    }
+    assert_eq!(last["resolution"], "refused", "{last}");
+    assert!(
+        last["actions"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("circuit open"),
+        "{last}"
+    );
+    let summaries = p.summaries().await;
+    assert_eq!(
+        summaries.len(),
+        4,
+        "one summary per delivery: {summaries:?}"
+    );
+    let escalated = summaries
+        .iter()
+        .filter(|s| s["Message"].as_str().unwrap().contains("circuit opened"))
+        .count();
+    assert_eq!(escalated, 1, "the opening of the circuit is escalated once");
+
+    let reset = run(bin(), &emulator, &["reset", &rule_arn], None);
+    assert!(
+        String::from_utf8_lossy(&reset.stdout).contains("closed"),
+        "{}",
+        String::from_utf8_lossy(&reset.stdout)
+    );
+    template["id"] = Value::from("ct-gone-after-reset");
+    let out = run(
+        bin(),
+        &emulator,
+        &["handle", "--event", "-"],
+        Some(&template.to_string()),
+    );
+    assert_eq!(
+        outcomes(&out)[0]["outcome"]["resolution"],
+        "failed",
+        "after reset it tries again"
+    );
+}

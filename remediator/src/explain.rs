@@ -95,7 +95,7 @@ pub fn explain(
         plan(&incident, &decision.applied, false)
     };
     // The allow-list applies offline too; pauses live in the state table and do not.
-    guard(&mut planned, allow, &[], 0);
+    guard(&mut planned, allow, &crate::guard::GuardState::default(), 0);
     let actions = planned
         .steps
         .iter()

@@ -1,10 +1,17 @@
-//! Guards that keep remediator from touching what it must not: the allow-list of
-//! resources it may change, and the pauses humans set.
+//! Guards that keep remediator from touching what it must not, or too often: the
+//! allow-list of resources it may change, the pauses humans set, attempt limits and
+//! cooldowns per policy and target, and circuit breakers per target.
 //!
-//! Both are applied to a plan before anything runs, and a guarded step becomes a refusal
+//! All are applied to a plan before anything runs, and a guarded step becomes a refusal
 //! with a reason (recorded and named in the summary), never a silent skip. A pause
 //! always wins: the troubleshooting guide's emergency procedure disables the pipeline's
-//! rules on purpose, and re-enabling them then would fight the operator.
+//! rules on purpose, and re-enabling them then would fight the operator. Attempt limits
+//! stop remediator from fighting anyone else who keeps undoing its change.
+//!
+//! The state (pauses, attempts, circuits) lives in the state table under one partition,
+//! so a single query reads all of it, in parallel with diagnosis.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -127,23 +134,59 @@ impl Pause {
     }
 }
 
-/// Where pauses are kept (the state table).
-#[async_trait]
-pub trait Pauses: Send + Sync {
-    /// Every pause that has not expired.
-    async fn active(&self, now: i64) -> Result<Vec<Pause>, AwsError>;
-    async fn set(&self, pause: &Pause) -> Result<(), AwsError>;
-    /// Removes a pause; returns whether there was one.
-    async fn clear(&self, scope: &PauseScope) -> Result<bool, AwsError>;
+/// A circuit breaker of one target.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Circuit {
+    /// Failed remediations in a row.
+    pub failures: u32,
+    pub open: bool,
 }
 
-/// Refuses the plan's mutating steps whose target is outside the allow-list or paused.
-pub fn guard(plan: &mut Plan, allow: &AllowList, pauses: &[Pause], now: i64) {
+/// Failed remediations in a row that open a target's circuit.
+pub const CIRCUIT_THRESHOLD: u32 = 3;
+
+/// Everything the guards read, loaded at once.
+#[derive(Clone, Debug, Default)]
+pub struct GuardState {
+    pub pauses: Vec<Pause>,
+    /// Times (Unix seconds) of changes made, by (policy, target).
+    pub attempts: HashMap<(String, String), Vec<i64>>,
+    pub circuits: HashMap<String, Circuit>,
+}
+
+/// Where the guards' state is kept (the state table).
+#[async_trait]
+pub trait GuardStore: Send + Sync {
+    /// Pauses that have not expired, attempts and circuits.
+    async fn load(&self, now: i64) -> Result<GuardState, AwsError>;
+    async fn set_pause(&self, pause: &Pause) -> Result<(), AwsError>;
+    /// Removes a pause; returns whether there was one.
+    async fn clear_pause(&self, scope: &PauseScope) -> Result<bool, AwsError>;
+    /// Records a change made to `target` by `policy`, keeping times within `keep` seconds.
+    async fn record_attempt(
+        &self,
+        policy: &str,
+        target: &str,
+        at: i64,
+        keep: i64,
+    ) -> Result<(), AwsError>;
+    /// Counts a failed remediation of `target`; returns the circuit after it.
+    async fn record_failure(&self, target: &str, incident: &str) -> Result<Circuit, AwsError>;
+    /// A successful remediation ends a run of failures.
+    async fn record_success(&self, target: &str) -> Result<(), AwsError>;
+    /// Closes a circuit (`remediator reset`); returns whether there was one.
+    async fn reset(&self, target: &str) -> Result<bool, AwsError>;
+}
+
+/// Refuses the plan's mutating steps whose target is outside the allow-list, paused,
+/// over its policy's attempt limit or in cooldown, or behind an open circuit.
+pub fn guard(plan: &mut Plan, allow: &AllowList, state: &GuardState, now: i64) {
     for step in &mut plan.steps {
         if step.disposition != Disposition::Act || !step.action.is_mutating() {
             continue;
         }
-        if let Some(pause) = pauses
+        if let Some(pause) = state
+            .pauses
             .iter()
             .find(|p| p.until > now && p.covers(&step.policy, step.target.as_deref()))
         {
@@ -156,13 +199,66 @@ pub fn guard(plan: &mut Plan, allow: &AllowList, pauses: &[Pause], now: i64) {
             ));
             continue;
         }
-        match &step.target {
-            Some(t) if allow.allows(t) => {}
+        let target = match &step.target {
+            Some(t) if allow.allows(t) => t.clone(),
             Some(t) => {
-                step.disposition = Disposition::Refuse(format!("{t} is outside the allow-list"))
+                step.disposition = Disposition::Refuse(format!("{t} is outside the allow-list"));
+                continue;
             }
-            None => step.disposition = Disposition::Refuse("no target to act on".into()),
+            None => {
+                step.disposition = Disposition::Refuse("no target to act on".into());
+                continue;
+            }
+        };
+        if state
+            .circuits
+            .get(&circuit_key(&target))
+            .is_some_and(|c| c.open)
+        {
+            step.disposition = Disposition::Refuse(format!(
+                "circuit open for {target} after {CIRCUIT_THRESHOLD} failed remediations: run `remediator reset {target}` once it is fixed"
+            ));
+            continue;
         }
+        // Execution retries are limited by the execution's own redrive/restart count
+        // (planned already); other changes by the times recorded per policy and target.
+        if step.attempt.is_some() {
+            continue;
+        }
+        let limits = &step.limits;
+        let times = state
+            .attempts
+            .get(&(step.policy.clone(), target))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let window = limits.window.as_secs() as i64;
+        let recent = times.iter().filter(|t| **t > now - window).count() as u32;
+        if recent >= limits.max_attempts {
+            step.disposition = Disposition::Refuse(format!(
+                "attempts exhausted: {recent} of {} within {}; a person must look",
+                limits.max_attempts,
+                crate::policy::format_duration(limits.window)
+            ));
+        } else if let Some(last) = times
+            .iter()
+            .max()
+            .filter(|t| now - **t < limits.cooldown.as_secs() as i64)
+        {
+            step.disposition = Disposition::Refuse(format!(
+                "cooling down: last change at {}, cooldown {}",
+                format_time(*last),
+                crate::policy::format_duration(limits.cooldown)
+            ));
+        }
+    }
+}
+
+/// The circuit a target belongs to: executions count against their state machine
+/// (each retry is a new execution), everything else against itself.
+pub fn circuit_key(target: &str) -> String {
+    match crate::event::ExecutionArn::parse(target) {
+        Some(execution) => execution.state_machine_arn(),
+        None => target.to_string(),
     }
 }
 
@@ -203,10 +299,18 @@ mod tests {
             dry_run: false,
             attempt: None,
             disposition: Disposition::Act,
+            limits: crate::policy::Limits::default(),
         }
     }
 
     const RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/thera-pipeline-daily-rule";
+
+    fn with_pauses(pauses: Vec<Pause>) -> GuardState {
+        GuardState {
+            pauses,
+            ..GuardState::default()
+        }
+    }
 
     #[test]
     fn the_default_allow_list_covers_the_thera_pipeline_only() {
@@ -229,7 +333,12 @@ mod tests {
         let mut plan = Plan {
             steps: vec![step("p", "arn:aws:events:us-east-1:1:rule/billing-export")],
         };
-        guard(&mut plan, &AllowList::default_list(), &[], 0);
+        guard(
+            &mut plan,
+            &AllowList::default_list(),
+            &GuardState::default(),
+            0,
+        );
         assert!(
             matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("outside the allow-list"))
         );
@@ -253,7 +362,12 @@ mod tests {
             let mut plan = Plan {
                 steps: vec![step("p", RULE)],
             };
-            guard(&mut plan, &allow, &[pause(scope.clone())], 999);
+            guard(
+                &mut plan,
+                &allow,
+                &with_pauses(vec![pause(scope.clone())]),
+                999,
+            );
             assert!(
                 matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("paused") && r.contains("emergency stop")),
                 "{scope:?}"
@@ -261,7 +375,7 @@ mod tests {
             let mut expired = Plan {
                 steps: vec![step("p", RULE)],
             };
-            guard(&mut expired, &allow, &[pause(scope)], 1000);
+            guard(&mut expired, &allow, &with_pauses(vec![pause(scope)]), 1000);
             assert_eq!(expired.steps[0].disposition, Disposition::Act);
         }
         let mut other = Plan {
@@ -270,10 +384,64 @@ mod tests {
         guard(
             &mut other,
             &allow,
-            &[pause(PauseScope::Policy("p".into()))],
+            &with_pauses(vec![pause(PauseScope::Policy("p".into()))]),
             0,
         );
         assert_eq!(other.steps[0].disposition, Disposition::Act);
+    }
+
+    #[test]
+    fn changes_are_refused_past_max_attempts_in_the_window_and_during_cooldown() {
+        let allow = AllowList::default_list();
+        let mut state = GuardState::default();
+        let key = ("p".to_string(), RULE.to_string());
+        let mut s = step("p", RULE);
+        s.limits = crate::policy::Limits {
+            max_attempts: 2,
+            window: std::time::Duration::from_secs(3600),
+            cooldown: std::time::Duration::from_secs(300),
+        };
+        // Two changes in the window: the third is refused.
+        state.attempts.insert(key.clone(), vec![1000, 2000]);
+        let mut plan = Plan {
+            steps: vec![s.clone()],
+        };
+        guard(&mut plan, &allow, &state, 2500);
+        assert!(
+            matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("attempts exhausted: 2 of 2"))
+        );
+        // One old change outside the window, one within the cooldown.
+        state.attempts.insert(key, vec![0, 4900]);
+        let mut plan = Plan {
+            steps: vec![s.clone()],
+        };
+        guard(&mut plan, &allow, &state, 5000);
+        assert!(
+            matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("cooling down"))
+        );
+        // After the cooldown it may act again.
+        let mut plan = Plan { steps: vec![s] };
+        guard(&mut plan, &allow, &state, 5300);
+        assert_eq!(plan.steps[0].disposition, Disposition::Act);
+    }
+
+    #[test]
+    fn an_open_circuit_refuses_every_change_to_its_target() {
+        let mut state = GuardState::default();
+        state.circuits.insert(
+            RULE.into(),
+            Circuit {
+                failures: 3,
+                open: true,
+            },
+        );
+        let mut plan = Plan {
+            steps: vec![step("p", RULE)],
+        };
+        guard(&mut plan, &AllowList::default_list(), &state, 0);
+        assert!(
+            matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("circuit open") && r.contains("remediator reset"))
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::decide::decide_applied;
 use crate::diagnose::{diagnose, diagnose_alarm, Diagnosis};
 use crate::error::AwsError;
 use crate::event::{Event, EventError, Signal};
-use crate::guard::{guard, AllowList, Pauses};
+use crate::guard::{guard, AllowList, GuardState, GuardStore};
 use crate::incident::Incident;
 use crate::plan::plan;
 use crate::policy::{NotifyWhen, Policy, PolicySet};
@@ -141,7 +141,7 @@ pub struct Handler {
     pub rules: Arc<dyn Rules>,
     pub objects: Arc<dyn ObjectVersions>,
     pub locks: Arc<dyn ChangeLocks>,
-    pub pauses: Arc<dyn Pauses>,
+    pub guards: Arc<dyn GuardStore>,
     pub log: Arc<dyn IncidentLog>,
     pub notifier: Arc<dyn Notifier>,
 }
@@ -256,13 +256,12 @@ impl Handler {
             }
         }
 
-        // Diagnose, and read the pauses, at once. A failure of either releases the
+        // Diagnose, and read the guards' state, at once. A failure of either releases the
         // claim and asks for a retry: a pause that cannot be read must not be ignored.
         let now = now();
-        let (diagnosed, pauses) =
-            tokio::join!(self.diagnose(&mut incident), self.pauses.active(now));
-        let (info, pauses) = match (diagnosed, pauses) {
-            (Ok(info), Ok(pauses)) => (info, pauses),
+        let (diagnosed, pauses) = tokio::join!(self.diagnose(&mut incident), self.guards.load(now));
+        let (info, guards) = match (diagnosed, pauses) {
+            (Ok(info), Ok(guards)) => (info, guards),
             (Err(e), _) | (_, Err(e)) => {
                 self.release(&incident, owner, &outcome, &e).await;
                 return Err(aws(e));
@@ -275,7 +274,7 @@ impl Handler {
         let deciding: Option<&Policy> = applied.first().copied();
         outcome.policy = deciding.map(|p| p.name.clone());
         let mut plan = plan(&incident, &applied, self.dry_run);
-        guard(&mut plan, &self.allow, &pauses, now);
+        guard(&mut plan, &self.allow, &guards, now);
         let services = Services {
             executions: self.executions.as_ref(),
             functions: self.functions.as_ref(),
@@ -286,6 +285,18 @@ impl Handler {
         outcome.actions = apply(&plan, &incident, info.as_ref(), &services).await;
         outcome.resolution = resolve(deciding, &outcome.actions);
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
+        if let Err(e) = self
+            .record_guards(&incident, &plan, &guards, &mut outcome, now)
+            .await
+        {
+            // The remediation happened; the guards' bookkeeping failed. Say so, and let
+            // the retry (which finds the incident done) not act again.
+            warn!(incident = %key, error = %e, "could not record attempts or circuit state");
+            outcome.note = Some(format!(
+                "guard state not recorded: {}",
+                redact::text(&e.to_string())
+            ));
+        }
 
         let summary = should_notify(deciding, outcome.resolution, &outcome.actions).then(|| {
             compose(&Facts {
@@ -294,6 +305,7 @@ impl Handler {
                 steps: &outcome.actions,
                 resolution: outcome.resolution.as_str(),
                 dry_run,
+                note: outcome.note.as_deref(),
             })
         });
         let status = if outcome.resolution == Resolution::Failed {
@@ -350,6 +362,61 @@ impl Handler {
             });
         }
         Ok(outcome)
+    }
+
+    /// Records changes made (attempt limits, cooldowns) and failed or successful
+    /// remediations (circuit breakers). Notes in the outcome a circuit this opened.
+    async fn record_guards(
+        &self,
+        incident: &Incident,
+        plan: &crate::plan::Plan,
+        guards: &GuardState,
+        outcome: &mut Outcome,
+        now: i64,
+    ) -> Result<(), AwsError> {
+        for (step, done) in plan.steps.iter().zip(&outcome.actions) {
+            let Some(target) = &done.target else { continue };
+            if !step.action.is_mutating() || step.dry_run {
+                continue;
+            }
+            let circuit = crate::guard::circuit_key(target);
+            match done.result {
+                StepResult::Done if done.before.is_some() => {
+                    if step.attempt.is_none() {
+                        let keep = step
+                            .limits
+                            .window
+                            .as_secs()
+                            .max(step.limits.cooldown.as_secs())
+                            as i64;
+                        self.guards
+                            .record_attempt(&step.policy, target, now, keep)
+                            .await?;
+                    }
+                    if guards
+                        .circuits
+                        .get(&circuit)
+                        .is_some_and(|c| c.failures > 0)
+                    {
+                        self.guards.record_success(&circuit).await?;
+                    }
+                }
+                StepResult::Failed => {
+                    let state = self
+                        .guards
+                        .record_failure(&circuit, incident.key.as_str())
+                        .await?;
+                    if state.open && !guards.circuits.get(&circuit).is_some_and(|c| c.open) {
+                        outcome.note = Some(format!(
+                            "circuit opened for {circuit} after {} failed remediations: no more actions on it until `remediator reset {circuit}`",
+                            state.failures
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Reads the execution's history and description (in parallel) for a failure.

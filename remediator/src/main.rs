@@ -20,7 +20,7 @@ use remediator::aws::{
 use remediator::config::{Config, PolicySource};
 use remediator::diagnose::{events_from_json, HistoryEvent};
 use remediator::explain::explain;
-use remediator::guard::{format_time, AllowList, Pause, PauseScope, Pauses};
+use remediator::guard::{format_time, AllowList, GuardStore, Pause, PauseScope};
 use remediator::handle::{HandleError, Handler};
 use remediator::policy::{case_files, PolicyErrors, PolicySet};
 use remediator::yaml;
@@ -110,6 +110,11 @@ enum Command {
     },
     /// List the pauses in force.
     Pauses,
+    /// Close the circuit breaker of a target after a person fixed it.
+    Reset {
+        /// The target ARN (for executions: the state machine ARN).
+        target: String,
+    },
     /// Print the JSON Schema of policy files (policies/schema.json).
     Schema,
     /// The EventBridge rule patterns the deployment must subscribe to, as JSON.
@@ -160,6 +165,7 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(resume_cmd(scope(policy, target))))
         }
         Command::Pauses => runtime().and_then(|rt| rt.block_on(pauses_cmd())),
+        Command::Reset { target } => runtime().and_then(|rt| rt.block_on(reset_cmd(&target))),
         Command::Schema => {
             print!("{}", remediator::schema::policy_schema());
             Ok(ExitCode::SUCCESS)
@@ -241,7 +247,7 @@ async fn build_handler() -> Result<Handler> {
         rules: Arc::new(EventRules::new(aws_sdk_eventbridge::Client::new(&sdk))),
         objects: Arc::new(Objects::new(s3)),
         locks: table.clone(),
-        pauses: table.clone(),
+        guards: table.clone(),
         log: table,
         notifier: Arc::new(SummaryTopic::new(
             aws_sdk_sns::Client::new(&sdk),
@@ -285,7 +291,7 @@ async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<
     };
     state_table()
         .await?
-        .set(&pause)
+        .set_pause(&pause)
         .await
         .context("recording the pause")?;
     println!(
@@ -300,7 +306,7 @@ async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<
 async fn resume_cmd(scope: PauseScope) -> Result<ExitCode> {
     let existed = state_table()
         .await?
-        .clear(&scope)
+        .clear_pause(&scope)
         .await
         .context("removing the pause")?;
     if existed {
@@ -311,12 +317,28 @@ async fn resume_cmd(scope: PauseScope) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn reset_cmd(target: &str) -> Result<ExitCode> {
+    let key = remediator::guard::circuit_key(target);
+    if state_table()
+        .await?
+        .reset(&key)
+        .await
+        .context("closing the circuit")?
+    {
+        println!("circuit of {key} closed: remediator may act on it again");
+    } else {
+        println!("no circuit was open or counting for {key}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn pauses_cmd() -> Result<ExitCode> {
     let pauses = state_table()
         .await?
-        .active(remediator::handle::now())
+        .load(remediator::handle::now())
         .await
-        .context("reading pauses")?;
+        .context("reading pauses")?
+        .pauses;
     if pauses.is_empty() {
         println!("no pause in force");
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::event::Signal;
 use crate::incident::Incident;
-use crate::policy::{format_duration, Action, Policy};
+use crate::policy::{format_duration, Action, Limits, Policy};
 
 /// Longest delay waited inside one invocation; longer ones need a durable timer.
 pub const MAX_INLINE_DELAY: Duration = Duration::from_secs(60);
@@ -37,6 +37,8 @@ pub struct Step {
     /// For execution retries: this attempt's number and the policy's limit.
     pub attempt: Option<(u32, u32)>,
     pub disposition: Disposition,
+    /// The policy's limits (the guards apply them to changes other than retries).
+    pub limits: Limits,
 }
 
 /// Whether a step is taken.
@@ -80,6 +82,7 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
         dry_run,
         attempt: None,
         disposition: Disposition::Act,
+        limits: policy.limits.clone(),
     };
     let execution = match &incident.event.signal {
         Signal::Execution(change) => Some(change),

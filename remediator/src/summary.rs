@@ -44,6 +44,8 @@ pub struct Facts<'a> {
     /// Short outcome word: remediated, would-remediate, notified, refused, failed, no-policy.
     pub resolution: &'a str,
     pub dry_run: bool,
+    /// Anything else a person must know (e.g. a circuit breaker that opened).
+    pub note: Option<&'a str>,
 }
 
 /// Composes the summary for an incident.
@@ -143,6 +145,9 @@ pub fn compose(f: &Facts) -> Summary {
     if f.dry_run {
         line("Mode:", "dry run");
     }
+    if let Some(note) = f.note {
+        line("Note:", &redact::text(note));
+    }
     if let Some(rb) = f.policy.and_then(|p| p.runbook.as_deref()) {
         b.push_str(&format!(
             "\nRunbook\n  {}\n",
@@ -157,6 +162,12 @@ pub fn compose(f: &Facts) -> Summary {
         ));
     }
     b.push_str(&format!("  Incident: {}\n", incident.key));
+    if let Some(p) = f.policy {
+        b.push_str(&format!(
+            "\nTo stop remediator acting on this: remediator pause --policy {} --reason \"...\" --for 2h\n",
+            p.name
+        ));
+    }
 
     // A policy's `notify {severity}` says how hard its summary hits; otherwise the
     // outcome does.
@@ -248,6 +259,7 @@ mod tests {
             steps: &[],
             resolution: "no-policy",
             dry_run: false,
+            note: None,
         });
         assert_eq!(
             s.subject,

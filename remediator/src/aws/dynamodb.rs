@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{
 
 use crate::apply::ChangeLocks;
 use crate::error::AwsError;
-use crate::guard::{Pause, PauseScope, Pauses};
+use crate::guard::{Circuit, GuardState, GuardStore, Pause, PauseScope, CIRCUIT_THRESHOLD};
 use crate::incident::IncidentKey;
 use crate::record::{Claim, ClaimRequest, Completion, IncidentLog};
 
@@ -312,55 +312,87 @@ impl IncidentLog for StateTable {
     }
 }
 
-/// Pauses live in one partition (`pk = PAUSE`, `sk` = the scope), so one `Query` reads
-/// them all in the same round trip as diagnosis.
+/// The guards' state lives in one partition (`pk = GUARD`): pauses (`pause#SCOPE`),
+/// changes made (`attempt#POLICY#TARGET#TIME#INCIDENT`, expiring after the policy's
+/// window) and circuit breakers (`circuit#TARGET`), so one `Query` reads all of it in the
+/// same round trip as diagnosis.
+const GUARD: &str = "GUARD";
+
 #[async_trait]
-impl Pauses for StateTable {
-    async fn active(&self, now: i64) -> Result<Vec<Pause>, AwsError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s("PAUSE"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("Query (pauses)", e))?;
-        let mut pauses = Vec::new();
-        for item in out.items() {
-            let text = |k: &str| {
-                item.get(k)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            let until = item
-                .get("until")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<i64>().ok())
-                .unwrap_or(0);
-            let Some(scope) = PauseScope::from_key(&text("sk")) else {
-                continue;
-            };
-            if until > now {
-                pauses.push(Pause {
-                    scope,
-                    reason: text("reason"),
-                    until,
-                    by: text("by"),
-                });
+impl GuardStore for StateTable {
+    async fn load(&self, now: i64) -> Result<GuardState, AwsError> {
+        let mut state = GuardState::default();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(GUARD))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("Query (guards)", e))?;
+            for item in out.items() {
+                let text = |k: &str| {
+                    item.get(k)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let num = |k: &str| {
+                    item.get(k)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .unwrap_or(0)
+                };
+                let sk = text("sk");
+                if let Some(scope) = sk.strip_prefix("pause#").and_then(PauseScope::from_key) {
+                    if num("until") > now {
+                        state.pauses.push(Pause {
+                            scope,
+                            reason: text("reason"),
+                            until: num("until"),
+                            by: text("by"),
+                        });
+                    }
+                } else if sk.starts_with("attempt#") {
+                    state
+                        .attempts
+                        .entry((text("policy"), text("target")))
+                        .or_default()
+                        .push(num("at"));
+                } else if let Some(target) = sk.strip_prefix("circuit#") {
+                    let open = item
+                        .get("open")
+                        .and_then(|v| v.as_bool().ok())
+                        .copied()
+                        .unwrap_or(false);
+                    state.circuits.insert(
+                        target.to_string(),
+                        Circuit {
+                            failures: num("failures") as u32,
+                            open,
+                        },
+                    );
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
             }
         }
-        Ok(pauses)
+        Ok(state)
     }
 
-    async fn set(&self, pause: &Pause) -> Result<(), AwsError> {
+    async fn set_pause(&self, pause: &Pause) -> Result<(), AwsError> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s("PAUSE"))
-            .item("sk", s(pause.scope.key()))
+            .item("pk", s(GUARD))
+            .item("sk", s(format!("pause#{}", pause.scope.key())))
             .item("reason", s(&pause.reason))
             .item("by", s(&pause.by))
             .item("until", AttributeValue::N(pause.until.to_string()))
@@ -375,19 +407,133 @@ impl Pauses for StateTable {
         Ok(())
     }
 
-    async fn clear(&self, scope: &PauseScope) -> Result<bool, AwsError> {
+    async fn clear_pause(&self, scope: &PauseScope) -> Result<bool, AwsError> {
+        self.delete_guard(format!("pause#{}", scope.key()), "DeleteItem (pause)")
+            .await
+    }
+
+    async fn record_attempt(
+        &self,
+        policy: &str,
+        target: &str,
+        at: i64,
+        keep: i64,
+    ) -> Result<(), AwsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(GUARD))
+            .item(
+                "sk",
+                s(format!("attempt#{policy}#{target}#{at}#{}", now_nanos())),
+            )
+            .item("policy", s(policy))
+            .item("target", s(target))
+            .item("at", AttributeValue::N(at.to_string()))
+            .item(
+                "expires_at",
+                AttributeValue::N((at + keep.max(3600)).to_string()),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("PutItem (attempt)", e))?;
+        Ok(())
+    }
+
+    async fn record_failure(&self, target: &str, incident: &str) -> Result<Circuit, AwsError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(GUARD))
+            .key("sk", s(format!("circuit#{target}")))
+            .update_expression("ADD failures :one SET last_incident = :incident, updated_at = :now")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":incident", s(incident))
+            .expression_attribute_values(":now", n(now()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("UpdateItem (circuit)", e))?;
+        let attrs = out.attributes().cloned().unwrap_or_default();
+        let failures = attrs
+            .get("failures")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let already_open = attrs
+            .get("open")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false);
+        let open = already_open || failures >= CIRCUIT_THRESHOLD;
+        if open && !already_open {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(GUARD))
+                .key("sk", s(format!("circuit#{target}")))
+                .update_expression("SET #open = :t, opened_at = :now")
+                .expression_attribute_names("#open", "open")
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .expression_attribute_values(":now", n(now()))
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("UpdateItem (open circuit)", e))?;
+        }
+        Ok(Circuit { failures, open })
+    }
+
+    async fn record_success(&self, target: &str) -> Result<(), AwsError> {
+        // Only a circuit that is still closed forgets its failures; an open one waits
+        // for a person's `reset`.
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(GUARD))
+            .key("sk", s(format!("circuit#{target}")))
+            .condition_expression("attribute_not_exists(#open) OR #open = :f")
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(AwsError::sdk("DeleteItem (circuit)", e)),
+        }
+    }
+
+    async fn reset(&self, target: &str) -> Result<bool, AwsError> {
+        self.delete_guard(format!("circuit#{target}"), "DeleteItem (circuit)")
+            .await
+    }
+}
+
+impl StateTable {
+    async fn delete_guard(&self, sk: String, operation: &'static str) -> Result<bool, AwsError> {
         let out = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s("PAUSE"))
-            .key("sk", s(scope.key()))
+            .key("pk", s(GUARD))
+            .key("sk", s(sk))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| AwsError::sdk("DeleteItem (pause)", e))?;
+            .map_err(|e| AwsError::sdk(operation, e))?;
         Ok(out.attributes().is_some_and(|a| !a.is_empty()))
     }
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 #[async_trait]
