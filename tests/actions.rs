@@ -64,6 +64,47 @@ async fn a_lambda_timeout_raises_the_timeout_then_restarts_the_execution() {
         .unwrap()
         .to_string();
     assert_eq!(subject, "[timeout 300s→450s, restarted] thera-pipeline-prod-daily: States.Timeout at PullApolloFull");
+
+    // The restart times out too: the first incident is still failing, the second is
+    // attempt 2 of 2 and raises once more; a third would be refused.
+    let restart = outcome["actions"][1]["follow_up"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("#0")
+        .to_string();
+    assert_eq!(p.wait(&restart).await, "FAILED");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = &handle(&emulator, &[p.status_event(&restart, false).await])[0];
+    assert!(
+        second["note"].as_str().unwrap().contains("still failing"),
+        "{second}"
+    );
+    assert_eq!(
+        p.incident_item(outcome["incident"].as_str().unwrap())
+            .await
+            .unwrap()["verification"],
+        "still-failing"
+    );
+    assert_eq!(second["actions"][1]["attempt"], "2 of 2");
+    let third_run = second["actions"][1]["follow_up"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("#0")
+        .to_string();
+    assert_eq!(p.wait(&third_run).await, "FAILED");
+    let third = &handle(&emulator, &[p.status_event(&third_run, false).await])[0];
+    assert_eq!(third["resolution"], "refused", "{third}");
+    assert!(
+        third["actions"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("attempts exhausted"),
+        "{third}"
+    );
+    assert_eq!(
+        third["actions"][0]["result"], "refused",
+        "no raise without a retry to use it: {third}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

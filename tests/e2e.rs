@@ -76,10 +76,8 @@ async fn a_throttled_execution_is_retried_once_and_heals() {
         .iter()
         .find(|n| n.contains("-rmd1-"))
         .expect("a restart");
-    assert_eq!(
-        p.wait(&harness::execution_arn(restarted)).await,
-        "SUCCEEDED"
-    );
+    let restarted_arn = harness::execution_arn(restarted);
+    assert_eq!(p.wait(&restarted_arn).await, "SUCCEEDED");
 
     // One summary, readable, without the input.
     let summaries = p.summaries().await;
@@ -109,6 +107,38 @@ async fn a_throttled_execution_is_retried_once_and_heals() {
     assert_eq!(item["status"], "COMPLETED");
     assert_eq!(item["resolution"], "remediated");
     assert_eq!(item["failed_state"], "PullApolloDelta");
+
+    // The restart's SUCCEEDED event verifies the remediation and closes the incident.
+    let success = p.status_event(&restarted_arn, false).await;
+    let verified = run(
+        bin(),
+        &emulator,
+        &["handle", "--event", "-"],
+        Some(&success.to_string()),
+    );
+    let verdict = &outcomes(&verified)[0];
+    assert_eq!(verdict["resolution"], "healed", "{verdict}");
+    assert_eq!(
+        p.incident_item(key).await.unwrap()["verification"],
+        "healed"
+    );
+    let healed = p.summaries().await;
+    assert_eq!(healed.len(), 1);
+    assert_eq!(
+        healed[0]["Subject"],
+        "[healed] thera-pipeline-prod-daily: the retry succeeded"
+    );
+    let again = run(
+        bin(),
+        &emulator,
+        &["handle", "--event", "-"],
+        Some(&success.to_string()),
+    );
+    assert_eq!(
+        outcomes(&again)[0]["resolution"],
+        "duplicate",
+        "verified once"
+    );
 
     for (what, text) in [
         ("stdout", stdout),

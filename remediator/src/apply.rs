@@ -204,6 +204,9 @@ pub struct StepOutcome {
     /// A few words for the summary's subject, e.g. `timeout 300s→450s`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub short: Option<String>,
+    /// The run (execution ARN#redriveCount) whose end verifies this retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<String>,
 }
 
 /// A step's result before it is wrapped in a [`StepOutcome`].
@@ -212,6 +215,7 @@ struct Done {
     detail: String,
     before: Option<Value>,
     short: Option<String>,
+    follow_up: Option<String>,
 }
 
 fn done(result: StepResult, detail: impl Into<String>) -> Done {
@@ -220,6 +224,7 @@ fn done(result: StepResult, detail: impl Into<String>) -> Done {
         detail: detail.into(),
         before: None,
         short: None,
+        follow_up: None,
     }
 }
 
@@ -250,6 +255,7 @@ pub async fn apply(
             attempt: step.attempt.map(|(n, max)| format!("{n} of {max}")),
             before: None,
             short: None,
+            follow_up: None,
         };
         match (&step.disposition, &blocked) {
             (Disposition::Refuse(reason), _) => {
@@ -266,6 +272,7 @@ pub async fn apply(
                 out.detail = d.detail;
                 out.before = d.before;
                 out.short = d.short;
+                out.follow_up = d.follow_up;
             }
         }
         if step.action.is_mutating()
@@ -330,6 +337,11 @@ async fn run(
                     Ok(Redrive::Redriven) => {
                         return Done {
                             short: Some("redriven".into()),
+                            follow_up: Some(format!(
+                                "{}#{}",
+                                change.execution,
+                                change.redrive_count + 1
+                            )),
                             ..done(StepResult::Done, "redriven")
                         }
                     }
@@ -431,15 +443,17 @@ async fn restart(
         info.state_machine_arn.clone()
     };
     let name = restart_name(execution.name(), &incident.key.digest(16));
-    let restarted = |detail: String| Done {
+    let restarted = |arn: &str, detail: String| Done {
         short: Some("restarted".into()),
+        follow_up: Some(format!("{arn}#0")),
         ..done(StepResult::Done, detail)
     };
     match executions.start(&state_machine, &name, input).await {
-        Ok(Start::Started(arn)) => restarted(format!("restarted as {arn} ({why})")),
-        Ok(Start::AlreadyStarted(arn)) => {
-            restarted(format!("already restarted as {arn} by an earlier delivery"))
-        }
+        Ok(Start::Started(arn)) => restarted(&arn, format!("restarted as {arn} ({why})")),
+        Ok(Start::AlreadyStarted(arn)) => restarted(
+            &arn,
+            format!("already restarted as {arn} by an earlier delivery"),
+        ),
         Err(e) => failed("StartExecution", &e),
     }
 }

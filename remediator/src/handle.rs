@@ -26,7 +26,7 @@ use crate::diagnose::{diagnose, diagnose_alarm, Diagnosis};
 use crate::error::AwsError;
 use crate::event::{Event, EventError, Signal};
 use crate::guard::{guard, AllowList, GuardState, GuardStore};
-use crate::incident::Incident;
+use crate::incident::{Incident, IncidentKey};
 use crate::plan::plan;
 use crate::policy::{NotifyWhen, Policy, PolicySet};
 use crate::record::{Claim, ClaimRequest, Completion, IncidentLog, Status};
@@ -73,6 +73,8 @@ pub enum Resolution {
     InProgress,
     NoPolicy,
     Remediated,
+    /// A retry remediator made has succeeded: the incident it answered is closed.
+    Healed,
     WouldRemediate,
     Notified,
     Refused,
@@ -87,6 +89,7 @@ impl Resolution {
             Resolution::InProgress => "in-progress",
             Resolution::NoPolicy => "no-policy",
             Resolution::Remediated => "remediated",
+            Resolution::Healed => "healed",
             Resolution::WouldRemediate => "would-remediate",
             Resolution::Notified => "notified",
             Resolution::Refused => "refused",
@@ -176,6 +179,9 @@ impl Handler {
         match &event.signal {
             Signal::Execution(change) => {
                 outcome.execution = Some(change.execution.to_string());
+                if change.status == "SUCCEEDED" && is_retry(change) {
+                    return self.verify_success(event, outcome, owner).await;
+                }
                 if !change.is_failure() {
                     outcome.note = Some(format!(
                         "execution status {}: nothing to heal",
@@ -259,7 +265,12 @@ impl Handler {
         // Diagnose, and read the guards' state, at once. A failure of either releases the
         // claim and asks for a retry: a pause that cannot be read must not be ignored.
         let now = now();
-        let (diagnosed, pauses) = tokio::join!(self.diagnose(&mut incident), self.guards.load(now));
+        let incident_run = run_key(&incident);
+        let (diagnosed, pauses, previous) = tokio::join!(
+            self.diagnose(&mut incident),
+            self.guards.load(now),
+            self.retry_of(&incident_run)
+        );
         let (info, guards) = match (diagnosed, pauses) {
             (Ok(info), Ok(guards)) => (info, guards),
             (Err(e), _) | (_, Err(e)) => {
@@ -268,6 +279,23 @@ impl Handler {
             }
         };
         outcome.diagnosis = incident.diagnosis.clone().map(redacted);
+        // This run was remediator's retry of an earlier incident, and it failed again.
+        if let Ok(Some(previous)) = previous {
+            if let Err(e) = self
+                .log
+                .verify(
+                    &previous,
+                    "still-failing",
+                    incident_run.as_deref().unwrap_or_default(),
+                )
+                .await
+            {
+                warn!(incident = %previous, error = %e, "could not record the verification");
+            }
+            outcome.note = Some(format!(
+                "this run was the retry of incident {previous}, which is still failing"
+            ));
+        }
 
         let document = incident.document();
         let applied = decide_applied(&self.policies, &document);
@@ -284,6 +312,15 @@ impl Handler {
         };
         outcome.actions = apply(&plan, &incident, info.as_ref(), &services).await;
         outcome.resolution = resolve(deciding, &outcome.actions);
+        for follow_up in outcome
+            .actions
+            .iter()
+            .filter_map(|a| a.follow_up.as_deref())
+        {
+            if let Err(e) = self.log.follow(follow_up, &key).await {
+                warn!(incident = %key, error = %e, "could not record the retry to verify");
+            }
+        }
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
         if let Err(e) = self
             .record_guards(&incident, &plan, &guards, &mut outcome, now)
@@ -361,6 +398,71 @@ impl Handler {
                 outcome: Box::new(outcome),
             });
         }
+        Ok(outcome)
+    }
+
+    /// The incident this run retries, if remediator started or redrove it.
+    async fn retry_of(&self, run: &Option<String>) -> Result<Option<IncidentKey>, AwsError> {
+        match run {
+            Some(run) => self.log.followed(run).await,
+            None => Ok(None),
+        }
+    }
+
+    /// A retry remediator made succeeded: close its incident as healed, once.
+    async fn verify_success(
+        &self,
+        event: Event,
+        mut outcome: Outcome,
+        owner: &str,
+    ) -> Result<Outcome, HandleError> {
+        let incident = Incident::new(event, None);
+        let key = incident.key.clone();
+        let aws = |source: AwsError| HandleError::Aws {
+            incident: key.to_string(),
+            source,
+        };
+        let run = key.to_string();
+        let Some(previous) = self.log.followed(&run).await.map_err(aws)? else {
+            outcome.note = Some("execution SUCCEEDED; not a retry remediator made".into());
+            return Ok(outcome);
+        };
+        outcome.incident = Some(key.to_string());
+        let request = ClaimRequest {
+            key: key.clone(),
+            owner: owner.to_string(),
+            lease: self.lease,
+            event_id: incident.event.id.clone(),
+            source: incident.event.source.clone(),
+        };
+        if !matches!(self.log.claim(&request).await.map_err(aws)?, Claim::Claimed) {
+            outcome.resolution = Resolution::Duplicate;
+            outcome.note = Some("verification already recorded".into());
+            return Ok(outcome);
+        }
+        self.log
+            .verify(&previous, "healed", &run)
+            .await
+            .map_err(aws)?;
+        outcome.resolution = Resolution::Healed;
+        outcome.note = Some(format!("closes incident {previous}"));
+        let summary = crate::summary::healed(&incident, &previous);
+        let published = self.notifier.publish(&summary).await;
+        outcome.summary = Some(SentSummary {
+            subject: summary.subject.clone(),
+            message_id: published.as_ref().ok().cloned(),
+            error: published.as_ref().err().map(|e| e.to_string()),
+        });
+        let completion = completion(
+            &incident,
+            owner,
+            Status::Completed,
+            &outcome,
+            Some(&summary),
+            published.is_ok(),
+        );
+        self.log.complete(&completion).await.map_err(aws)?;
+        published.map_err(aws)?;
         Ok(outcome)
     }
 
@@ -459,6 +561,19 @@ impl Handler {
         if let Err(e) = self.log.complete(&completion).await {
             warn!(incident = %incident.key, error = %e, "could not release the claim; it expires with its lease");
         }
+    }
+}
+
+/// Whether a run is one remediator may have made: a redrive or a named restart.
+fn is_retry(change: &crate::event::ExecutionChange) -> bool {
+    change.redrive_count > 0 || crate::plan::restart_generation(change.execution.name()) > 0
+}
+
+/// The run (execution ARN#redriveCount) of an execution incident.
+fn run_key(incident: &Incident) -> Option<String> {
+    match &incident.event.signal {
+        Signal::Execution(change) if is_retry(change) => Some(incident.key.to_string()),
+        _ => None,
     }
 }
 

@@ -33,6 +33,11 @@ impl IncidentKey {
         &self.0
     }
 
+    /// Rebuilds a key read back from the state table.
+    pub fn from_stored(key: impl Into<String>) -> IncidentKey {
+        IncidentKey(key.into())
+    }
+
     /// A short stable digest, for client tokens and execution names.
     pub fn digest(&self, len: usize) -> String {
         let hash = Sha256::digest(self.0.as_bytes());

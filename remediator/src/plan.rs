@@ -62,6 +62,7 @@ impl Plan {
 pub fn plan(incident: &Incident, applied: &[&Policy], global_dry_run: bool) -> Plan {
     let mut steps = Vec::new();
     for policy in applied {
+        let first = steps.len();
         for action in &policy.actions {
             steps.push(step(
                 incident,
@@ -69,6 +70,21 @@ pub fn plan(incident: &Incident, applied: &[&Policy], global_dry_run: bool) -> P
                 action,
                 global_dry_run || policy.dry_run,
             ));
+        }
+        // A policy whose retries are used up makes none of its changes: raising a
+        // timeout that no retry will use only hides the failure.
+        let exhausted = steps[first..].iter().find_map(|s| match &s.disposition {
+            Disposition::Refuse(r)
+                if s.attempt.is_some() && r.starts_with("attempts exhausted") =>
+            {
+                Some(r.clone())
+            }
+            _ => None,
+        });
+        if let Some(reason) = exhausted {
+            for s in steps[first..].iter_mut().filter(|s| s.action.is_mutating()) {
+                s.disposition = Disposition::Refuse(reason.clone());
+            }
         }
     }
     Plan { steps }

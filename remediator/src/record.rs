@@ -82,4 +82,15 @@ pub trait IncidentLog: Send + Sync {
     async fn complete(&self, completion: &Completion) -> Result<(), AwsError>;
     /// Marks a stored summary as delivered.
     async fn summary_sent(&self, key: &IncidentKey) -> Result<(), AwsError>;
+    /// Remembers that the run `execution` (ARN#redriveCount) is the retry of `incident`.
+    async fn follow(&self, execution: &str, incident: &IncidentKey) -> Result<(), AwsError>;
+    /// The incident whose retry `execution` is, if any.
+    async fn followed(&self, execution: &str) -> Result<Option<IncidentKey>, AwsError>;
+    /// Records the verdict of a retry on its incident (`healed`, `still-failing`).
+    async fn verify(
+        &self,
+        incident: &IncidentKey,
+        verdict: &str,
+        execution: &str,
+    ) -> Result<(), AwsError>;
 }

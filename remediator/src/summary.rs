@@ -220,6 +220,32 @@ fn headline(f: &Facts) -> String {
     }
 }
 
+/// The final summary of an incident whose retry succeeded.
+pub fn healed(run: &Incident, previous: &crate::incident::IncidentKey) -> Summary {
+    let (pipeline, execution, region) = match &run.event.signal {
+        Signal::Execution(c) => (
+            c.execution.state_machine_name().to_string(),
+            c.execution.to_string(),
+            c.execution.region().to_string(),
+        ),
+        _ => (run.event.source.clone(), String::new(), String::new()),
+    };
+    let subject = clean_subject(&format!("[healed] {pipeline}: the retry succeeded"));
+    let body = format!(
+        "remediator's retry of a failed execution SUCCEEDED: the incident is closed.\n\n  {:<14} {pipeline}\n  {:<14} {execution}\n  {:<14} {previous}\n\nLinks\n  https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}\n",
+        "Pipeline:", "Retry:", "Incident:"
+    );
+    let mut attributes = BTreeMap::new();
+    attributes.insert("outcome".to_string(), "healed".to_string());
+    attributes.insert("severity".to_string(), "info".to_string());
+    attributes.insert("pipeline".to_string(), pipeline);
+    Summary {
+        subject,
+        body,
+        attributes,
+    }
+}
+
 /// Subjects: under 100 characters, printable, one line.
 fn clean_subject(s: &str) -> String {
     let one_line: String = s

@@ -298,6 +298,59 @@ impl IncidentLog for StateTable {
         Ok(())
     }
 
+    async fn follow(&self, execution: &str, incident: &IncidentKey) -> Result<(), AwsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("FOLLOWUP#{execution}")))
+            .item("sk", s("FOLLOWUP"))
+            .item("incident", s(incident.as_str()))
+            .item("expires_at", n(now() + RETENTION_SECS))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("PutItem (follow-up)", e))?;
+        Ok(())
+    }
+
+    async fn followed(&self, execution: &str) -> Result<Option<IncidentKey>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("FOLLOWUP#{execution}")))
+            .key("sk", s("FOLLOWUP"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("GetItem (follow-up)", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("incident"))
+            .and_then(|v| v.as_s().ok())
+            .map(|k| IncidentKey::from_stored(k.clone())))
+    }
+
+    async fn verify(
+        &self,
+        incident: &IncidentKey,
+        verdict: &str,
+        execution: &str,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(incident)))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET verification = :v, verified_by = :e, verified_at = :now")
+            .expression_attribute_values(":v", s(verdict))
+            .expression_attribute_values(":e", s(execution))
+            .expression_attribute_values(":now", n(now()))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("UpdateItem (verification)", e))?;
+        Ok(())
+    }
+
     async fn summary_sent(&self, key: &IncidentKey) -> Result<(), AwsError> {
         self.client
             .update_item()
