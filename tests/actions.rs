@@ -41,70 +41,30 @@ async fn a_lambda_timeout_raises_the_timeout_then_restarts_the_execution() {
     let outcome = &handle(&emulator, &[event])[0];
     assert_eq!(outcome["policy"], "raise-timeout-then-redrive", "{outcome}");
     assert_eq!(outcome["diagnosis"]["error"], "States.Timeout");
-    assert_eq!(
-        outcome["diagnosis"]["resource"],
-        format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}")
-    );
-    assert_eq!(
-        outcome["actions"][0]["detail"], "raised timeout 300s→450s",
-        "{outcome}"
-    );
+    assert_eq!(outcome["diagnosis"]["resource"], format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"));
+    assert_eq!(outcome["actions"][0]["detail"], "raised timeout 300s→450s", "{outcome}");
     assert_eq!(outcome["actions"][0]["before"]["timeout"], 300);
-    assert!(
-        outcome["actions"][1]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("restarted as"),
-        "{outcome}"
-    );
+    assert!(outcome["actions"][1]["detail"].as_str().unwrap().starts_with("restarted as"), "{outcome}");
     assert_eq!(outcome["resolution"], "remediated");
     assert_eq!(p.function_settings().await, (450, 512));
-    let subject = p.summaries().await[0]["Subject"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let subject = p.summaries().await[0]["Subject"].as_str().unwrap().to_string();
     assert_eq!(subject, "[timeout 300s→450s, restarted] thera-pipeline-prod-daily: States.Timeout at PullApolloFull");
 
     // The restart times out too: the first incident is still failing, the second is
     // attempt 2 of 2 and raises once more; a third would be refused.
-    let restart = outcome["actions"][1]["follow_up"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches("#0")
-        .to_string();
+    let restart = outcome["actions"][1]["follow_up"].as_str().unwrap().trim_end_matches("#0").to_string();
     assert_eq!(p.wait(&restart).await, "FAILED");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let second = &handle(&emulator, &[p.status_event(&restart, false).await])[0];
-    assert!(
-        second["note"].as_str().unwrap().contains("still failing"),
-        "{second}"
-    );
-    assert_eq!(
-        p.incident_item(outcome["incident"].as_str().unwrap())
-            .await
-            .unwrap()["verification"],
-        "still-failing"
-    );
+    assert!(second["note"].as_str().unwrap().contains("still failing"), "{second}");
+    assert_eq!(p.incident_item(outcome["incident"].as_str().unwrap()).await.unwrap()["verification"], "still-failing");
     assert_eq!(second["actions"][1]["attempt"], "2 of 2");
-    let third_run = second["actions"][1]["follow_up"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches("#0")
-        .to_string();
+    let third_run = second["actions"][1]["follow_up"].as_str().unwrap().trim_end_matches("#0").to_string();
     assert_eq!(p.wait(&third_run).await, "FAILED");
     let third = &handle(&emulator, &[p.status_event(&third_run, false).await])[0];
     assert_eq!(third["resolution"], "refused", "{third}");
-    assert!(
-        third["actions"][1]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("attempts exhausted"),
-        "{third}"
-    );
-    assert_eq!(
-        third["actions"][0]["result"], "refused",
-        "no raise without a retry to use it: {third}"
-    );
+    assert!(third["actions"][1]["detail"].as_str().unwrap().contains("attempts exhausted"), "{third}");
+    assert_eq!(third["actions"][0]["result"], "refused", "no raise without a retry to use it: {third}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,65 +76,29 @@ async fn a_burst_of_failures_from_one_timeout_raises_once_and_retries_each() {
         events.push(p.status_event(&arn, false).await);
     }
     let all = handle(&emulator, &events);
-    let raised: Vec<&Value> = all
-        .iter()
-        .filter(|o| {
-            o["actions"][0]["detail"]
-                .as_str()
-                .unwrap()
-                .starts_with("raised")
-        })
-        .collect();
+    let raised: Vec<&Value> =
+        all.iter().filter(|o| o["actions"][0]["detail"].as_str().unwrap().starts_with("raised")).collect();
     assert_eq!(raised.len(), 1, "exactly one raise: {all:#?}");
     for o in &all {
-        assert!(
-            o["actions"][1]["detail"]
-                .as_str()
-                .unwrap()
-                .starts_with("restarted as"),
-            "{o}"
-        );
+        assert!(o["actions"][1]["detail"].as_str().unwrap().starts_with("restarted as"), "{o}");
     }
-    assert_eq!(
-        p.function_settings().await.0,
-        450,
-        "raised once, not compounded"
-    );
-    assert_eq!(
-        p.execution_names().await.len(),
-        12,
-        "six failures, six restarts"
-    );
+    assert_eq!(p.function_settings().await.0, 450, "raised once, not compounded");
+    assert_eq!(p.execution_names().await.len(), 12, "six failures, six restarts");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn at_the_cap_the_timeout_is_not_raised_and_the_failure_is_escalated() {
     let (emulator, p) = setup().await;
-    p.lambda()
-        .update_function_configuration()
-        .function_name(FUNCTION)
-        .timeout(900)
-        .send()
-        .await
-        .unwrap();
+    p.lambda().update_function_configuration().function_name(FUNCTION).timeout(900).send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let arn = p.run_execution("capped", "apollo-full").await;
     let outcome = &handle(&emulator, &[p.status_event(&arn, false).await])[0];
     assert_eq!(outcome["resolution"], "refused", "{outcome}");
-    assert!(outcome["actions"][0]["detail"]
-        .as_str()
-        .unwrap()
-        .contains("already at the cap of 900s"));
-    assert_eq!(
-        outcome["actions"][1]["result"], "skipped",
-        "no retry after a refused raise"
-    );
+    assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("already at the cap of 900s"));
+    assert_eq!(outcome["actions"][1]["result"], "skipped", "no retry after a refused raise");
     assert_eq!(p.function_settings().await.0, 900);
     assert_eq!(p.execution_names().await.len(), 1);
-    assert!(p.summaries().await[0]["Subject"]
-        .as_str()
-        .unwrap()
-        .starts_with("[refused]"));
+    assert!(p.summaries().await[0]["Subject"].as_str().unwrap().starts_with("[refused]"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,41 +116,16 @@ async fn a_disabled_pipeline_rule_is_enabled_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn while_paused_a_disabled_rule_stays_disabled_and_a_summary_says_why() {
     let (emulator, p) = setup().await;
-    let out = run(
-        bin(),
-        &emulator,
-        &[
-            "pause",
-            "--reason",
-            "emergency stop: bad Apollo data",
-            "--for",
-            "2h",
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(bin(), &emulator, &["pause", "--reason", "emergency stop: bad Apollo data", "--for", "2h"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let event = p.disable_rule(RULES[1]).await;
     let outcome = &handle(&emulator, &[event])[0];
     assert_eq!(outcome["resolution"], "refused", "{outcome}");
-    assert!(outcome["actions"][0]["detail"]
-        .as_str()
-        .unwrap()
-        .contains("emergency stop: bad Apollo data"));
+    assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("emergency stop: bad Apollo data"));
     assert_eq!(p.rule_state(RULES[1]).await, "DISABLED", "the pause wins");
     let summaries = p.summaries().await;
     assert_eq!(summaries.len(), 1);
-    assert!(
-        summaries[0]["Subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("[paused]"),
-        "{}",
-        summaries[0]["Subject"]
-    );
+    assert!(summaries[0]["Subject"].as_str().unwrap().starts_with("[paused]"), "{}", summaries[0]["Subject"]);
 
     // After `resume`, the next disable is healed.
     assert!(run(bin(), &emulator, &["resume"], None).status.success());
@@ -242,15 +141,9 @@ async fn a_deleted_pipeline_object_is_restored_from_its_previous_version() {
     let event = p.delete_object(key).await;
     assert_eq!(p.object_body(key).await, None);
     let outcome = &handle(&emulator, std::slice::from_ref(&event))[0];
-    assert_eq!(
-        outcome["policy"], "restore-deleted-pipeline-data",
-        "{outcome}"
-    );
+    assert_eq!(outcome["policy"], "restore-deleted-pipeline-data", "{outcome}");
     assert_eq!(outcome["resolution"], "remediated", "{outcome}");
-    assert_eq!(
-        p.object_body(key).await.as_deref(),
-        Some("{\"contacts\": 1200}")
-    );
+    assert_eq!(p.object_body(key).await.as_deref(), Some("{\"contacts\": 1200}"));
     // A second delivery acts on nothing; a restore of a present object overwrites nothing.
     assert_eq!(handle(&emulator, &[event])[0]["resolution"], "duplicate");
 }
@@ -271,35 +164,20 @@ async fn a_target_outside_the_allow_list_is_refused() {
         &emulator,
         &["handle", "--event", "-"],
         Some(&event.to_string()),
-        &[
-            ("REMEDIATOR_POLICIES", policies),
-            ("REMEDIATOR_ALLOW", "arn:aws:events:*:*:rule/billing-*"),
-        ],
+        &[("REMEDIATOR_POLICIES", policies), ("REMEDIATOR_ALLOW", "arn:aws:events:*:*:rule/billing-*")],
     );
     let outcome = &outcomes(&out)[0];
     assert_eq!(outcome["resolution"], "refused", "{outcome}");
-    assert!(outcome["actions"][0]["detail"]
-        .as_str()
-        .unwrap()
-        .contains("outside the allow-list"));
+    assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("outside the allow-list"));
     assert_eq!(p.rule_state(RULES[0]).await, "DISABLED");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_errors_alarm_is_reported_and_its_ok_transition_is_not_an_incident() {
     let (emulator, p) = setup().await;
-    let all = handle(
-        &emulator,
-        &[
-            p.errors_alarm_event("ALARM", "OK"),
-            p.errors_alarm_event("OK", "ALARM"),
-        ],
-    );
+    let all = handle(&emulator, &[p.errors_alarm_event("ALARM", "OK"), p.errors_alarm_event("OK", "ALARM")]);
     assert_eq!(all[0]["resolution"], "notified", "{}", all[0]);
-    assert_eq!(
-        all[0]["diagnosis"]["resource"],
-        format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}")
-    );
+    assert_eq!(all[0]["diagnosis"]["resource"], format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"));
     assert_eq!(all[1]["resolution"], "ignored");
     assert_eq!(p.summaries().await.len(), 1);
 }
@@ -310,25 +188,14 @@ async fn a_rule_disabled_again_and_again_is_enabled_at_most_max_attempts_times()
     for round in 0..3 {
         let mut event = p.disable_rule(RULES[0]).await;
         event["id"] = Value::from(format!("ct-{round}"));
-        assert_eq!(
-            handle(&emulator, &[event])[0]["resolution"],
-            "remediated",
-            "round {round}"
-        );
+        assert_eq!(handle(&emulator, &[event])[0]["resolution"], "remediated", "round {round}");
     }
     let mut event = p.disable_rule(RULES[0]).await;
     event["id"] = Value::from("ct-3");
     let outcome = &handle(&emulator, &[event])[0];
     assert_eq!(outcome["resolution"], "refused", "{outcome}");
-    assert!(outcome["actions"][0]["detail"]
-        .as_str()
-        .unwrap()
-        .contains("attempts exhausted: 3 of 3 within 1d"));
-    assert_eq!(
-        p.rule_state(RULES[0]).await,
-        "DISABLED",
-        "remediator stops fighting whoever disables it"
-    );
+    assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("attempts exhausted: 3 of 3 within 1d"));
+    assert_eq!(p.rule_state(RULES[0]).await, "DISABLED", "remediator stops fighting whoever disables it");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -336,71 +203,78 @@ async fn after_three_failed_remediations_the_circuit_opens_until_reset() {
     let (emulator, p) = setup().await;
     // The rule is gone: every attempt to enable it fails.
     let mut template = p.disable_rule(RULES[1]).await;
-    p.events()
-        .delete_rule()
-        .name(RULES[1])
-        .send()
-        .await
-        .unwrap();
+    p.events().delete_rule().name(RULES[1]).send().await.unwrap();
     let rule_arn = format!("arn:aws:events:us-east-1:123456789012:rule/{}", RULES[1]);
     let mut last = Value::Null;
     for round in 0..4 {
         template["id"] = Value::from(format!("ct-gone-{round}"));
-        let out = run(
-            bin(),
-            &emulator,
-            &["handle", "--event", "-"],
-            Some(&template.to_string()),
-        );
+        let out = run(bin(), &emulator, &["handle", "--event", "-"], Some(&template.to_string()));
         last = outcomes(&out).remove(0);
         if round < 3 {
-            assert_eq!(
-                out.status.code(),
-                Some(1),
-                "a failed remediation is a retryable error"
-            );
-            assert_eq!(
-                last["outcome"]["resolution"], "failed",
-                "round {round}: {last}"
-            );
+            assert_eq!(out.status.code(), Some(1), "a failed remediation is a retryable error");
+            assert_eq!(last["outcome"]["resolution"], "failed", "round {round}: {last}");
         }
     }
     assert_eq!(last["resolution"], "refused", "{last}");
-    assert!(
-        last["actions"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("circuit open"),
-        "{last}"
-    );
+    assert!(last["actions"][0]["detail"].as_str().unwrap().contains("circuit open"), "{last}");
     let summaries = p.summaries().await;
-    assert_eq!(
-        summaries.len(),
-        4,
-        "one summary per delivery: {summaries:?}"
-    );
-    let escalated = summaries
-        .iter()
-        .filter(|s| s["Message"].as_str().unwrap().contains("circuit opened"))
-        .count();
+    assert_eq!(summaries.len(), 4, "one summary per delivery: {summaries:?}");
+    let escalated = summaries.iter().filter(|s| s["Message"].as_str().unwrap().contains("circuit opened")).count();
     assert_eq!(escalated, 1, "the opening of the circuit is escalated once");
 
     let reset = run(bin(), &emulator, &["reset", &rule_arn], None);
-    assert!(
-        String::from_utf8_lossy(&reset.stdout).contains("closed"),
-        "{}",
-        String::from_utf8_lossy(&reset.stdout)
-    );
+    assert!(String::from_utf8_lossy(&reset.stdout).contains("closed"), "{}", String::from_utf8_lossy(&reset.stdout));
     template["id"] = Value::from("ct-gone-after-reset");
-    let out = run(
-        bin(),
-        &emulator,
-        &["handle", "--event", "-"],
-        Some(&template.to_string()),
-    );
-    assert_eq!(
-        outcomes(&out)[0]["outcome"]["resolution"],
-        "failed",
-        "after reset it tries again"
-    );
+    let out = run(bin(), &emulator, &["handle", "--event", "-"], Some(&template.to_string()));
+    assert_eq!(outcomes(&out)[0]["outcome"]["resolution"], "failed", "after reset it tries again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sweep_finds_failures_whose_events_were_never_delivered_and_acts_once() {
+    let (emulator, p) = setup().await;
+    p.set_apollo_quota("throttled").await;
+    p.run_execution("lost-event-throttled", "apollo-delta").await;
+    p.set_apollo_quota("ok").await;
+    p.run_execution("lost-event-auth", "firecrawl").await;
+    p.run_execution("fine", "apollo-delta").await;
+    let sm = p.state_machine_arn.clone();
+    let sweep = || run(bin(), &emulator, &["sweep", "--state-machine", &sm, "--since", "1h"], None);
+    let first = sweep();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let mut resolutions: Vec<String> =
+        outcomes(&first).iter().map(|o| o["resolution"].as_str().unwrap().to_string()).collect();
+    resolutions.sort();
+    assert_eq!(resolutions, ["notified", "remediated"], "{}", String::from_utf8_lossy(&first.stdout));
+    let second = sweep();
+    let again: Vec<String> = outcomes(&second).iter().map(|o| o["resolution"].as_str().unwrap().to_string()).collect();
+    assert!(again.iter().all(|r| r == "duplicate"), "{again:?}");
+    assert_eq!(p.execution_names().await.len(), 4, "three runs and one restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undo_puts_back_the_before_image_and_history_shows_the_incidents() {
+    let (emulator, p) = setup().await;
+    let arn = p.run_execution("undo-me", "apollo-full").await;
+    let raised = &handle(&emulator, &[p.status_event(&arn, false).await])[0];
+    assert_eq!(p.function_settings().await.0, 450);
+    let rule_event = p.disable_rule(RULES[0]).await;
+    let enabled = &handle(&emulator, &[rule_event])[0];
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED");
+
+    let out = run(bin(), &emulator, &["undo", raised["incident"].as_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("set the timeout back to 300s"));
+    assert_eq!(p.function_settings().await.0, 300);
+    let out = run(bin(), &emulator, &["undo", enabled["incident"].as_str().unwrap()], None);
+    assert!(out.status.success());
+    assert_eq!(p.rule_state(RULES[0]).await, "DISABLED");
+    assert!(p.incident_item(enabled["incident"].as_str().unwrap()).await.unwrap().get("undone_at").is_some());
+
+    let history = run(bin(), &emulator, &["history", "--since", "1h"], None);
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(text.contains("raise-timeout-then-redrive") && text.contains("reenable-pipeline-rules"), "{text}");
+    assert!(text.contains("2 incident(s)"), "{text}");
+    let only =
+        run(bin(), &emulator, &["history", "--since", "1h", "--policy", "reenable-pipeline-rules", "--json"], None);
+    assert_eq!(outcomes(&only).len(), 1);
 }

@@ -11,17 +11,27 @@ use remediator::policy::PolicySet;
 use serde_json::{json, Value};
 
 fn event(i: usize) -> String {
-    let machine = [
-        "thera-pipeline-prod-daily",
-        "thera-pipeline-prod-weekly",
-        "billing-export",
-    ][i % 3];
+    let machine = ["thera-pipeline-prod-daily", "thera-pipeline-prod-weekly", "billing-export"][i % 3];
     let (status, error, cause) = match i % 10 {
-        0..=3 => ("FAILED", "Lambda.TooManyRequestsException", "Rate Exceeded. (Service: Lambda, Status Code: 429, Request ID: 2f5b0a1e-0d4b-4a6f-9f0e-3c1d2b3a4e5f)"),
-        4 | 5 => ("FAILED", "HTTPError", "401 Unauthorized: Invalid API key for api.apollo.io; check /thera/apollo/api_key"),
+        0..=3 => (
+            "FAILED",
+            "Lambda.TooManyRequestsException",
+            "Rate Exceeded. (Service: Lambda, Status Code: 429, Request ID: 2f5b0a1e-0d4b-4a6f-9f0e-3c1d2b3a4e5f)",
+        ),
+        4 | 5 => {
+            ("FAILED", "HTTPError", "401 Unauthorized: Invalid API key for api.apollo.io; check /thera/apollo/api_key")
+        }
         6 => ("TIMED_OUT", "States.Timeout", "Task timed out after 300.00 seconds"),
-        7 => ("FAILED", "Athena.InvalidRequestException", "SYNTAX_ERROR: line 1:8: Column 'contact_id' cannot be resolved"),
-        8 => ("FAILED", "States.Runtime", "An error occurred while executing the state 'Merge'. The JSONPath '$.contacts' could not be found"),
+        7 => (
+            "FAILED",
+            "Athena.InvalidRequestException",
+            "SYNTAX_ERROR: line 1:8: Column 'contact_id' cannot be resolved",
+        ),
+        8 => (
+            "FAILED",
+            "States.Runtime",
+            "An error occurred while executing the state 'Merge'. The JSONPath '$.contacts' could not be found",
+        ),
         _ => ("SUCCEEDED", "", ""),
     };
     let name = format!("run-{i:08}");
@@ -68,9 +78,7 @@ fn generated_policies() -> PolicySet {
             6 => format!("{{detail: {{sourceIp: [{{cidr: '10.{}.0.0/16'}}]}}}}", i % 250),
             _ => format!("{{detail: {{marker{i}: [{{exists: true}}]}}, $or: [{{source: [a{i}]}}, {{account: ['{i}']}}]}}"),
         };
-        text.push_str(&format!(
-            "  - {{name: generated-{i}, match: {pattern}, actions: [notify]}}\n"
-        ));
+        text.push_str(&format!("  - {{name: generated-{i}, match: {pattern}, actions: [notify]}}\n"));
     }
     text.push_str("  - {name: catch-all-failures, priority: 5000, match: {source: [aws.states], detail: {status: [FAILED, TIMED_OUT]}}, actions: [redrive]}\n");
     PolicySet::from_sources(&[("generated.yaml".into(), text)]).unwrap_or_else(|e| panic!("{e}"))
@@ -82,11 +90,7 @@ fn run(set: &PolicySet, lines: &[String], rounds: usize) -> (f64, usize) {
     for _ in 0..rounds {
         for line in lines {
             let doc: Value = serde_json::from_str(line).expect("json");
-            if explain(set, &AllowList::default_list(), doc, None, false)
-                .expect("event")
-                .policy
-                .is_some()
-            {
+            if explain(set, &AllowList::default_list(), doc, None, false).expect("event").policy.is_some() {
                 decided += 1;
             }
         }

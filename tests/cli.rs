@@ -37,20 +37,13 @@ fn validate_lists_every_error_with_its_position_and_exits_1() {
     let out = remediator(&["validate", "--policies", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
+    assert!(text.contains("a.yaml:3:21: policy `a`: invalid pattern at `source`"), "{text}");
     assert!(
-        text.contains("a.yaml:3:21: policy `a`: invalid pattern at `source`"),
+        text.contains("a.yaml:4:15: policy `a`: unknown action `redrve` (hint: did you mean `redrive`?)"),
         "{text}"
     );
     assert!(
-        text.contains(
-            "a.yaml:4:15: policy `a`: unknown action `redrve` (hint: did you mean `redrive`?)"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "b.yml:5:5: policy `b`: unknown key `limts` in a policy (hint: did you mean `limits`?)"
-        ),
+        text.contains("b.yml:5:5: policy `b`: unknown key `limts` in a policy (hint: did you mean `limits`?)"),
         "{text}"
     );
 }
@@ -80,19 +73,13 @@ fn a_failing_case_reports_what_was_expected_and_what_happened() {
     .unwrap();
     let out = remediator(&["test", "--policies", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout(&out).contains("expected policy \"b\", got \"a\""),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("expected policy \"b\", got \"a\""), "{}", stdout(&out));
 }
 
 #[test]
 fn explain_streams_ndjson_and_says_why_policies_did_not_match() {
-    let failed = std::fs::read_to_string(
-        workspace().join("policies/cases/fixtures/thera-daily-failed-2022.json"),
-    )
-    .unwrap();
+    let failed =
+        std::fs::read_to_string(workspace().join("policies/cases/fixtures/thera-daily-failed-2022.json")).unwrap();
     let one_line: serde_json::Value = serde_json::from_str(&failed).unwrap();
     let input = format!("{one_line}\n{{\"not\": \"an event\"}}\n");
     let mut child = Command::new(env!("CARGO_BIN_EXE_remediator"))
@@ -112,44 +99,24 @@ fn explain_streams_ndjson_and_says_why_policies_did_not_match() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let lines: Vec<serde_json::Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["policy"], "redrive-transient-errors");
     assert_eq!(lines[0]["actions"][0]["action"], "redrive");
     assert_eq!(lines[0]["why"]["never-retry-auth-errors"], "$or[0]");
-    assert!(lines[1]["error"]
-        .as_str()
-        .unwrap()
-        .contains("no `source` field"));
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a malformed event makes explain exit 1"
-    );
+    assert!(lines[1]["error"].as_str().unwrap().contains("no `source` field"));
+    assert_eq!(out.status.code(), Some(1), "a malformed event makes explain exit 1");
 }
 
 #[test]
 fn plan_prints_the_decisions_a_policy_change_alters() {
     let head = tempfile::tempdir().unwrap();
-    let shipped =
-        std::fs::read_to_string(workspace().join("policies/thera-pipeline.yaml")).unwrap();
+    let shipped = std::fs::read_to_string(workspace().join("policies/thera-pipeline.yaml")).unwrap();
     std::fs::write(
         head.path().join("p.yaml"),
-        shipped
-            .lines()
-            .filter(|l| l.trim() != "- Lambda.TooManyRequestsException")
-            .collect::<Vec<_>>()
-            .join("\n"),
+        shipped.lines().filter(|l| l.trim() != "- Lambda.TooManyRequestsException").collect::<Vec<_>>().join("\n"),
     )
     .unwrap();
     let events = head.path().join("events.ndjson");
@@ -171,15 +138,8 @@ fn plan_prints_the_decisions_a_policy_change_alters() {
         "--events",
         events.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["event"], "e1");
     assert_eq!(lines[0]["before"]["policy"], "redrive-transient-errors");
@@ -196,24 +156,9 @@ fn rules_cover_the_shipped_policies() {
     let rule = &rules["rules"][0];
     assert_eq!(rule["eventPattern"]["source"][0], "aws.states");
     assert!(rule["eventPattern"].get("diagnosis").is_none());
-    let names: Vec<&str> = rule["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&"never-retry-auth-errors") && names.contains(&"redrive-transient-errors"),
-        "{names:?}"
-    );
-    let sources: Vec<&str> = rules["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["eventPattern"]["source"][0].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        sources,
-        ["aws.states", "aws.events", "aws.s3", "aws.cloudwatch"]
-    );
+    let names: Vec<&str> = rule["policies"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(names.contains(&"never-retry-auth-errors") && names.contains(&"redrive-transient-errors"), "{names:?}");
+    let sources: Vec<&str> =
+        rules["rules"].as_array().unwrap().iter().map(|r| r["eventPattern"]["source"][0].as_str().unwrap()).collect();
+    assert_eq!(sources, ["aws.states", "aws.events", "aws.s3", "aws.cloudwatch"]);
 }

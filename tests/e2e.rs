@@ -31,14 +31,8 @@ async fn throttled_failure(p: &Pipeline, name: &str) -> Value {
 }
 
 fn assert_no_secret(what: &str, text: &str) {
-    assert!(
-        !text.contains(SEEDED_SECRET),
-        "{what} leaked the seeded secret: {text}"
-    );
-    assert!(
-        !text.contains("apollo_api_key"),
-        "{what} leaked the execution input: {text}"
-    );
+    assert!(!text.contains(SEEDED_SECRET), "{what} leaked the seeded secret: {text}");
+    assert!(!text.contains("apollo_api_key"), "{what} leaked the execution input: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,36 +40,21 @@ async fn a_throttled_execution_is_retried_once_and_heals() {
     let (emulator, p) = setup().await;
     let event = throttled_failure(&p, "daily-2026-11-29").await;
 
-    let out = run(
-        bin(),
-        &emulator,
-        &["handle", "--event", "-"],
-        Some(&event.to_string()),
-    );
+    let out = run(bin(), &emulator, &["handle", "--event", "-"], Some(&event.to_string()));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let outcome = &outcomes(&out)[0];
     assert_eq!(outcome["resolution"], "remediated", "{outcome}");
     assert_eq!(outcome["policy"], "redrive-transient-errors");
     assert_eq!(outcome["diagnosis"]["state"], "PullApolloDelta");
-    assert_eq!(
-        outcome["diagnosis"]["error"],
-        "Lambda.TooManyRequestsException"
-    );
+    assert_eq!(outcome["diagnosis"]["error"], "Lambda.TooManyRequestsException");
     let detail = outcome["actions"][0]["detail"].as_str().unwrap();
     assert!(detail.starts_with("restarted as "), "{detail}");
 
     // The restarted execution ran with the same input and succeeded.
     let names = p.execution_names().await;
     assert_eq!(names.len(), 2, "{names:?}");
-    let restarted = names
-        .iter()
-        .find(|n| n.contains("-rmd1-"))
-        .expect("a restart");
+    let restarted = names.iter().find(|n| n.contains("-rmd1-")).expect("a restart");
     let restarted_arn = harness::execution_arn(restarted);
     assert_eq!(p.wait(&restarted_arn).await, "SUCCEEDED");
 
@@ -83,23 +62,11 @@ async fn a_throttled_execution_is_retried_once_and_heals() {
     let summaries = p.summaries().await;
     assert_eq!(summaries.len(), 1, "{summaries:?}");
     let subject = summaries[0]["Subject"].as_str().unwrap();
-    assert_eq!(
-        subject,
-        "[restarted] thera-pipeline-prod-daily: Lambda.TooManyRequestsException at PullApolloDelta"
-    );
+    assert_eq!(subject, "[restarted] thera-pipeline-prod-daily: Lambda.TooManyRequestsException at PullApolloDelta");
     let message = summaries[0]["Message"].as_str().unwrap();
-    assert!(
-        message.contains("Failed state:  PullApolloDelta"),
-        "{message}"
-    );
-    assert!(
-        message.contains("console.aws.amazon.com/states/home"),
-        "{message}"
-    );
-    assert_eq!(
-        summaries[0]["MessageAttributes"]["outcome"]["Value"],
-        "remediated"
-    );
+    assert!(message.contains("Failed state:  PullApolloDelta"), "{message}");
+    assert!(message.contains("console.aws.amazon.com/states/home"), "{message}");
+    assert_eq!(summaries[0]["MessageAttributes"]["outcome"]["Value"], "remediated");
 
     // The incident is recorded, completed, with its outcome.
     let key = outcome["incident"].as_str().unwrap();
@@ -110,44 +77,21 @@ async fn a_throttled_execution_is_retried_once_and_heals() {
 
     // The restart's SUCCEEDED event verifies the remediation and closes the incident.
     let success = p.status_event(&restarted_arn, false).await;
-    let verified = run(
-        bin(),
-        &emulator,
-        &["handle", "--event", "-"],
-        Some(&success.to_string()),
-    );
+    let verified = run(bin(), &emulator, &["handle", "--event", "-"], Some(&success.to_string()));
     let verdict = &outcomes(&verified)[0];
     assert_eq!(verdict["resolution"], "healed", "{verdict}");
-    assert_eq!(
-        p.incident_item(key).await.unwrap()["verification"],
-        "healed"
-    );
+    assert_eq!(p.incident_item(key).await.unwrap()["verification"], "healed");
     let healed = p.summaries().await;
     assert_eq!(healed.len(), 1);
-    assert_eq!(
-        healed[0]["Subject"],
-        "[healed] thera-pipeline-prod-daily: the retry succeeded"
-    );
-    let again = run(
-        bin(),
-        &emulator,
-        &["handle", "--event", "-"],
-        Some(&success.to_string()),
-    );
-    assert_eq!(
-        outcomes(&again)[0]["resolution"],
-        "duplicate",
-        "verified once"
-    );
+    assert_eq!(healed[0]["Subject"], "[healed] thera-pipeline-prod-daily: the retry succeeded");
+    let again = run(bin(), &emulator, &["handle", "--event", "-"], Some(&success.to_string()));
+    assert_eq!(outcomes(&again)[0]["resolution"], "duplicate", "verified once");
 
     for (what, text) in [
         ("stdout", stdout),
         ("stderr", String::from_utf8_lossy(&out.stderr).to_string()),
         ("summary", summaries[0].to_string()),
-        (
-            "state table",
-            serde_json::to_string(&p.state_items().await).unwrap(),
-        ),
+        ("state table", serde_json::to_string(&p.state_items().await).unwrap()),
     ] {
         assert_no_secret(what, &text);
     }
@@ -157,31 +101,14 @@ async fn a_throttled_execution_is_retried_once_and_heals() {
 async fn the_same_event_delivered_twice_causes_one_action() {
     let (emulator, p) = setup().await;
     let event = throttled_failure(&p, "daily-dup").await;
-    let first = run(
-        bin(),
-        &emulator,
-        &["handle", "--event", "-"],
-        Some(&event.to_string()),
-    );
-    let second = run(
-        bin(),
-        &emulator,
-        &["handle", "--event", "-"],
-        Some(&event.to_string()),
-    );
+    let first = run(bin(), &emulator, &["handle", "--event", "-"], Some(&event.to_string()));
+    let second = run(bin(), &emulator, &["handle", "--event", "-"], Some(&event.to_string()));
     assert!(first.status.success() && second.status.success());
     assert_eq!(outcomes(&first)[0]["resolution"], "remediated");
     let dup = &outcomes(&second)[0];
     assert_eq!(dup["resolution"], "duplicate", "{dup}");
-    assert_eq!(
-        dup["recorded"]["resolution"], "remediated",
-        "the stored outcome is returned"
-    );
-    assert_eq!(
-        p.execution_names().await.len(),
-        2,
-        "one original, one restart"
-    );
+    assert_eq!(dup["recorded"]["resolution"], "remediated", "the stored outcome is returned");
+    assert_eq!(p.execution_names().await.len(), 2, "one original, one restart");
     assert_eq!(p.summaries().await.len(), 1, "no summary for a duplicate");
     assert_eq!(p.state_items().await.len(), 1);
 }
@@ -199,12 +126,7 @@ async fn two_concurrent_deliveries_cause_one_action() {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(event.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(event.as_bytes()).unwrap();
         child
     };
     let (a, b) = (spawn(), spawn());
@@ -229,26 +151,13 @@ async fn an_auth_failure_is_reported_once_and_never_retried() {
     let arn = p.run_execution("firecrawl-2026-11-29", "firecrawl").await;
     // The 2022 event shape: no error or cause; diagnosis comes from the history.
     let event = p.status_event(&arn, true).await;
-    let out = run(
-        bin(),
-        &emulator,
-        &["handle", "--event", "-"],
-        Some(&event.to_string()),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(bin(), &emulator, &["handle", "--event", "-"], Some(&event.to_string()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let outcome = &outcomes(&out)[0];
     assert_eq!(outcome["resolution"], "notified", "{outcome}");
     assert_eq!(outcome["policy"], "never-retry-auth-errors");
     assert_eq!(outcome["diagnosis"]["error"], "HTTPError");
-    assert_eq!(
-        p.execution_names().await,
-        ["firecrawl-2026-11-29"],
-        "no retry"
-    );
+    assert_eq!(p.execution_names().await, ["firecrawl-2026-11-29"], "no retry");
     let summaries = p.summaries().await;
     assert_eq!(summaries.len(), 1);
     assert!(summaries[0]["Subject"]
@@ -256,10 +165,7 @@ async fn an_auth_failure_is_reported_once_and_never_retried() {
         .unwrap()
         .starts_with("[needs attention] thera-pipeline-prod-daily: HTTPError"));
     let message = summaries[0]["Message"].as_str().unwrap();
-    assert!(
-        message.contains("/thera/apollo/api_key"),
-        "the runbook names the parameters: {message}"
-    );
+    assert!(message.contains("/thera/apollo/api_key"), "the runbook names the parameters: {message}");
     assert_eq!(
         summaries[0]["MessageAttributes"]["severity"]["Value"], "critical",
         "the policy's notify action says critical"
@@ -270,18 +176,11 @@ async fn an_auth_failure_is_reported_once_and_never_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_event_is_rejected_clearly_and_writes_nothing() {
     let (emulator, p) = setup().await;
-    let out = run(
-        bin(),
-        &emulator,
-        &["handle", "--event", "-"],
-        Some("{\"source\": \"aws.states\", \"detail-type\": "),
-    );
+    let out =
+        run(bin(), &emulator, &["handle", "--event", "-"], Some("{\"source\": \"aws.states\", \"detail-type\": "));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("malformed event: not valid JSON"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("malformed event: not valid JSON"), "{stderr}");
 
     let missing = r#"{"source":"aws.states","detail-type":"Step Functions Execution Status Change","detail":{"status":"FAILED"}}"#;
     let out = run(bin(), &emulator, &["handle", "--event", "-"], Some(missing));
@@ -297,22 +196,14 @@ async fn ndjson_events_get_one_outcome_each_and_successes_are_ignored() {
     let (emulator, p) = setup().await;
     let ok = p.run_execution("daily-ok", "apollo-delta").await;
     let failed = p.run_execution("firecrawl-x", "firecrawl").await;
-    let text = format!(
-        "{}\n{}\n",
-        p.status_event(&ok, false).await,
-        p.status_event(&failed, false).await
-    );
+    let text = format!("{}\n{}\n", p.status_event(&ok, false).await, p.status_event(&failed, false).await);
     let out = run(bin(), &emulator, &["handle", "--event", "-"], Some(&text));
     assert!(out.status.success());
     let all = outcomes(&out);
     assert_eq!(all.len(), 2);
     assert_eq!(all[0]["resolution"], "ignored");
     assert_eq!(all[1]["resolution"], "notified");
-    assert_eq!(
-        p.state_items().await.len(),
-        1,
-        "a success is not an incident"
-    );
+    assert_eq!(p.state_items().await.len(), 1, "a success is not an incident");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -330,14 +221,8 @@ async fn dry_run_changes_nothing_and_says_would_have() {
     assert_eq!(outcomes(&out)[0]["resolution"], "would-remediate");
     assert_eq!(p.execution_names().await.len(), 1);
     let summaries = p.summaries().await;
-    assert!(summaries[0]["Subject"]
-        .as_str()
-        .unwrap()
-        .starts_with("[dry run]"));
-    assert!(summaries[0]["Message"]
-        .as_str()
-        .unwrap()
-        .contains("would have"));
+    assert!(summaries[0]["Subject"].as_str().unwrap().starts_with("[dry run]"));
+    assert!(summaries[0]["Message"].as_str().unwrap().contains("would have"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -359,25 +244,15 @@ async fn the_lambda_entry_point_handles_events_through_the_runtime_api() {
         .spawn()
         .unwrap();
 
-    let Reply::Response(outcome) = api.invoke("req-1", event.clone()).await else {
-        panic!("expected a response")
-    };
+    let Reply::Response(outcome) = api.invoke("req-1", event.clone()).await else { panic!("expected a response") };
     assert_eq!(outcome["resolution"], "remediated", "{outcome}");
-    let Reply::Response(dup) = api.invoke("req-2", event).await else {
-        panic!("expected a response")
-    };
+    let Reply::Response(dup) = api.invoke("req-2", event).await else { panic!("expected a response") };
     assert_eq!(dup["resolution"], "duplicate");
-    let Reply::Error(error) = api
-        .invoke("req-3", serde_json::json!({"detail-type": "x"}))
-        .await
-    else {
+    let Reply::Error(error) = api.invoke("req-3", serde_json::json!({"detail-type": "x"})).await else {
         panic!("expected an error")
     };
     assert_eq!(error["errorType"], "NonRetryable", "{error}");
-    assert!(error["errorMessage"]
-        .as_str()
-        .unwrap()
-        .contains("no `source` field"));
+    assert!(error["errorMessage"].as_str().unwrap().contains("no `source` field"));
     assert_eq!(p.execution_names().await.len(), 2);
     child.kill().await.unwrap();
 }

@@ -38,6 +38,12 @@ pub struct ExecutionInfo {
     /// `REDRIVABLE`, `NOT_REDRIVABLE`, `REDRIVABLE_BY_MAP_RUN`, or unknown.
     pub redrive_status: Option<String>,
     pub redrive_status_reason: Option<String>,
+    pub name: String,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub redrive_count: u32,
+    /// Unix seconds.
+    pub stop_date: Option<i64>,
 }
 
 /// Result of a `RedriveExecution` request.
@@ -61,17 +67,11 @@ pub trait Executions: Send + Sync {
     async fn describe(&self, execution: &ExecutionArn) -> Result<ExecutionInfo, AwsError>;
     /// History events, newest first where the server honours it; enough to diagnose.
     async fn history(&self, execution: &ExecutionArn) -> Result<Vec<HistoryEvent>, AwsError>;
-    async fn redrive(
-        &self,
-        execution: &ExecutionArn,
-        client_token: &str,
-    ) -> Result<Redrive, AwsError>;
-    async fn start(
-        &self,
-        state_machine_arn: &str,
-        name: &str,
-        input: &Secret,
-    ) -> Result<Start, AwsError>;
+    async fn redrive(&self, execution: &ExecutionArn, client_token: &str) -> Result<Redrive, AwsError>;
+    async fn start(&self, state_machine_arn: &str, name: &str, input: &Secret) -> Result<Start, AwsError>;
+    /// Executions of a state machine that ended `FAILED` or `TIMED_OUT` at or after
+    /// `since` (Unix seconds), newest first.
+    async fn list_failed(&self, state_machine_arn: &str, since: i64) -> Result<Vec<String>, AwsError>;
 }
 
 /// A Lambda function's settings, as remediator changes them.
@@ -105,12 +105,7 @@ pub enum Update {
 #[async_trait]
 pub trait FunctionSettings: Send + Sync {
     async fn get(&self, function: &str) -> Result<FunctionConfig, AwsError>;
-    async fn update(
-        &self,
-        function: &str,
-        setting: Setting,
-        revision_id: Option<&str>,
-    ) -> Result<Update, AwsError>;
+    async fn update(&self, function: &str, setting: Setting, revision_id: Option<&str>) -> Result<Update, AwsError>;
 }
 
 /// An EventBridge rule's state.
@@ -125,6 +120,7 @@ pub struct RuleInfo {
 pub trait Rules: Send + Sync {
     async fn describe(&self, name: &str) -> Result<RuleInfo, AwsError>;
     async fn enable(&self, name: &str) -> Result<(), AwsError>;
+    async fn disable(&self, name: &str) -> Result<(), AwsError>;
 }
 
 /// One version (or delete marker) of an S3 object.
@@ -141,12 +137,9 @@ pub struct ObjectVersion {
 pub trait ObjectVersions: Send + Sync {
     /// Versions and delete markers of exactly `key`, newest first.
     async fn versions(&self, bucket: &str, key: &str) -> Result<Vec<ObjectVersion>, AwsError>;
-    async fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: &str,
-    ) -> Result<(), AwsError>;
+    async fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<(), AwsError>;
+    /// Deletes the current object (in a versioned bucket: adds a delete marker).
+    async fn delete_current(&self, bucket: &str, key: &str) -> Result<(), AwsError>;
     /// The current version id, or `None` when the object does not exist.
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, AwsError>;
 }
@@ -156,13 +149,7 @@ pub trait ObjectVersions: Send + Sync {
 /// from value V" makes it; the others find it claimed.
 #[async_trait]
 pub trait ChangeLocks: Send + Sync {
-    async fn claim_change(
-        &self,
-        target: &str,
-        change: &str,
-        from: &str,
-        incident: &str,
-    ) -> Result<bool, AwsError>;
+    async fn claim_change(&self, target: &str, change: &str, from: &str, incident: &str) -> Result<bool, AwsError>;
     /// When remediator last changed `change` of `target` (Unix seconds), if ever.
     async fn last_change(&self, target: &str, change: &str) -> Result<Option<i64>, AwsError>;
 }
@@ -219,20 +206,11 @@ struct Done {
 }
 
 fn done(result: StepResult, detail: impl Into<String>) -> Done {
-    Done {
-        result,
-        detail: detail.into(),
-        before: None,
-        short: None,
-        follow_up: None,
-    }
+    Done { result, detail: detail.into(), before: None, short: None, follow_up: None }
 }
 
 fn failed(what: &str, e: &AwsError) -> Done {
-    done(
-        StepResult::Failed,
-        format!("{what} failed: {}", redact::text(&e.to_string())),
-    )
+    done(StepResult::Failed, format!("{what} failed: {}", redact::text(&e.to_string())))
 }
 
 /// Applies a plan step by step. After a failed or refused mutating step the remaining
@@ -275,14 +253,8 @@ pub async fn apply(
                 out.follow_up = d.follow_up;
             }
         }
-        if step.action.is_mutating()
-            && matches!(out.result, StepResult::Failed | StepResult::Refused)
-        {
-            let how = if out.result == StepResult::Failed {
-                "failed"
-            } else {
-                "refused"
-            };
+        if step.action.is_mutating() && matches!(out.result, StepResult::Failed | StepResult::Refused) {
+            let how = if out.result == StepResult::Failed { "failed" } else { "refused" };
             blocked.get_or_insert_with(|| format!("an earlier `{}` step was {how}", out.action));
         }
         outcomes.push(out);
@@ -290,42 +262,24 @@ pub async fn apply(
     outcomes
 }
 
-async fn run(
-    step: &Step,
-    incident: &Incident,
-    info: Option<&ExecutionInfo>,
-    services: &Services<'_>,
-) -> Done {
+async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, services: &Services<'_>) -> Done {
     let target = step.target.as_deref().unwrap_or_default();
     match &step.action {
-        Action::Notify { severity } => done(
-            StepResult::Done,
-            format!("summary sent ({})", severity.as_str()),
-        ),
+        Action::Notify { severity } => done(StepResult::Done, format!("summary sent ({})", severity.as_str())),
         Action::Redrive { delay } => {
             let Signal::Execution(change) = &incident.event.signal else {
                 return done(StepResult::Refused, "no execution");
             };
             let info = info.cloned().unwrap_or_default();
-            if matches!(
-                info.status.as_str(),
-                "RUNNING" | "SUCCEEDED" | "PENDING_REDRIVE"
-            ) {
+            if matches!(info.status.as_str(), "RUNNING" | "SUCCEEDED" | "PENDING_REDRIVE") {
                 return done(
                     StepResult::Skipped,
-                    format!(
-                        "the execution is {} now: someone else already retried it",
-                        info.status
-                    ),
+                    format!("the execution is {} now: someone else already retried it", info.status),
                 );
             }
             let redrivable = info.redrive_status.as_deref() == Some("REDRIVABLE");
             if step.dry_run {
-                let how = if redrivable {
-                    "redrive the execution"
-                } else {
-                    "restart the execution under a new name"
-                };
+                let how = if redrivable { "redrive the execution" } else { "restart the execution under a new name" };
                 return done(StepResult::WouldHave, format!("would {how}"));
             }
             if !delay.is_zero() {
@@ -337,11 +291,7 @@ async fn run(
                     Ok(Redrive::Redriven) => {
                         return Done {
                             short: Some("redriven".into()),
-                            follow_up: Some(format!(
-                                "{}#{}",
-                                change.execution,
-                                change.redrive_count + 1
-                            )),
+                            follow_up: Some(format!("{}#{}", change.execution, change.redrive_count + 1)),
                             ..done(StepResult::Done, "redriven")
                         }
                     }
@@ -355,19 +305,9 @@ async fn run(
                     (None, _) => "DescribeExecution reported no redrive status".into(),
                 }
             };
-            restart(
-                incident,
-                &change.execution,
-                &info,
-                services.executions,
-                &why_restart,
-            )
-            .await
+            restart(incident, &change.execution, &info, services.executions, &why_restart).await
         }
-        Action::StartExecution {
-            state_machine,
-            input,
-        } => {
+        Action::StartExecution { state_machine, input } => {
             let Signal::Execution(change) = &incident.event.signal else {
                 return done(StepResult::Refused, "no execution");
             };
@@ -381,46 +321,16 @@ async fn run(
             if let Some(input) = input {
                 info.input = Some(Secret(input.to_string()));
             }
-            restart(
-                incident,
-                &change.execution,
-                &info,
-                services.executions,
-                "policy asks for a new execution",
-            )
-            .await
+            restart(incident, &change.execution, &info, services.executions, "policy asks for a new execution").await
         }
-        Action::RaiseTimeout {
-            factor,
-            max_seconds,
-        } => {
-            raise(
-                step,
-                incident,
-                services,
-                target,
-                Kind::Timeout,
-                *factor,
-                *max_seconds,
-            )
-            .await
+        Action::RaiseTimeout { factor, max_seconds } => {
+            raise(step, incident, services, target, Kind::Timeout, *factor, *max_seconds).await
         }
         Action::RaiseMemory { factor, max_mb } => {
-            raise(
-                step,
-                incident,
-                services,
-                target,
-                Kind::Memory,
-                *factor,
-                *max_mb,
-            )
-            .await
+            raise(step, incident, services, target, Kind::Memory, *factor, *max_mb).await
         }
         Action::EnableRule { .. } => enable_rule(step, services.rules, target).await,
-        Action::RestoreObject { .. } => {
-            restore_object(step, incident, services.objects, target).await
-        }
+        Action::RestoreObject { .. } => restore_object(step, incident, services.objects, target).await,
     }
 }
 
@@ -432,16 +342,10 @@ async fn restart(
     why: &str,
 ) -> Done {
     let Some(input) = &info.input else {
-        return done(
-            StepResult::Failed,
-            "cannot restart: the execution's input is not available",
-        );
+        return done(StepResult::Failed, "cannot restart: the execution's input is not available");
     };
-    let state_machine = if info.state_machine_arn.is_empty() {
-        execution.state_machine_arn()
-    } else {
-        info.state_machine_arn.clone()
-    };
+    let state_machine =
+        if info.state_machine_arn.is_empty() { execution.state_machine_arn() } else { info.state_machine_arn.clone() };
     let name = restart_name(execution.name(), &incident.key.digest(16));
     let restarted = |arn: &str, detail: String| Done {
         short: Some("restarted".into()),
@@ -450,10 +354,7 @@ async fn restart(
     };
     match executions.start(&state_machine, &name, input).await {
         Ok(Start::Started(arn)) => restarted(&arn, format!("restarted as {arn} ({why})")),
-        Ok(Start::AlreadyStarted(arn)) => restarted(
-            &arn,
-            format!("already restarted as {arn} by an earlier delivery"),
-        ),
+        Ok(Start::AlreadyStarted(arn)) => restarted(&arn, format!("already restarted as {arn} by an earlier delivery")),
         Err(e) => failed("StartExecution", &e),
     }
 }
@@ -512,8 +413,7 @@ async fn raise(
     };
     let current = kind.current(&config);
     let unit = kind.unit();
-    let before =
-        Some(serde_json::json!({ kind.name(): current, "revision_id": config.revision_id }));
+    let before = Some(serde_json::json!({ kind.name(): current, "revision_id": config.revision_id }));
     // Changed at or after the failure (by a person: LastModified; by remediator for an
     // earlier incident of the same burst: its change record)? Then the failure happened
     // under the old value and the new one deserves its chance: no second raise.
@@ -523,33 +423,20 @@ async fn raise(
         Err(e) => return failed("reading earlier changes", &e),
     };
     if let Some(failed_at) = failed_at {
-        if config
-            .last_modified
-            .into_iter()
-            .chain(ours)
-            .any(|changed| changed >= failed_at)
-        {
+        if config.last_modified.into_iter().chain(ours).any(|changed| changed >= failed_at) {
             return done(
                 StepResult::Done,
-                format!(
-                    "{} is {current}{unit}, changed since this failure: not raised again",
-                    kind.name()
-                ),
+                format!("{} is {current}{unit}, changed since this failure: not raised again", kind.name()),
             );
         }
     }
     if current >= cap {
         return done(
             StepResult::Refused,
-            format!(
-                "{} is already at the cap of {cap}{unit}: a person must look",
-                kind.name()
-            ),
+            format!("{} is already at the cap of {cap}{unit}: a person must look", kind.name()),
         );
     }
-    let target = ((f64::from(current) * factor).ceil() as u32)
-        .min(cap)
-        .max(current + 1);
+    let target = ((f64::from(current) * factor).ceil() as u32).min(cap).max(current + 1);
     let short = format!("{} {current}{unit}→{target}{unit}", kind.name());
     if step.dry_run {
         return Done {
@@ -558,24 +445,12 @@ async fn raise(
             ..done(StepResult::WouldHave, format!("would raise {short}"))
         };
     }
-    match services
-        .locks
-        .claim_change(
-            function,
-            kind.name(),
-            &current.to_string(),
-            incident.key.as_str(),
-        )
-        .await
-    {
+    match services.locks.claim_change(function, kind.name(), &current.to_string(), incident.key.as_str()).await {
         Ok(true) => {}
         Ok(false) => {
             return done(
                 StepResult::Done,
-                format!(
-                    "another incident is raising the {} from {current}{unit}: not raised twice",
-                    kind.name()
-                ),
+                format!("another incident is raising the {} from {current}{unit}: not raised twice", kind.name()),
             )
         }
         Err(e) => return failed("claiming the change", &e),
@@ -597,27 +472,16 @@ async fn raise(
             Ok(c) if c.last_update_status.as_deref() == Some("Failed") => {
                 return Done {
                     before,
-                    ..done(
-                        StepResult::Failed,
-                        format!("the update to {target}{unit} failed (LastUpdateStatus Failed)"),
-                    )
+                    ..done(StepResult::Failed, format!("the update to {target}{unit} failed (LastUpdateStatus Failed)"))
                 }
             }
-            Ok(c)
-                if c.last_update_status.as_deref() != Some("InProgress")
-                    && kind.current(&c) == target =>
-            {
-                break
-            }
+            Ok(c) if c.last_update_status.as_deref() != Some("InProgress") && kind.current(&c) == target => break,
             Ok(_) if started.elapsed() > UPDATE_WAIT => {
                 return Done {
                     before,
                     ..done(
                         StepResult::Failed,
-                        format!(
-                            "the update to {target}{unit} did not finish within {}s",
-                            UPDATE_WAIT.as_secs()
-                        ),
+                        format!("the update to {target}{unit} did not finish within {}s", UPDATE_WAIT.as_secs()),
                     )
                 }
             }
@@ -625,11 +489,7 @@ async fn raise(
             Err(e) => return failed("GetFunctionConfiguration", &e),
         }
     }
-    Done {
-        before,
-        short: Some(short.clone()),
-        ..done(StepResult::Done, format!("raised {short}"))
-    }
+    Done { before, short: Some(short.clone()), ..done(StepResult::Done, format!("raised {short}")) }
 }
 
 /// When the failure happened: the event's time (EventBridge stamps it at the change).
@@ -646,23 +506,14 @@ async fn enable_rule(step: &Step, rules: &dyn Rules, arn: &str) -> Done {
         Err(e) => return failed("DescribeRule", &e),
     };
     if let Some(service) = &info.managed_by {
-        return done(
-            StepResult::Refused,
-            format!("rule {name} is managed by {service}: not touched"),
-        );
+        return done(StepResult::Refused, format!("rule {name} is managed by {service}: not touched"));
     }
     if info.state != "DISABLED" {
-        return done(
-            StepResult::Done,
-            format!("rule {name} is {}: nothing to do", info.state),
-        );
+        return done(StepResult::Done, format!("rule {name} is {}: nothing to do", info.state));
     }
     let before = Some(serde_json::json!({"state": info.state}));
     if step.dry_run {
-        return Done {
-            before,
-            ..done(StepResult::WouldHave, format!("would enable rule {name}"))
-        };
+        return Done { before, ..done(StepResult::WouldHave, format!("would enable rule {name}")) };
     }
     if let Err(e) = rules.enable(name).await {
         return failed("EnableRule", &e);
@@ -673,25 +524,16 @@ async fn enable_rule(step: &Step, rules: &dyn Rules, arn: &str) -> Done {
             short: Some(format!("{name} enabled")),
             ..done(StepResult::Done, format!("enabled rule {name}"))
         },
-        Ok(i) => Done {
-            before,
-            ..done(
-                StepResult::Failed,
-                format!("rule {name} is still {} after EnableRule", i.state),
-            )
-        },
+        Ok(i) => {
+            Done { before, ..done(StepResult::Failed, format!("rule {name} is still {} after EnableRule", i.state)) }
+        }
         Err(e) => failed("DescribeRule", &e),
     }
 }
 
 /// Restores the newest earlier version of an object in a versioned bucket by removing
 /// the delete marker that hides it; an object that exists is never overwritten.
-async fn restore_object(
-    step: &Step,
-    incident: &Incident,
-    objects: &dyn ObjectVersions,
-    arn: &str,
-) -> Done {
+async fn restore_object(step: &Step, incident: &Incident, objects: &dyn ObjectVersions, arn: &str) -> Done {
     let Some((bucket, key)) = split_object_arn(arn) else {
         return done(StepResult::Refused, format!("{arn} is not an S3 object"));
     };
@@ -702,16 +544,10 @@ async fn restore_object(
     // In a bucket that was never versioned every object's version id is "null", and a
     // deleted object is simply gone: there is nothing to restore from.
     if versions.iter().all(|v| v.version_id == "null") {
-        return done(
-            StepResult::Refused,
-            format!("bucket {bucket} is not versioned: nothing to restore from"),
-        );
+        return done(StepResult::Refused, format!("bucket {bucket} is not versioned: nothing to restore from"));
     }
     let Some(latest) = versions.first() else {
-        return done(
-            StepResult::Refused,
-            format!("s3://{bucket}/{key} has no versions to restore"),
-        );
+        return done(StepResult::Refused, format!("s3://{bucket}/{key} has no versions to restore"));
     };
     if !latest.delete_marker {
         let newer = match (latest.last_modified, failure_time(incident)) {
@@ -720,46 +556,38 @@ async fn restore_object(
         };
         return done(
             StepResult::Done,
-            format!(
-                "s3://{bucket}/{key} exists (version {}){newer}: not overwritten",
-                latest.version_id
-            ),
+            format!("s3://{bucket}/{key} exists (version {}){newer}: not overwritten", latest.version_id),
         );
     }
     let Some(previous) = versions.iter().find(|v| !v.delete_marker) else {
-        return done(
-            StepResult::Refused,
-            format!("s3://{bucket}/{key} has only delete markers"),
-        );
+        return done(StepResult::Refused, format!("s3://{bucket}/{key} has only delete markers"));
     };
-    let before = Some(
-        serde_json::json!({"delete_marker": latest.version_id, "restored_version": previous.version_id}),
-    );
+    let before = Some(serde_json::json!({"delete_marker": latest.version_id, "restored_version": previous.version_id}));
     if step.dry_run {
         return Done {
             before,
             ..done(
                 StepResult::WouldHave,
-                format!(
-                    "would remove delete marker {} to restore version {}",
-                    latest.version_id, previous.version_id
-                ),
+                format!("would remove delete marker {} to restore version {}", latest.version_id, previous.version_id),
             )
         };
     }
-    if let Err(e) = objects
-        .delete_version(bucket, key, &latest.version_id)
-        .await
-    {
+    if let Err(e) = objects.delete_version(bucket, key, &latest.version_id).await {
         return failed("DeleteObject (delete marker)", &e);
     }
     match objects.head(bucket, key).await {
         Ok(Some(current)) => Done {
             before,
             short: Some(format!("{key} restored")),
-            ..done(StepResult::Done, format!("restored s3://{bucket}/{key}: removed delete marker, version {current} is current"))
+            ..done(
+                StepResult::Done,
+                format!("restored s3://{bucket}/{key}: removed delete marker, version {current} is current"),
+            )
         },
-        Ok(None) => Done { before, ..done(StepResult::Failed, format!("s3://{bucket}/{key} is still missing after removing the delete marker")) },
+        Ok(None) => Done {
+            before,
+            ..done(StepResult::Failed, format!("s3://{bucket}/{key} is still missing after removing the delete marker"))
+        },
         Err(e) => failed("HeadObject", &e),
     }
 }

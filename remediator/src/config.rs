@@ -65,39 +65,33 @@ impl Config {
         let mut errors = Vec::new();
         let table = get("REMEDIATOR_TABLE").unwrap_or_default();
         let table_ok = (3..=255).contains(&table.len())
-            && table
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            && table.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if table.is_empty() {
-            errors.push(
-                "REMEDIATOR_TABLE is not set: name the DynamoDB table that records incidents"
-                    .into(),
-            );
+            errors.push("REMEDIATOR_TABLE is not set: name the DynamoDB table that records incidents".into());
         } else if !table_ok {
-            errors.push(format!("REMEDIATOR_TABLE `{table}` is not a DynamoDB table name (3-255 of a-z, A-Z, 0-9, _ - .)"));
+            errors.push(format!(
+                "REMEDIATOR_TABLE `{table}` is not a DynamoDB table name (3-255 of a-z, A-Z, 0-9, _ - .)"
+            ));
         }
         let topic_arn = get("REMEDIATOR_TOPIC_ARN").unwrap_or_default();
         let parts: Vec<&str> = topic_arn.split(':').collect();
         if topic_arn.is_empty() {
-            errors.push(
-                "REMEDIATOR_TOPIC_ARN is not set: give the ARN of the SNS topic for summaries"
-                    .into(),
-            );
+            errors.push("REMEDIATOR_TOPIC_ARN is not set: give the ARN of the SNS topic for summaries".into());
         } else if !(parts.len() == 6
             && parts[0] == "arn"
             && parts[2] == "sns"
             && parts[3..].iter().all(|p| !p.is_empty()))
         {
-            errors.push(format!("REMEDIATOR_TOPIC_ARN `{topic_arn}` is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"));
+            errors.push(format!(
+                "REMEDIATOR_TOPIC_ARN `{topic_arn}` is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            ));
         }
         let policies = match get("REMEDIATOR_POLICIES").filter(|p| !p.is_empty()) {
             None => PolicySource::Bundled,
             Some(p) => {
                 let path = PathBuf::from(&p);
                 if !path.exists() {
-                    errors.push(format!(
-                        "REMEDIATOR_POLICIES `{p}` does not exist (a policy directory or file)"
-                    ));
+                    errors.push(format!("REMEDIATOR_POLICIES `{p}` does not exist (a policy directory or file)"));
                 }
                 PolicySource::Path(path)
             }
@@ -105,9 +99,7 @@ impl Config {
         let dry_run = match get("REMEDIATOR_DRY_RUN") {
             None => false,
             Some(v) => parse_flag(&v).unwrap_or_else(|| {
-                errors.push(format!(
-                    "REMEDIATOR_DRY_RUN `{v}` is not a flag (1/0, true/false, yes/no, on/off)"
-                ));
+                errors.push(format!("REMEDIATOR_DRY_RUN `{v}` is not a flag (1/0, true/false, yes/no, on/off)"));
                 false
             }),
         };
@@ -126,14 +118,7 @@ impl Config {
             }),
         };
         if errors.is_empty() {
-            Ok(Config {
-                table,
-                topic_arn,
-                policies,
-                dry_run,
-                lease,
-                allow,
-            })
+            Ok(Config { table, topic_arn, policies, dry_run, lease, allow })
         } else {
             Err(ConfigErrors(errors))
         }
@@ -153,10 +138,7 @@ impl PolicySource {
 
 /// The bundled policy files as (name, text).
 pub fn bundled_sources() -> Vec<(String, String)> {
-    BUNDLED_POLICIES
-        .iter()
-        .map(|(n, t)| (format!("<bundled>/{n}"), t.to_string()))
-        .collect()
+    BUNDLED_POLICIES.iter().map(|(n, t)| (format!("<bundled>/{n}"), t.to_string())).collect()
 }
 
 #[cfg(test)]
@@ -166,20 +148,13 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let err = config(&[
-            ("REMEDIATOR_DRY_RUN", "maybe"),
-            ("REMEDIATOR_TOPIC_ARN", "topic"),
-        ])
-        .unwrap_err();
+        let err = config(&[("REMEDIATOR_DRY_RUN", "maybe"), ("REMEDIATOR_TOPIC_ARN", "topic")]).unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
         let text = err.to_string();
         assert!(text.contains("REMEDIATOR_TABLE is not set"));
@@ -191,10 +166,7 @@ mod tests {
     fn a_valid_environment_uses_the_bundled_policies_by_default() {
         let c = config(&[
             ("REMEDIATOR_TABLE", "remediator-state"),
-            (
-                "REMEDIATOR_TOPIC_ARN",
-                "arn:aws:sns:us-east-1:123456789012:remediator",
-            ),
+            ("REMEDIATOR_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:remediator"),
             ("REMEDIATOR_DRY_RUN", "yes"),
         ])
         .unwrap();

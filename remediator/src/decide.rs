@@ -26,11 +26,7 @@ impl<'p> Decision<'p> {
 
 /// Evaluates every policy (so `explain` can list all matches) and picks those that apply.
 pub fn decide<'p>(policies: &'p PolicySet, document: &Value) -> Decision<'p> {
-    let matched: Vec<&Policy> = policies
-        .policies()
-        .iter()
-        .filter(|p| p.pattern.matches(document))
-        .collect();
+    let matched: Vec<&Policy> = policies.policies().iter().filter(|p| p.pattern.matches(document)).collect();
     let mut applied = Vec::new();
     for p in &matched {
         applied.push(*p);
@@ -85,10 +81,7 @@ mod tests {
   - {name: second, priority: 2, match: {source: [a]}, actions: [redrive]}
   - {name: third, priority: 3, match: {source: [a]}, actions: [redrive]}
 ");
-        let names: Vec<&str> = decide_applied(&s, &json!({"source": "a"}))
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect();
+        let names: Vec<&str> = decide_applied(&s, &json!({"source": "a"})).iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["first", "second"]);
     }
 

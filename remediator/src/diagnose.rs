@@ -65,11 +65,7 @@ pub struct Diagnosis {
 }
 
 const TERMINAL: &[&str] = &["ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"];
-const SCHEDULED: &[&str] = &[
-    "TaskScheduled",
-    "LambdaFunctionScheduled",
-    "ActivityScheduled",
-];
+const SCHEDULED: &[&str] = &["TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled"];
 
 fn is_failure_kind(kind: &str) -> bool {
     !TERMINAL.contains(&kind)
@@ -98,10 +94,7 @@ pub fn diagnose_alarm(alarm: &AlarmChange, region: &str, account: &str) -> Diagn
     } else {
         dim("BucketName").map(|b| format!("arn:aws:s3:::{b}"))
     };
-    let resource_type = resource
-        .as_deref()
-        .and_then(|r| r.split(':').nth(2))
-        .map(str::to_string);
+    let resource_type = resource.as_deref().and_then(|r| r.split(':').nth(2)).map(str::to_string);
     Diagnosis {
         resource,
         resource_type,
@@ -117,11 +110,7 @@ pub fn diagnose_alarm(alarm: &AlarmChange, region: &str, account: &str) -> Diagn
 pub fn diagnose(execution: &ExecutionArn, events: &[HistoryEvent]) -> Diagnosis {
     let mut sorted: Vec<&HistoryEvent> = events.iter().collect();
     sorted.sort_by_key(|e| e.id);
-    let terminal = sorted
-        .iter()
-        .rev()
-        .find(|e| TERMINAL.contains(&e.kind.as_str()))
-        .copied();
+    let terminal = sorted.iter().rev().find(|e| TERMINAL.contains(&e.kind.as_str())).copied();
     let end = terminal.map_or(i64::MAX, |t| t.id);
     let before_end = || sorted.iter().copied().filter(move |e| e.id <= end);
 
@@ -137,9 +126,7 @@ pub fn diagnose(execution: &ExecutionArn, events: &[HistoryEvent]) -> Diagnosis 
         .next_back();
 
     let (error, cause) = match (failure, terminal) {
-        (Some(f), _) if f.error.is_some() || f.cause.is_some() => {
-            (f.error.clone(), f.cause.clone())
-        }
+        (Some(f), _) if f.error.is_some() || f.cause.is_some() => (f.error.clone(), f.cause.clone()),
         (_, Some(t)) if t.kind == "ExecutionTimedOut" && t.error.is_none() => {
             (Some("States.Timeout".into()), t.cause.clone())
         }
@@ -163,17 +150,8 @@ pub fn diagnose(execution: &ExecutionArn, events: &[HistoryEvent]) -> Diagnosis 
 
 /// Turns what a task scheduled into a resource ARN and type.
 fn resolve_resource(execution: &ExecutionArn, s: &Scheduled) -> (Option<String>, Option<String>) {
-    let params: Option<Value> = s
-        .parameters
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok());
-    let param = |name: &str| {
-        params
-            .as_ref()
-            .and_then(|p| p.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    let params: Option<Value> = s.parameters.as_deref().and_then(|p| serde_json::from_str(p).ok());
+    let param = |name: &str| params.as_ref().and_then(|p| p.get(name)).and_then(Value::as_str).map(str::to_string);
     let function_arn = |name: &str| {
         // `$LATEST` is the unqualified function; other qualifiers stay visible.
         let name = name.strip_suffix(":$LATEST").unwrap_or(name);
@@ -192,13 +170,10 @@ fn resolve_resource(execution: &ExecutionArn, s: &Scheduled) -> (Option<String>,
     match (s.resource_type.as_str(), s.resource.as_str()) {
         // Direct function ARN (`"Resource": "arn:aws:lambda:...:function:f"`) and the
         // LambdaFunctionScheduled event of the old integration.
-        (_, r) if r.starts_with("arn:") && r.contains(":lambda:") => {
-            (Some("lambda".into()), Some(r.to_string()))
+        (_, r) if r.starts_with("arn:") && r.contains(":lambda:") => (Some("lambda".into()), Some(r.to_string())),
+        ("lambda", r) if r.starts_with("invoke") => {
+            (Some("lambda".into()), param("FunctionName").map(|f| function_arn(&f)))
         }
-        ("lambda", r) if r.starts_with("invoke") => (
-            Some("lambda".into()),
-            param("FunctionName").map(|f| function_arn(&f)),
-        ),
         ("aws-sdk:s3" | "s3", _) => {
             let object = match (param("Bucket"), param("Key")) {
                 (Some(b), Some(k)) => Some(format!("arn:{}:s3:::{b}/{k}", execution.partition())),
@@ -221,21 +196,11 @@ pub fn events_from_json(response: &Value) -> Result<Vec<HistoryEvent>, String> {
 }
 
 fn event_from_json(v: &Value) -> Result<HistoryEvent, String> {
-    let id = v
-        .get("id")
-        .and_then(Value::as_i64)
-        .ok_or("history event without a numeric `id`")?;
-    let kind = v
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or("history event without `type`")?
-        .to_string();
+    let id = v.get("id").and_then(Value::as_i64).ok_or("history event without a numeric `id`")?;
+    let kind = v.get("type").and_then(Value::as_str).ok_or("history event without `type`")?.to_string();
     let mut event = HistoryEvent {
         id,
-        previous_event_id: v
-            .get("previousEventId")
-            .and_then(Value::as_i64)
-            .unwrap_or(0),
+        previous_event_id: v.get("previousEventId").and_then(Value::as_i64).unwrap_or(0),
         kind,
         ..HistoryEvent::default()
     };
@@ -246,8 +211,7 @@ fn event_from_json(v: &Value) -> Result<HistoryEvent, String> {
     for (key, details) in obj.iter().filter(|(k, _)| k.ends_with("EventDetails")) {
         if key == "stateEnteredEventDetails" {
             event.state = s(details, "name");
-        } else if key.ends_with("ScheduledEventDetails") && SCHEDULED.contains(&event.kind.as_str())
-        {
+        } else if key.ends_with("ScheduledEventDetails") && SCHEDULED.contains(&event.kind.as_str()) {
             event.scheduled = Some(Scheduled {
                 resource_type: s(details, "resourceType").unwrap_or_else(|| "lambda".into()),
                 resource: s(details, "resource").unwrap_or_default(),
@@ -266,19 +230,13 @@ mod tests {
     use super::*;
 
     fn history(name: &str) -> Vec<HistoryEvent> {
-        let path = format!(
-            "{}/../tests/fixtures/history/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../tests/fixtures/history/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         events_from_json(&serde_json::from_str(&text).unwrap()).unwrap()
     }
 
     fn arn() -> ExecutionArn {
-        ExecutionArn::parse(
-            "arn:aws:states:us-east-1:123456789012:execution:thera-pipeline-prod-daily:run-1",
-        )
-        .unwrap()
+        ExecutionArn::parse("arn:aws:states:us-east-1:123456789012:execution:thera-pipeline-prod-daily:run-1").unwrap()
     }
 
     #[test]
@@ -300,9 +258,7 @@ mod tests {
         assert_eq!(d.state.as_deref(), Some("PullFirecrawl"));
         assert_eq!(
             d.resource.as_deref(),
-            Some(
-                "arn:aws:lambda:us-east-1:123456789012:function:thera-pipeline-prod-firecrawl-pull"
-            )
+            Some("arn:aws:lambda:us-east-1:123456789012:function:thera-pipeline-prod-firecrawl-pull")
         );
         assert_eq!(d.error.as_deref(), Some("States.Timeout"));
     }
@@ -313,10 +269,7 @@ mod tests {
         assert_eq!(d.state.as_deref(), Some("PullApolloDelta"));
         assert_eq!(d.resource, None);
         assert_eq!(d.error.as_deref(), Some("HTTPError"));
-        assert_eq!(
-            d.cause.as_deref(),
-            Some("401 Unauthorized: Invalid API key")
-        );
+        assert_eq!(d.cause.as_deref(), Some("401 Unauthorized: Invalid API key"));
     }
 
     #[test]
@@ -331,10 +284,7 @@ mod tests {
     fn an_s3_sdk_task_names_the_object() {
         let d = diagnose(&arn(), &history("s3-no-such-key.json"));
         assert_eq!(d.resource_type.as_deref(), Some("aws-sdk:s3"));
-        assert_eq!(
-            d.resource.as_deref(),
-            Some("arn:aws:s3:::thera-pipeline-data/thera-pipeline/apollo/latest.json")
-        );
+        assert_eq!(d.resource.as_deref(), Some("arn:aws:s3:::thera-pipeline-data/thera-pipeline/apollo/latest.json"));
         assert_eq!(d.error.as_deref(), Some("S3.NoSuchKeyException"));
     }
 

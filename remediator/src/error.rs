@@ -29,21 +29,11 @@ impl AwsError {
                 crate::redact::truncate(&context, 400)
             }
         };
-        AwsError {
-            operation,
-            message,
-            retryable: true,
-            source: Some(Box::new(error)),
-        }
+        AwsError { operation, message, retryable: true, source: Some(Box::new(error)) }
     }
 
     /// A response that was not what the API promises.
     pub fn invalid(operation: &'static str, message: impl Into<String>) -> AwsError {
-        AwsError {
-            operation,
-            message: message.into(),
-            retryable: false,
-            source: None,
-        }
+        AwsError { operation, message: message.into(), retryable: false, source: None }
     }
 }

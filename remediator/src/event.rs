@@ -110,19 +110,10 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
-    let (y, mo, d, h, mi, sec) = (
-        num(0, 4)?,
-        num(5, 2)?,
-        num(8, 2)?,
-        num(11, 2)?,
-        num(14, 2)?,
-        num(17, 2)?,
-    );
+    let (y, mo, d, h, mi, sec) = (num(0, 4)?, num(5, 2)?, num(8, 2)?, num(11, 2)?, num(14, 2)?, num(17, 2)?);
     let mut rest = &text[19..];
     if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(frac.len());
+        let digits = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
         rest = &frac[digits..];
     }
     let offset = match rest {
@@ -141,11 +132,7 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
         }
     };
     // Days from civil (Howard Hinnant's algorithm).
-    let (y2, m2) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
+    let (y2, m2) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
     let era = y2.div_euclid(400);
     let yoe = y2 - era * 400;
     let doy = (153 * m2 + 2) / 5 + d - 1;
@@ -169,9 +156,7 @@ impl ExecutionArn {
             && parts[2] == "states"
             && matches!(parts[5], "execution" | "express")
             && parts[3..].iter().all(|p| !p.is_empty());
-        ok.then(|| ExecutionArn {
-            arn: arn.to_string(),
-        })
+        ok.then(|| ExecutionArn { arn: arn.to_string() })
     }
     fn part(&self, i: usize) -> &str {
         self.arn.splitn(8, ':').nth(i).unwrap_or_default()
@@ -252,9 +237,7 @@ impl Event {
             match obj.get(field) {
                 None | Some(Value::Null) if required => Err(EventError::MissingField(field)),
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => String::deserialize(v)
-                    .map(Some)
-                    .map_err(|source| EventError::Field { field, source }),
+                Some(v) => String::deserialize(v).map(Some).map_err(|source| EventError::Field { field, source }),
             }
         };
         let source = text("source", true)?.unwrap_or_default();
@@ -263,9 +246,7 @@ impl Event {
         let account = text("account", false)?;
         let region = text("region", false)?;
         let time = text("time", false)?;
-        let detail = obj
-            .get("detail")
-            .ok_or(EventError::MissingField("detail"))?;
+        let detail = obj.get("detail").ok_or(EventError::MissingField("detail"))?;
         let signal = if source == SFN_SOURCE && detail_type == SFN_STATUS_CHANGE {
             Signal::Execution(parse_sfn(detail)?)
         } else if source == ALARM_SOURCE && detail_type == ALARM_STATE_CHANGE {
@@ -273,16 +254,7 @@ impl Event {
         } else {
             Signal::Other
         };
-        Ok(Event {
-            id,
-            source,
-            detail_type,
-            account,
-            region,
-            time,
-            document,
-            signal,
-        })
+        Ok(Event { id, source, detail_type, account, region, time, document, signal })
     }
 }
 
@@ -296,15 +268,9 @@ fn normalize_alarm_action(document: Value) -> Value {
         return document;
     }
     let text = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
-    let alarm_arn = obj
-        .get("alarmArn")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let stamp = obj
-        .get("alarmData")
-        .and_then(|d| d.pointer("/state/timestamp"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let alarm_arn = obj.get("alarmArn").and_then(Value::as_str).unwrap_or_default();
+    let stamp =
+        obj.get("alarmData").and_then(|d| d.pointer("/state/timestamp")).and_then(Value::as_str).unwrap_or_default();
     serde_json::json!({
         "version": "0",
         "id": format!("alarm-action:{alarm_arn}:{stamp}"),
@@ -324,21 +290,15 @@ fn parse_alarm(detail: &Value, resources: Option<&Value>) -> Result<AlarmChange,
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or(EventError::MissingDetail("alarmName"))?;
-    let state = detail
-        .pointer("/state/value")
-        .and_then(Value::as_str)
-        .ok_or(EventError::MissingDetail("state.value"))?;
+    let state =
+        detail.pointer("/state/value").and_then(Value::as_str).ok_or(EventError::MissingDetail("state.value"))?;
     let metric = detail
         .pointer("/configuration/metrics")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|m| m.pointer("/metricStat/metric"))
-        .find(|m| {
-            m.get("dimensions")
-                .and_then(Value::as_object)
-                .is_some_and(|d| !d.is_empty())
-        })
+        .find(|m| m.get("dimensions").and_then(Value::as_object).is_some_and(|d| !d.is_empty()))
         .or_else(|| {
             detail
                 .pointer("/configuration/metrics")
@@ -349,40 +309,19 @@ fn parse_alarm(detail: &Value, resources: Option<&Value>) -> Result<AlarmChange,
         });
     Ok(AlarmChange {
         name: name.to_string(),
-        arn: resources
-            .and_then(|r| r.get(0))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        arn: resources.and_then(|r| r.get(0)).and_then(Value::as_str).map(str::to_string),
         state: state.to_string(),
-        previous_state: detail
-            .pointer("/previousState/value")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        namespace: metric
-            .and_then(|m| m.get("namespace"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        metric: metric
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        dimensions: metric
-            .and_then(|m| m.get("dimensions"))
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
+        previous_state: detail.pointer("/previousState/value").and_then(Value::as_str).map(str::to_string),
+        namespace: metric.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string),
+        metric: metric.and_then(|m| m.get("name")).and_then(Value::as_str).map(str::to_string),
+        dimensions: metric.and_then(|m| m.get("dimensions")).and_then(Value::as_object).cloned().unwrap_or_default(),
     })
 }
 
 fn parse_sfn(detail: &Value) -> Result<ExecutionChange, EventError> {
-    let d = SfnDetail::deserialize(detail).map_err(|source| EventError::Field {
-        field: "detail",
-        source,
-    })?;
-    let non_empty = |v: Option<String>, name: &'static str| {
-        v.filter(|s| !s.is_empty())
-            .ok_or(EventError::MissingDetail(name))
-    };
+    let d = SfnDetail::deserialize(detail).map_err(|source| EventError::Field { field: "detail", source })?;
+    let non_empty =
+        |v: Option<String>, name: &'static str| v.filter(|s| !s.is_empty()).ok_or(EventError::MissingDetail(name));
     let arn = non_empty(d.execution_arn, "executionArn")?;
     let execution = ExecutionArn::parse(&arn).ok_or(EventError::BadExecutionArn(arn))?;
     let status = non_empty(d.status, "status")?;
@@ -406,22 +345,14 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let path = format!(
-            "{}/../tests/fixtures/events/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../tests/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     #[test]
     fn the_2022_failed_event_is_an_execution_failure_with_redrive_count_zero() {
-        let event = Event::parse(&fixture(
-            "sfn-status-change__FAILED__awsdocs-sfn-devguide-2022.json",
-        ))
-        .unwrap();
-        let Signal::Execution(change) = event.signal else {
-            panic!("not recognised")
-        };
+        let event = Event::parse(&fixture("sfn-status-change__FAILED__awsdocs-sfn-devguide-2022.json")).unwrap();
+        let Signal::Execution(change) = event.signal else { panic!("not recognised") };
         assert!(change.is_failure());
         assert_eq!(change.status, "FAILED");
         assert_eq!(change.redrive_count, 0);
@@ -437,85 +368,56 @@ mod tests {
             "name":"run-1","status":"PENDING_REDRIVE","error":null,"cause":null,"redriveCount":2,
             "redriveDate":1732870000000,"redriveStatus":"REDRIVABLE","somethingNew":{"x":1}}}"#;
         let event = Event::parse(text).unwrap();
-        let Signal::Execution(change) = event.signal else {
-            panic!()
-        };
+        let Signal::Execution(change) = event.signal else { panic!() };
         assert_eq!(change.redrive_count, 2);
         assert!(!change.is_failure());
-        assert_eq!(
-            change.execution.state_machine_arn(),
-            change.state_machine_arn
-        );
+        assert_eq!(change.execution.state_machine_arn(), change.state_machine_arn);
     }
 
     #[test]
     fn malformed_events_are_rejected_with_the_reason() {
         assert!(matches!(Event::parse("{nope"), Err(EventError::Json(_))));
         assert!(matches!(Event::parse("[1]"), Err(EventError::NotAnObject)));
-        assert!(matches!(
-            Event::parse(r#"{"detail-type":"x","detail":{}}"#),
-            Err(EventError::MissingField("source"))
-        ));
+        assert!(matches!(Event::parse(r#"{"detail-type":"x","detail":{}}"#), Err(EventError::MissingField("source"))));
         let bad_arn = r#"{"source":"aws.states","detail-type":"Step Functions Execution Status Change","detail":{"executionArn":"arn:aws:s3:::x","status":"FAILED"}}"#;
-        assert!(matches!(
-            Event::parse(bad_arn),
-            Err(EventError::BadExecutionArn(_))
-        ));
+        assert!(matches!(Event::parse(bad_arn), Err(EventError::BadExecutionArn(_))));
         let no_status = r#"{"source":"aws.states","detail-type":"Step Functions Execution Status Change","detail":{"executionArn":"arn:aws:states:us-east-1:1:execution:m:n"}}"#;
-        assert!(matches!(
-            Event::parse(no_status),
-            Err(EventError::MissingDetail("status"))
-        ));
+        assert!(matches!(Event::parse(no_status), Err(EventError::MissingDetail("status"))));
     }
 
     #[test]
     fn alarm_state_changes_are_recognised_from_eventbridge_and_direct_actions() {
-        let event = Event::parse(&fixture("cloudwatch-alarm__state-change-for-a-single-metric-alarm__awsdocs-cw-userguide-2023.json")).unwrap();
-        let Signal::Alarm(alarm) = event.signal else {
-            panic!("not an alarm")
-        };
+        let event = Event::parse(&fixture(
+            "cloudwatch-alarm__state-change-for-a-single-metric-alarm__awsdocs-cw-userguide-2023.json",
+        ))
+        .unwrap();
+        let Signal::Alarm(alarm) = event.signal else { panic!("not an alarm") };
         assert_eq!(alarm.name, "ServerCpuTooHigh");
         assert!(alarm.is_failure());
         assert_eq!(alarm.namespace.as_deref(), Some("AWS/EC2"));
         assert_eq!(alarm.dimensions["InstanceId"], "i-12345678901234567");
 
-        let direct = Event::parse(&fixture(
-            "powertools-python__cloudWatchAlarmEventSingleMetric.json",
-        ))
-        .unwrap();
+        let direct = Event::parse(&fixture("powertools-python__cloudWatchAlarmEventSingleMetric.json")).unwrap();
         assert_eq!(direct.detail_type, ALARM_STATE_CHANGE);
         assert_eq!(direct.document["detail"]["alarmName"], "Test alert");
-        let Signal::Alarm(alarm) = direct.signal else {
-            panic!("not an alarm")
-        };
+        let Signal::Alarm(alarm) = direct.signal else { panic!("not an alarm") };
         assert_eq!(alarm.state, "ALARM");
-        assert_eq!(
-            alarm.arn.as_deref(),
-            Some("arn:aws:cloudwatch:eu-west-1:912397435824:alarm:test_alarm")
-        );
+        assert_eq!(alarm.arn.as_deref(), Some("arn:aws:cloudwatch:eu-west-1:912397435824:alarm:test_alarm"));
     }
 
     #[test]
     fn timestamps_parse_in_every_aws_format() {
         assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_timestamp("2019-10-02T17:04:40Z"), Some(1570035880));
-        assert_eq!(
-            parse_timestamp("2019-10-02T17:04:40.989+0000"),
-            Some(1570035880)
-        );
-        assert_eq!(
-            parse_timestamp("2019-10-02T19:04:40+02:00"),
-            Some(1570035880)
-        );
+        assert_eq!(parse_timestamp("2019-10-02T17:04:40.989+0000"), Some(1570035880));
+        assert_eq!(parse_timestamp("2019-10-02T19:04:40+02:00"), Some(1570035880));
         assert_eq!(parse_timestamp("yesterday"), None);
     }
 
     #[test]
     fn other_sources_are_kept_for_policies() {
-        let event = Event::parse(&fixture(
-            "powertools-python__s3EventBridgeNotificationObjectDeletedEvent.json",
-        ))
-        .unwrap();
+        let event =
+            Event::parse(&fixture("powertools-python__s3EventBridgeNotificationObjectDeletedEvent.json")).unwrap();
         assert!(matches!(event.signal, Signal::Other));
         assert_eq!(event.source, "aws.s3");
     }

@@ -48,17 +48,12 @@ pub fn explain(
     let diagnosis = match &event.signal {
         Signal::Execution(change) => {
             if !change.is_failure() {
-                notes.push(format!(
-                    "execution status {}: the handler ignores it",
-                    change.status
-                ));
+                notes.push(format!("execution status {}: the handler ignores it", change.status));
             }
             let mut d = match history {
                 Some(h) => diagnose(&change.execution, h),
                 None => {
-                    notes.push(
-                        "no history given: diagnosis from the event's error and cause only".into(),
-                    );
+                    notes.push("no history given: diagnosis from the event's error and cause only".into());
                     Default::default()
                 }
             };
@@ -68,10 +63,7 @@ pub fn explain(
         }
         Signal::Alarm(alarm) => {
             if !alarm.is_failure() {
-                notes.push(format!(
-                    "alarm state {}: only transitions into ALARM are acted on",
-                    alarm.state
-                ));
+                notes.push(format!("alarm state {}: only transitions into ALARM are acted on", alarm.state));
             }
             Some(crate::diagnose::diagnose_alarm(
                 alarm,
@@ -89,11 +81,7 @@ pub fn explain(
     let incident = Incident::new(event, diagnosis);
     let document = incident.document();
     let decision = decide(policies, &document);
-    let mut planned = if is_ignored_status {
-        Default::default()
-    } else {
-        plan(&incident, &decision.applied, false)
-    };
+    let mut planned = if is_ignored_status { Default::default() } else { plan(&incident, &decision.applied, false) };
     // The allow-list applies offline too; pauses live in the state table and do not.
     guard(&mut planned, allow, &crate::guard::GuardState::default(), 0);
     let actions = planned
@@ -108,29 +96,19 @@ pub fn explain(
             },
         })
         .collect();
-    if decision.applied.is_empty()
-        && matches!(incident.event.signal, Signal::Execution(ref c) if c.is_failure())
-    {
+    if decision.applied.is_empty() && matches!(incident.event.signal, Signal::Execution(ref c) if c.is_failure()) {
         notes.push("no policy matched: the failure is reported to a person".into());
     }
     let why = why.then(|| {
         policies
             .policies()
             .iter()
-            .filter_map(|p| {
-                p.pattern
-                    .first_mismatch(&document)
-                    .map(|f| (p.name.clone(), Value::String(f)))
-            })
+            .filter_map(|p| p.pattern.first_mismatch(&document).map(|f| (p.name.clone(), Value::String(f))))
             .collect()
     });
     Ok(Explanation {
         matched: decision.matched.iter().map(|p| p.name.clone()).collect(),
-        policy: if is_ignored_status {
-            None
-        } else {
-            decision.policy().map(|p| p.name.clone())
-        },
+        policy: if is_ignored_status { None } else { decision.policy().map(|p| p.name.clone()) },
         actions,
         notes,
         why,

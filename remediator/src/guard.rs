@@ -40,18 +40,13 @@ impl AllowList {
     /// Parses comma- or newline-separated ARN globs.
     pub fn parse(text: &str) -> Result<AllowList, String> {
         let mut patterns = Vec::new();
-        for p in text
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
+        for p in text.split([',', '\n']).map(str::trim).filter(|p| !p.is_empty()) {
             if !p.starts_with("arn:") {
-                return Err(format!("`{p}` is not an ARN pattern (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE, with *)"));
+                return Err(format!(
+                    "`{p}` is not an ARN pattern (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE, with *)"
+                ));
             }
-            patterns.push((
-                p.to_string(),
-                Glob::new(p).map_err(|e| format!("`{p}`: {e}"))?,
-            ));
+            patterns.push((p.to_string(), Glob::new(p).map_err(|e| format!("`{p}`: {e}"))?));
         }
         if patterns.is_empty() {
             return Err("the allow-list is empty: remediator could act on nothing".into());
@@ -99,8 +94,7 @@ impl PauseScope {
         if let Some(p) = key.strip_prefix("policy#") {
             return Some(PauseScope::Policy(p.into()));
         }
-        key.strip_prefix("target#")
-            .map(|t| PauseScope::Target(t.into()))
+        key.strip_prefix("target#").map(|t| PauseScope::Target(t.into()))
     }
 
     pub fn describe(&self) -> String {
@@ -127,9 +121,9 @@ impl Pause {
         match &self.scope {
             PauseScope::Global => true,
             PauseScope::Policy(p) => p == policy,
-            PauseScope::Target(t) => target.is_some_and(|target| {
-                Glob::new(t).map(|g| g.matches(target)).unwrap_or(false) || t == target
-            }),
+            PauseScope::Target(t) => {
+                target.is_some_and(|target| Glob::new(t).map(|g| g.matches(target)).unwrap_or(false) || t == target)
+            }
         }
     }
 }
@@ -163,13 +157,7 @@ pub trait GuardStore: Send + Sync {
     /// Removes a pause; returns whether there was one.
     async fn clear_pause(&self, scope: &PauseScope) -> Result<bool, AwsError>;
     /// Records a change made to `target` by `policy`, keeping times within `keep` seconds.
-    async fn record_attempt(
-        &self,
-        policy: &str,
-        target: &str,
-        at: i64,
-        keep: i64,
-    ) -> Result<(), AwsError>;
+    async fn record_attempt(&self, policy: &str, target: &str, at: i64, keep: i64) -> Result<(), AwsError>;
     /// Counts a failed remediation of `target`; returns the circuit after it.
     async fn record_failure(&self, target: &str, incident: &str) -> Result<Circuit, AwsError>;
     /// A successful remediation ends a run of failures.
@@ -185,10 +173,8 @@ pub fn guard(plan: &mut Plan, allow: &AllowList, state: &GuardState, now: i64) {
         if step.disposition != Disposition::Act || !step.action.is_mutating() {
             continue;
         }
-        if let Some(pause) = state
-            .pauses
-            .iter()
-            .find(|p| p.until > now && p.covers(&step.policy, step.target.as_deref()))
+        if let Some(pause) =
+            state.pauses.iter().find(|p| p.until > now && p.covers(&step.policy, step.target.as_deref()))
         {
             step.disposition = Disposition::Refuse(format!(
                 "paused ({}) until {} by {}: {}",
@@ -210,11 +196,7 @@ pub fn guard(plan: &mut Plan, allow: &AllowList, state: &GuardState, now: i64) {
                 continue;
             }
         };
-        if state
-            .circuits
-            .get(&circuit_key(&target))
-            .is_some_and(|c| c.open)
-        {
+        if state.circuits.get(&circuit_key(&target)).is_some_and(|c| c.open) {
             step.disposition = Disposition::Refuse(format!(
                 "circuit open for {target} after {CIRCUIT_THRESHOLD} failed remediations: run `remediator reset {target}` once it is fixed"
             ));
@@ -226,11 +208,7 @@ pub fn guard(plan: &mut Plan, allow: &AllowList, state: &GuardState, now: i64) {
             continue;
         }
         let limits = &step.limits;
-        let times = state
-            .attempts
-            .get(&(step.policy.clone(), target))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let times = state.attempts.get(&(step.policy.clone(), target)).map(Vec::as_slice).unwrap_or_default();
         let window = limits.window.as_secs() as i64;
         let recent = times.iter().filter(|t| **t > now - window).count() as u32;
         if recent >= limits.max_attempts {
@@ -239,11 +217,7 @@ pub fn guard(plan: &mut Plan, allow: &AllowList, state: &GuardState, now: i64) {
                 limits.max_attempts,
                 crate::policy::format_duration(limits.window)
             ));
-        } else if let Some(last) = times
-            .iter()
-            .max()
-            .filter(|t| now - **t < limits.cooldown.as_secs() as i64)
-        {
+        } else if let Some(last) = times.iter().max().filter(|t| now - **t < limits.cooldown.as_secs() as i64) {
             step.disposition = Disposition::Refuse(format!(
                 "cooling down: last change at {}, cooldown {}",
                 format_time(*last),
@@ -276,12 +250,7 @@ pub fn format_time(t: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 #[cfg(test)]
@@ -306,22 +275,16 @@ mod tests {
     const RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/thera-pipeline-daily-rule";
 
     fn with_pauses(pauses: Vec<Pause>) -> GuardState {
-        GuardState {
-            pauses,
-            ..GuardState::default()
-        }
+        GuardState { pauses, ..GuardState::default() }
     }
 
     #[test]
     fn the_default_allow_list_covers_the_thera_pipeline_only() {
         let allow = AllowList::default_list();
         assert!(allow.allows(RULE));
-        assert!(allow
-            .allows("arn:aws:lambda:sa-east-1:1:function:thera-pipeline-prod-apollo-delta-pull"));
+        assert!(allow.allows("arn:aws:lambda:sa-east-1:1:function:thera-pipeline-prod-apollo-delta-pull"));
         assert!(allow.allows("arn:aws:s3:::thera-pipeline-data/thera-pipeline/apollo/latest.json"));
-        assert!(
-            allow.allows("arn:aws:states:us-east-1:1:execution:thera-pipeline-prod-daily:run-1")
-        );
+        assert!(allow.allows("arn:aws:states:us-east-1:1:execution:thera-pipeline-prod-daily:run-1"));
         assert!(!allow.allows("arn:aws:events:us-east-1:1:rule/billing-export"));
         assert!(!allow.allows("arn:aws:s3:::thera-pipeline-data/other/file.json"));
         assert!(AllowList::parse("not-an-arn").is_err());
@@ -330,63 +293,33 @@ mod tests {
 
     #[test]
     fn a_target_outside_the_allow_list_is_refused() {
-        let mut plan = Plan {
-            steps: vec![step("p", "arn:aws:events:us-east-1:1:rule/billing-export")],
-        };
-        guard(
-            &mut plan,
-            &AllowList::default_list(),
-            &GuardState::default(),
-            0,
-        );
-        assert!(
-            matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("outside the allow-list"))
-        );
+        let mut plan = Plan { steps: vec![step("p", "arn:aws:events:us-east-1:1:rule/billing-export")] };
+        guard(&mut plan, &AllowList::default_list(), &GuardState::default(), 0);
+        assert!(matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("outside the allow-list")));
     }
 
     #[test]
     fn pauses_win_until_they_expire_and_only_in_their_scope() {
         let allow = AllowList::default_list();
-        let pause = |scope| Pause {
-            scope,
-            reason: "emergency stop".into(),
-            until: 1000,
-            by: "maria".into(),
-        };
+        let pause = |scope| Pause { scope, reason: "emergency stop".into(), until: 1000, by: "maria".into() };
         for scope in [
             PauseScope::Global,
             PauseScope::Policy("p".into()),
             PauseScope::Target(RULE.into()),
             PauseScope::Target("arn:aws:events:*:*:rule/thera-*".into()),
         ] {
-            let mut plan = Plan {
-                steps: vec![step("p", RULE)],
-            };
-            guard(
-                &mut plan,
-                &allow,
-                &with_pauses(vec![pause(scope.clone())]),
-                999,
-            );
+            let mut plan = Plan { steps: vec![step("p", RULE)] };
+            guard(&mut plan, &allow, &with_pauses(vec![pause(scope.clone())]), 999);
             assert!(
                 matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("paused") && r.contains("emergency stop")),
                 "{scope:?}"
             );
-            let mut expired = Plan {
-                steps: vec![step("p", RULE)],
-            };
+            let mut expired = Plan { steps: vec![step("p", RULE)] };
             guard(&mut expired, &allow, &with_pauses(vec![pause(scope)]), 1000);
             assert_eq!(expired.steps[0].disposition, Disposition::Act);
         }
-        let mut other = Plan {
-            steps: vec![step("q", RULE)],
-        };
-        guard(
-            &mut other,
-            &allow,
-            &with_pauses(vec![pause(PauseScope::Policy("p".into()))]),
-            0,
-        );
+        let mut other = Plan { steps: vec![step("q", RULE)] };
+        guard(&mut other, &allow, &with_pauses(vec![pause(PauseScope::Policy("p".into()))]), 0);
         assert_eq!(other.steps[0].disposition, Disposition::Act);
     }
 
@@ -403,22 +336,16 @@ mod tests {
         };
         // Two changes in the window: the third is refused.
         state.attempts.insert(key.clone(), vec![1000, 2000]);
-        let mut plan = Plan {
-            steps: vec![s.clone()],
-        };
+        let mut plan = Plan { steps: vec![s.clone()] };
         guard(&mut plan, &allow, &state, 2500);
         assert!(
             matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("attempts exhausted: 2 of 2"))
         );
         // One old change outside the window, one within the cooldown.
         state.attempts.insert(key, vec![0, 4900]);
-        let mut plan = Plan {
-            steps: vec![s.clone()],
-        };
+        let mut plan = Plan { steps: vec![s.clone()] };
         guard(&mut plan, &allow, &state, 5000);
-        assert!(
-            matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("cooling down"))
-        );
+        assert!(matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("cooling down")));
         // After the cooldown it may act again.
         let mut plan = Plan { steps: vec![s] };
         guard(&mut plan, &allow, &state, 5300);
@@ -428,16 +355,8 @@ mod tests {
     #[test]
     fn an_open_circuit_refuses_every_change_to_its_target() {
         let mut state = GuardState::default();
-        state.circuits.insert(
-            RULE.into(),
-            Circuit {
-                failures: 3,
-                open: true,
-            },
-        );
-        let mut plan = Plan {
-            steps: vec![step("p", RULE)],
-        };
+        state.circuits.insert(RULE.into(), Circuit { failures: 3, open: true });
+        let mut plan = Plan { steps: vec![step("p", RULE)] };
         guard(&mut plan, &AllowList::default_list(), &state, 0);
         assert!(
             matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("circuit open") && r.contains("remediator reset"))

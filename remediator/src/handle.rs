@@ -18,8 +18,8 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::apply::{
-    apply, ChangeLocks, ExecutionInfo, Executions, FunctionSettings, ObjectVersions, Rules,
-    Services, StepOutcome, StepResult,
+    apply, ChangeLocks, ExecutionInfo, Executions, FunctionSettings, ObjectVersions, Rules, Services, StepOutcome,
+    StepResult,
 };
 use crate::decide::decide_applied;
 use crate::diagnose::{diagnose, diagnose_alarm, Diagnosis};
@@ -48,11 +48,7 @@ pub enum HandleError {
     },
     /// A remediation step failed; recorded and reported, and the event is retried.
     #[error("remediation failed for incident {incident}: {detail}")]
-    Remediation {
-        incident: String,
-        detail: String,
-        outcome: Box<Outcome>,
-    },
+    Remediation { incident: String, detail: String, outcome: Box<Outcome> },
 }
 
 impl HandleError {
@@ -151,10 +147,7 @@ pub struct Handler {
 
 /// Now, in Unix seconds.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl Handler {
@@ -183,10 +176,7 @@ impl Handler {
                     return self.verify_success(event, outcome, owner).await;
                 }
                 if !change.is_failure() {
-                    outcome.note = Some(format!(
-                        "execution status {}: nothing to heal",
-                        change.status
-                    ));
+                    outcome.note = Some(format!("execution status {}: nothing to heal", change.status));
                     return Ok(outcome);
                 }
             }
@@ -211,10 +201,7 @@ impl Handler {
         let key = incident.key.clone();
         tracing::Span::current().record("incident", key.as_str());
         outcome.incident = Some(key.to_string());
-        let aws = |source: AwsError| HandleError::Aws {
-            incident: key.to_string(),
-            source,
-        };
+        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
 
         let request = ClaimRequest {
             key: key.clone(),
@@ -225,32 +212,18 @@ impl Handler {
         };
         match self.log.claim(&request).await.map_err(aws)? {
             Claim::Claimed => {}
-            Claim::Done {
-                outcome: recorded,
-                unsent_summary,
-            } => {
+            Claim::Done { outcome: recorded, unsent_summary } => {
                 outcome.resolution = Resolution::Duplicate;
                 outcome.recorded = recorded;
                 if let Some((subject, body)) = unsent_summary {
                     // The first delivery acted but could not notify: finish its job.
-                    let summary = Summary {
-                        subject,
-                        body,
-                        attributes: Default::default(),
-                    };
+                    let summary = Summary { subject, body, attributes: Default::default() };
                     let id = self.notifier.publish(&summary).await.map_err(aws)?;
                     self.log.summary_sent(&key).await.map_err(aws)?;
-                    outcome.summary = Some(SentSummary {
-                        subject: summary.subject,
-                        message_id: Some(id),
-                        error: None,
-                    });
-                    outcome.note = Some(
-                        "already handled; its summary had not been delivered and now is".into(),
-                    );
+                    outcome.summary = Some(SentSummary { subject: summary.subject, message_id: Some(id), error: None });
+                    outcome.note = Some("already handled; its summary had not been delivered and now is".into());
                 } else {
-                    outcome.note =
-                        Some("already handled by an earlier delivery: nothing done".into());
+                    outcome.note = Some("already handled by an earlier delivery: nothing done".into());
                 }
                 info!(incident = %key, outcome = "duplicate", "duplicate delivery absorbed");
                 return Ok(outcome);
@@ -266,11 +239,8 @@ impl Handler {
         // claim and asks for a retry: a pause that cannot be read must not be ignored.
         let now = now();
         let incident_run = run_key(&incident);
-        let (diagnosed, pauses, previous) = tokio::join!(
-            self.diagnose(&mut incident),
-            self.guards.load(now),
-            self.retry_of(&incident_run)
-        );
+        let (diagnosed, pauses, previous) =
+            tokio::join!(self.diagnose(&mut incident), self.guards.load(now), self.retry_of(&incident_run));
         let (info, guards) = match (diagnosed, pauses) {
             (Ok(info), Ok(guards)) => (info, guards),
             (Err(e), _) | (_, Err(e)) => {
@@ -281,20 +251,12 @@ impl Handler {
         outcome.diagnosis = incident.diagnosis.clone().map(redacted);
         // This run was remediator's retry of an earlier incident, and it failed again.
         if let Ok(Some(previous)) = previous {
-            if let Err(e) = self
-                .log
-                .verify(
-                    &previous,
-                    "still-failing",
-                    incident_run.as_deref().unwrap_or_default(),
-                )
-                .await
+            if let Err(e) =
+                self.log.verify(&previous, "still-failing", incident_run.as_deref().unwrap_or_default()).await
             {
                 warn!(incident = %previous, error = %e, "could not record the verification");
             }
-            outcome.note = Some(format!(
-                "this run was the retry of incident {previous}, which is still failing"
-            ));
+            outcome.note = Some(format!("this run was the retry of incident {previous}, which is still failing"));
         }
 
         let document = incident.document();
@@ -312,27 +274,17 @@ impl Handler {
         };
         outcome.actions = apply(&plan, &incident, info.as_ref(), &services).await;
         outcome.resolution = resolve(deciding, &outcome.actions);
-        for follow_up in outcome
-            .actions
-            .iter()
-            .filter_map(|a| a.follow_up.as_deref())
-        {
+        for follow_up in outcome.actions.iter().filter_map(|a| a.follow_up.as_deref()) {
             if let Err(e) = self.log.follow(follow_up, &key).await {
                 warn!(incident = %key, error = %e, "could not record the retry to verify");
             }
         }
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
-        if let Err(e) = self
-            .record_guards(&incident, &plan, &guards, &mut outcome, now)
-            .await
-        {
+        if let Err(e) = self.record_guards(&incident, &plan, &guards, &mut outcome, now).await {
             // The remediation happened; the guards' bookkeeping failed. Say so, and let
             // the retry (which finds the incident done) not act again.
             warn!(incident = %key, error = %e, "could not record attempts or circuit state");
-            outcome.note = Some(format!(
-                "guard state not recorded: {}",
-                redact::text(&e.to_string())
-            ));
+            outcome.note = Some(format!("guard state not recorded: {}", redact::text(&e.to_string())));
         }
 
         let summary = should_notify(deciding, outcome.resolution, &outcome.actions).then(|| {
@@ -345,11 +297,7 @@ impl Handler {
                 note: outcome.note.as_deref(),
             })
         });
-        let status = if outcome.resolution == Resolution::Failed {
-            Status::Failed
-        } else {
-            Status::Completed
-        };
+        let status = if outcome.resolution == Resolution::Failed { Status::Failed } else { Status::Completed };
 
         // Notify first, then record whether it was delivered: a lost summary is re-sent
         // by the next delivery instead of being lost.
@@ -360,19 +308,10 @@ impl Handler {
         outcome.summary = summary.as_ref().map(|s| SentSummary {
             subject: s.subject.clone(),
             message_id: published.as_ref().and_then(|p| p.as_ref().ok().cloned()),
-            error: published
-                .as_ref()
-                .and_then(|p| p.as_ref().err().map(|e| e.to_string())),
+            error: published.as_ref().and_then(|p| p.as_ref().err().map(|e| e.to_string())),
         });
         let summary_sent = matches!(published, Some(Ok(_)));
-        let completion = completion(
-            &incident,
-            owner,
-            status,
-            &outcome,
-            summary.as_ref(),
-            summary_sent,
-        );
+        let completion = completion(&incident, owner, status, &outcome, summary.as_ref(), summary_sent);
         self.log.complete(&completion).await.map_err(aws)?;
         info!(
             incident = %key,
@@ -392,11 +331,7 @@ impl Handler {
                 .map(|a| format!("{}: {}", a.action, a.detail))
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(HandleError::Remediation {
-                incident: key.to_string(),
-                detail,
-                outcome: Box::new(outcome),
-            });
+            return Err(HandleError::Remediation { incident: key.to_string(), detail, outcome: Box::new(outcome) });
         }
         Ok(outcome)
     }
@@ -410,18 +345,10 @@ impl Handler {
     }
 
     /// A retry remediator made succeeded: close its incident as healed, once.
-    async fn verify_success(
-        &self,
-        event: Event,
-        mut outcome: Outcome,
-        owner: &str,
-    ) -> Result<Outcome, HandleError> {
+    async fn verify_success(&self, event: Event, mut outcome: Outcome, owner: &str) -> Result<Outcome, HandleError> {
         let incident = Incident::new(event, None);
         let key = incident.key.clone();
-        let aws = |source: AwsError| HandleError::Aws {
-            incident: key.to_string(),
-            source,
-        };
+        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
         let run = key.to_string();
         let Some(previous) = self.log.followed(&run).await.map_err(aws)? else {
             outcome.note = Some("execution SUCCEEDED; not a retry remediator made".into());
@@ -440,10 +367,7 @@ impl Handler {
             outcome.note = Some("verification already recorded".into());
             return Ok(outcome);
         }
-        self.log
-            .verify(&previous, "healed", &run)
-            .await
-            .map_err(aws)?;
+        self.log.verify(&previous, "healed", &run).await.map_err(aws)?;
         outcome.resolution = Resolution::Healed;
         outcome.note = Some(format!("closes incident {previous}"));
         let summary = crate::summary::healed(&incident, &previous);
@@ -453,14 +377,7 @@ impl Handler {
             message_id: published.as_ref().ok().cloned(),
             error: published.as_ref().err().map(|e| e.to_string()),
         });
-        let completion = completion(
-            &incident,
-            owner,
-            Status::Completed,
-            &outcome,
-            Some(&summary),
-            published.is_ok(),
-        );
+        let completion = completion(&incident, owner, Status::Completed, &outcome, Some(&summary), published.is_ok());
         self.log.complete(&completion).await.map_err(aws)?;
         published.map_err(aws)?;
         Ok(outcome)
@@ -485,29 +402,15 @@ impl Handler {
             match done.result {
                 StepResult::Done if done.before.is_some() => {
                     if step.attempt.is_none() {
-                        let keep = step
-                            .limits
-                            .window
-                            .as_secs()
-                            .max(step.limits.cooldown.as_secs())
-                            as i64;
-                        self.guards
-                            .record_attempt(&step.policy, target, now, keep)
-                            .await?;
+                        let keep = step.limits.window.as_secs().max(step.limits.cooldown.as_secs()) as i64;
+                        self.guards.record_attempt(&step.policy, target, now, keep).await?;
                     }
-                    if guards
-                        .circuits
-                        .get(&circuit)
-                        .is_some_and(|c| c.failures > 0)
-                    {
+                    if guards.circuits.get(&circuit).is_some_and(|c| c.failures > 0) {
                         self.guards.record_success(&circuit).await?;
                     }
                 }
                 StepResult::Failed => {
-                    let state = self
-                        .guards
-                        .record_failure(&circuit, incident.key.as_str())
-                        .await?;
+                    let state = self.guards.record_failure(&circuit, incident.key.as_str()).await?;
                     if state.open && !guards.circuits.get(&circuit).is_some_and(|c| c.open) {
                         outcome.note = Some(format!(
                             "circuit opened for {circuit} after {} failed remediations: no more actions on it until `remediator reset {circuit}`",
@@ -537,10 +440,8 @@ impl Handler {
             }
             Signal::Other => return Ok(None),
         };
-        let (history, info) = tokio::try_join!(
-            self.executions.history(&change.execution),
-            self.executions.describe(&change.execution)
-        )?;
+        let (history, info) =
+            tokio::try_join!(self.executions.history(&change.execution), self.executions.describe(&change.execution))?;
         let mut d = diagnose(&change.execution, &history);
         // The current event shape carries error and cause; use them if history had none.
         if d.error.is_none() {
@@ -590,19 +491,11 @@ fn resolve(policy: Option<&Policy>, steps: &[StepOutcome]) -> Resolution {
     let mutating = |s: &&StepOutcome| s.action != "notify";
     if any(StepResult::Failed) {
         Resolution::Failed
-    } else if steps
-        .iter()
-        .filter(mutating)
-        .any(|s| s.result == StepResult::Refused)
-    {
+    } else if steps.iter().filter(mutating).any(|s| s.result == StepResult::Refused) {
         Resolution::Refused
     } else if any(StepResult::WouldHave) {
         Resolution::WouldRemediate
-    } else if steps
-        .iter()
-        .filter(mutating)
-        .any(|s| s.result == StepResult::Done)
-    {
+    } else if steps.iter().filter(mutating).any(|s| s.result == StepResult::Done) {
         Resolution::Remediated
     } else {
         Resolution::Notified
@@ -620,9 +513,7 @@ fn should_notify(policy: Option<&Policy>, resolution: Resolution, steps: &[StepO
         NotifyWhen::Always => true,
         // Nothing was done (someone else already retried it): nothing to say.
         NotifyWhen::OnAction => !steps.iter().all(|s| s.result == StepResult::Skipped),
-        NotifyWhen::OnFailure => {
-            has_notify_action || matches!(resolution, Resolution::Failed | Resolution::Refused)
-        }
+        NotifyWhen::OnFailure => has_notify_action || matches!(resolution, Resolution::Failed | Resolution::Refused),
     }
 }
 
@@ -635,10 +526,7 @@ fn completion(
     summary_sent: bool,
 ) -> Completion {
     let (execution, state_machine) = match &incident.event.signal {
-        Signal::Execution(c) => (
-            Some(c.execution.to_string()),
-            Some(c.state_machine_arn.clone()),
-        ),
+        Signal::Execution(c) => (Some(c.execution.to_string()), Some(c.state_machine_arn.clone())),
         Signal::Alarm(_) | Signal::Other => (None, None),
     };
     Completion {

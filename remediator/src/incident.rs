@@ -20,12 +20,8 @@ pub struct IncidentKey(String);
 impl IncidentKey {
     pub fn for_event(event: &Event) -> IncidentKey {
         match &event.signal {
-            Signal::Execution(change) => {
-                IncidentKey(format!("{}#{}", change.execution, change.redrive_count))
-            }
-            Signal::Alarm(_) | Signal::Other => {
-                IncidentKey(format!("event:{}:{}", event.source, event.id))
-            }
+            Signal::Execution(change) => IncidentKey(format!("{}#{}", change.execution, change.redrive_count)),
+            Signal::Alarm(_) | Signal::Other => IncidentKey(format!("event:{}:{}", event.source, event.id)),
         }
     }
 
@@ -62,21 +58,14 @@ pub struct Incident {
 
 impl Incident {
     pub fn new(event: Event, diagnosis: Option<Diagnosis>) -> Incident {
-        Incident {
-            key: IncidentKey::for_event(&event),
-            event,
-            diagnosis,
-        }
+        Incident { key: IncidentKey::for_event(&event), event, diagnosis }
     }
 
     /// The document policies match: the event as received plus `diagnosis`.
     pub fn document(&self) -> Value {
         let mut doc = self.event.document.clone();
         if let (Some(obj), Some(d)) = (doc.as_object_mut(), &self.diagnosis) {
-            obj.insert(
-                "diagnosis".into(),
-                serde_json::to_value(d).unwrap_or(Value::Null),
-            );
+            obj.insert("diagnosis".into(), serde_json::to_value(d).unwrap_or(Value::Null));
         }
         doc
     }

@@ -32,4 +32,6 @@ pub mod redact;
 pub mod rules;
 pub mod schema;
 pub mod summary;
+pub mod sweep;
+pub mod undo;
 pub mod yaml;

@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 use remediator::aws::{
-    dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects, sdk_config,
-    sns::SummaryTopic, stepfunctions::StepFunctions,
+    dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects, sdk_config, sns::SummaryTopic,
+    stepfunctions::StepFunctions,
 };
 use remediator::config::{Config, PolicySource};
 use remediator::diagnose::{events_from_json, HistoryEvent};
@@ -26,11 +26,7 @@ use remediator::policy::{case_files, PolicyErrors, PolicySet};
 use remediator::yaml;
 
 #[derive(Parser)]
-#[command(
-    name = "remediator",
-    version,
-    about = "Self-healing for AWS data pipelines"
-)]
+#[command(name = "remediator", version, about = "Self-healing for AWS data pipelines")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -110,6 +106,33 @@ enum Command {
     },
     /// List the pauses in force.
     Pauses,
+    /// Handle every execution of the state machines that failed since the last sweep
+    /// (status-change events are best effort; this catches the ones never delivered).
+    Sweep {
+        /// State machine ARNs (default: REMEDIATOR_STATE_MACHINES, comma-separated).
+        #[arg(long = "state-machine")]
+        state_machines: Vec<String>,
+        /// How far back (default: since the last sweep, or 24h).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Put back what an incident's remediation changed (from its before-images).
+    Undo {
+        /// The incident key, as printed by `handle` and `history`.
+        incident: String,
+    },
+    /// Incidents, actions, guards and outcomes as a table.
+    History {
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long)]
+        policy: Option<String>,
+        /// Only incidents whose actions touched this target (substring).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Close the circuit breaker of a target after a person fixed it.
     Reset {
         /// The target ARN (for executions: the state machine ARN).
@@ -140,48 +163,32 @@ fn main() -> ExitCode {
         Command::Handle { event } => runtime().and_then(|rt| rt.block_on(handle(&event))),
         Command::Bootstrap => runtime().and_then(|rt| rt.block_on(bootstrap())),
         Command::Validate { policies } => validate(policies.as_deref()),
-        Command::Explain {
-            policies,
-            event,
-            events,
-            history,
-            why,
-        } => explain_cmd(
-            policies.as_deref(),
-            event.as_deref(),
-            events.as_deref(),
-            history.as_deref(),
-            why,
-        ),
-        Command::Test { policies } => test_cmd(policies.as_deref()),
-        Command::Pause {
-            policy,
-            target,
-            reason,
-            duration,
-        } => runtime()
-            .and_then(|rt| rt.block_on(pause_cmd(scope(policy, target), reason, &duration))),
-        Command::Resume { policy, target } => {
-            runtime().and_then(|rt| rt.block_on(resume_cmd(scope(policy, target))))
+        Command::Explain { policies, event, events, history, why } => {
+            explain_cmd(policies.as_deref(), event.as_deref(), events.as_deref(), history.as_deref(), why)
         }
+        Command::Test { policies } => test_cmd(policies.as_deref()),
+        Command::Pause { policy, target, reason, duration } => {
+            runtime().and_then(|rt| rt.block_on(pause_cmd(scope(policy, target), reason, &duration)))
+        }
+        Command::Resume { policy, target } => runtime().and_then(|rt| rt.block_on(resume_cmd(scope(policy, target)))),
         Command::Pauses => runtime().and_then(|rt| rt.block_on(pauses_cmd())),
+        Command::Sweep { state_machines, since } => {
+            runtime().and_then(|rt| rt.block_on(sweep_cmd(state_machines, since.as_deref())))
+        }
+        Command::Undo { incident } => runtime().and_then(|rt| rt.block_on(undo_cmd(&incident))),
+        Command::History { since, policy, target, json } => {
+            runtime().and_then(|rt| rt.block_on(history_cmd(&since, policy.as_deref(), target.as_deref(), json)))
+        }
         Command::Reset { target } => runtime().and_then(|rt| rt.block_on(reset_cmd(&target))),
         Command::Schema => {
             print!("{}", remediator::schema::policy_schema());
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { base, head, events } => plan_cmd(&base, &head, &events),
-        Command::Rules { policies } => load_policies(policies.as_deref())
-            .map_err(Into::into)
-            .and_then(|set| {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"rules": remediator::rules::rules(&set)})
-                    )?
-                );
-                Ok(ExitCode::SUCCESS)
-            }),
+        Command::Rules { policies } => load_policies(policies.as_deref()).map_err(Into::into).and_then(|set| {
+            println!("{}", serde_json::to_string_pretty(&json!({"rules": remediator::rules::rules(&set)}))?);
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     match result {
         Ok(code) => code,
@@ -193,18 +200,14 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
 /// JSON logs to stderr; level from `REMEDIATOR_LOG` (or `RUST_LOG`).
 fn init_logging(lambda: bool) {
     let default = if lambda { "info" } else { "warn" };
-    let filter = std::env::var("REMEDIATOR_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| default.to_string());
+    let filter =
+        std::env::var("REMEDIATOR_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| default.to_string());
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -226,17 +229,11 @@ async fn build_handler() -> Result<Handler> {
     let config = Config::from_env()?;
     let policies = config.policies.load()?;
     let sdk = sdk_config().await;
-    let table = Arc::new(StateTable::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        &config.table,
-    ));
+    let table = Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table));
     // Emulators (a custom endpoint) need path-style S3 addressing.
     let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(path_style)
-            .build(),
-    );
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
     Ok(Handler {
         policies,
         dry_run: config.dry_run,
@@ -249,10 +246,7 @@ async fn build_handler() -> Result<Handler> {
         locks: table.clone(),
         guards: table.clone(),
         log: table,
-        notifier: Arc::new(SummaryTopic::new(
-            aws_sdk_sns::Client::new(&sdk),
-            &config.topic_arn,
-        )),
+        notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)),
     })
 }
 
@@ -267,15 +261,11 @@ fn scope(policy: Option<String>, target: Option<String>) -> PauseScope {
 async fn state_table() -> Result<StateTable> {
     let config = Config::from_env()?;
     let sdk = sdk_config().await;
-    Ok(StateTable::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        &config.table,
-    ))
+    Ok(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table))
 }
 
 async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<ExitCode> {
-    let length =
-        remediator::policy::parse_duration(duration).map_err(|e| anyhow::anyhow!("--for: {e}"))?;
+    let length = remediator::policy::parse_duration(duration).map_err(|e| anyhow::anyhow!("--for: {e}"))?;
     if length.is_zero() {
         bail!("--for must be longer than 0s");
     }
@@ -283,32 +273,14 @@ async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<
         bail!("--reason must say why (it is shown in every summary while paused)");
     }
     let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-    let pause = Pause {
-        scope,
-        reason,
-        until: remediator::handle::now() + length.as_secs() as i64,
-        by,
-    };
-    state_table()
-        .await?
-        .set_pause(&pause)
-        .await
-        .context("recording the pause")?;
-    println!(
-        "paused {} until {}: {}",
-        pause.scope.describe(),
-        format_time(pause.until),
-        pause.reason
-    );
+    let pause = Pause { scope, reason, until: remediator::handle::now() + length.as_secs() as i64, by };
+    state_table().await?.set_pause(&pause).await.context("recording the pause")?;
+    println!("paused {} until {}: {}", pause.scope.describe(), format_time(pause.until), pause.reason);
     Ok(ExitCode::SUCCESS)
 }
 
 async fn resume_cmd(scope: PauseScope) -> Result<ExitCode> {
-    let existed = state_table()
-        .await?
-        .clear_pause(&scope)
-        .await
-        .context("removing the pause")?;
+    let existed = state_table().await?.clear_pause(&scope).await.context("removing the pause")?;
     if existed {
         println!("resumed {}", scope.describe());
     } else {
@@ -317,14 +289,151 @@ async fn resume_cmd(scope: PauseScope) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn sweep_cmd(mut state_machines: Vec<String>, since: Option<&str>) -> Result<ExitCode> {
+    if state_machines.is_empty() {
+        state_machines = std::env::var("REMEDIATOR_STATE_MACHINES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    if state_machines.is_empty() {
+        bail!("name the state machines: --state-machine ARN (repeatable) or REMEDIATOR_STATE_MACHINES");
+    }
+    let handler = build_handler().await?;
+    let table = state_table().await?;
+    let started = remediator::handle::now();
+    let since = match since {
+        Some(d) => {
+            started
+                - remediator::policy::parse_duration(d).map_err(|e| anyhow::anyhow!("--since: {e}"))?.as_secs() as i64
+        }
+        // An hour of overlap with the last sweep: duplicates are absorbed anyway.
+        None => table.last_sweep().await?.map(|t| t - 3600).unwrap_or(started - 86400),
+    };
+    let events = remediator::sweep::failed_since(handler.executions.as_ref(), &state_machines, since)
+        .await
+        .context("listing failed executions")?;
+    let owner = format!("sweep-{}-{started}", std::process::id());
+    let mut failures = 0;
+    for event in events {
+        let line = match handler.handle(event, &owner).await {
+            Ok(outcome) => serde_json::to_value(&outcome)?,
+            Err(e) => {
+                failures += 1;
+                json!({"error": e.to_string(), "retryable": e.is_retryable()})
+            }
+        };
+        println!("{line}");
+    }
+    if failures == 0 {
+        table.set_last_sweep(started).await.context("recording the sweep")?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn undo_cmd(incident: &str) -> Result<ExitCode> {
+    let handler = build_handler().await?;
+    let table = state_table().await?;
+    let key = remediator::incident::IncidentKey::from_stored(incident);
+    let item = table.get(&key).await?.with_context(|| format!("no incident {incident} in the state table"))?;
+    let outcome: Value = item
+        .get("outcome")
+        .and_then(Value::as_str)
+        .and_then(|o| serde_json::from_str(o).ok())
+        .context("the incident has no recorded outcome")?;
+    let reversals = remediator::undo::reversals(&outcome);
+    if reversals.is_empty() {
+        println!("incident {incident} changed nothing that can be put back");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = 0;
+    for r in &reversals {
+        match remediator::undo::reverse(r, handler.functions.as_ref(), handler.rules.as_ref(), handler.objects.as_ref())
+            .await
+        {
+            Ok(()) => println!("undone: {} ({})", r.description, r.target),
+            Err(e) => {
+                failed += 1;
+                println!("FAILED to {}: {e}", r.description);
+            }
+        }
+    }
+    table.mark_undone(&key, &std::env::var("USER").unwrap_or_else(|_| "cli".into())).await?;
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as_json: bool) -> Result<ExitCode> {
+    let window = remediator::policy::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let items = state_table().await?.incidents(remediator::handle::now() - window.as_secs() as i64).await?;
+    let text = |i: &Value, k: &str| i.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+    let mut rows = Vec::new();
+    for item in items {
+        let outcome: Value =
+            item.get("outcome").and_then(Value::as_str).and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default();
+        if policy.is_some_and(|p| item.get("policy").and_then(Value::as_str) != Some(p)) {
+            continue;
+        }
+        let actions = outcome.get("actions").and_then(Value::as_array).cloned().unwrap_or_default();
+        if target.is_some_and(|t| {
+            !actions.iter().any(|a| a.get("target").and_then(Value::as_str).is_some_and(|x| x.contains(t)))
+        }) {
+            continue;
+        }
+        let steps: Vec<String> = actions
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}:{}",
+                    a.get("action").and_then(Value::as_str).unwrap_or("?"),
+                    a.get("result").and_then(Value::as_str).unwrap_or("?")
+                )
+            })
+            .collect();
+        let when = item.get("completed_at").and_then(Value::as_i64).map(format_time).unwrap_or_default();
+        rows.push(json!({
+            "time": when,
+            "incident": text(&item, "incident"),
+            "policy": text(&item, "policy"),
+            "resolution": text(&item, "resolution"),
+            "verification": text(&item, "verification"),
+            "actions": steps.join(" "),
+            "guards": actions.iter().filter(|a| a.get("result").and_then(Value::as_str) == Some("refused")).filter_map(|a| a.get("detail").and_then(Value::as_str)).collect::<Vec<_>>(),
+        }));
+    }
+    if as_json {
+        for r in &rows {
+            println!("{r}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<20}  {:<16}  {:<13}  {:<28}  {:<40}  INCIDENT", "TIME", "RESOLUTION", "VERIFIED", "POLICY", "ACTIONS");
+    for r in &rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "{:<20}  {:<16}  {:<13}  {:<28}  {:<40}  {}",
+            s("time"),
+            s("resolution"),
+            s("verification"),
+            s("policy"),
+            s("actions"),
+            s("incident")
+        );
+        for g in r["guards"].as_array().into_iter().flatten() {
+            println!("{:<20}  guard: {}", "", g.as_str().unwrap_or_default());
+        }
+    }
+    println!("{} incident(s) since {since} ago", rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn reset_cmd(target: &str) -> Result<ExitCode> {
     let key = remediator::guard::circuit_key(target);
-    if state_table()
-        .await?
-        .reset(&key)
-        .await
-        .context("closing the circuit")?
-    {
+    if state_table().await?.reset(&key).await.context("closing the circuit")? {
         println!("circuit of {key} closed: remediator may act on it again");
     } else {
         println!("no circuit was open or counting for {key}");
@@ -333,23 +442,12 @@ async fn reset_cmd(target: &str) -> Result<ExitCode> {
 }
 
 async fn pauses_cmd() -> Result<ExitCode> {
-    let pauses = state_table()
-        .await?
-        .load(remediator::handle::now())
-        .await
-        .context("reading pauses")?
-        .pauses;
+    let pauses = state_table().await?.load(remediator::handle::now()).await.context("reading pauses")?.pauses;
     if pauses.is_empty() {
         println!("no pause in force");
     }
     for p in pauses {
-        println!(
-            "{}\tuntil {}\tby {}\t{}",
-            p.scope.describe(),
-            format_time(p.until),
-            p.by,
-            p.reason
-        );
+        println!("{}\tuntil {}\tby {}\t{}", p.scope.describe(), format_time(p.until), p.by, p.reason);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -357,9 +455,7 @@ async fn pauses_cmd() -> Result<ExitCode> {
 fn read_input(path: &str) -> Result<String> {
     let mut text = String::new();
     if path == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading standard input")?;
+        std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
     } else {
         text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     }
@@ -372,9 +468,7 @@ async fn handle(path: &str) -> Result<ExitCode> {
     let owner = format!(
         "cli-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos()
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()
     );
     let mut failures = 0;
     let mut count = 0;
@@ -410,11 +504,7 @@ async fn handle(path: &str) -> Result<ExitCode> {
     if count == 0 {
         bail!("no event in {path}");
     }
-    Ok(if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn bootstrap() -> Result<ExitCode> {
@@ -422,11 +512,7 @@ async fn bootstrap() -> Result<ExitCode> {
     let sdk = sdk_config().await;
     let table = StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
     let created = table.ensure().await.context("creating the state table")?;
-    println!(
-        "table {}: {}",
-        config.table,
-        if created { "created" } else { "exists" }
-    );
+    println!("table {}: {}", config.table, if created { "created" } else { "exists" });
     let topic = SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn);
     let arn = topic.ensure().await.context("creating the summary topic")?;
     println!("topic {arn}: ready");
@@ -463,10 +549,8 @@ fn allow_list() -> Result<AllowList> {
 }
 
 fn read_history(path: &Path) -> Result<Vec<HistoryEvent>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let value: Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     events_from_json(&value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
@@ -498,16 +582,13 @@ fn explain_cmd(
         Ok(())
     };
     if let Some(path) = event {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         one(&text, &mut out)?;
     } else if let Some(path) = events {
         let reader: Box<dyn BufRead> = if path == "-" {
             Box::new(std::io::BufReader::new(std::io::stdin()))
         } else {
-            Box::new(std::io::BufReader::new(
-                std::fs::File::open(path).with_context(|| format!("opening {path}"))?,
-            ))
+            Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening {path}"))?))
         };
         for line in reader.lines() {
             let line = line.context("reading events")?;
@@ -517,20 +598,14 @@ fn explain_cmd(
         }
     }
     out.flush()?;
-    Ok(if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn open_events(path: &str) -> Result<Box<dyn BufRead>> {
     Ok(if path == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(path).with_context(|| format!("opening {path}"))?,
-        ))
+        Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening {path}"))?))
     })
 }
 
@@ -543,10 +618,8 @@ fn decision_of(set: &PolicySet, doc: Value) -> Value {
 }
 
 fn plan_cmd(base: &Path, head: &Path, events: &str) -> Result<ExitCode> {
-    let before = PolicySet::load(base)
-        .with_context(|| format!("loading the base policies {}", base.display()))?;
-    let after = PolicySet::load(head)
-        .with_context(|| format!("loading the head policies {}", head.display()))?;
+    let before = PolicySet::load(base).with_context(|| format!("loading the base policies {}", base.display()))?;
+    let after = PolicySet::load(head).with_context(|| format!("loading the head policies {}", head.display()))?;
     let (mut total, mut changed, mut malformed) = (0, 0, 0);
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
@@ -578,17 +651,10 @@ fn plan_cmd(base: &Path, head: &Path, events: &str) -> Result<ExitCode> {
 }
 
 fn test_cmd(policies: Option<&Path>) -> Result<ExitCode> {
-    let root = policies
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("policies"));
+    let root = policies.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("policies"));
     let set = load_policies(policies)?;
-    let dir = if root.is_file() {
-        root.parent().map(Path::to_path_buf).unwrap_or_default()
-    } else {
-        root.clone()
-    };
-    let files =
-        case_files(&dir).with_context(|| format!("listing cases under {}", dir.display()))?;
+    let dir = if root.is_file() { root.parent().map(Path::to_path_buf).unwrap_or_default() } else { root.clone() };
+    let files = case_files(&dir).with_context(|| format!("listing cases under {}", dir.display()))?;
     if files.is_empty() {
         bail!("no case files under {}/**/cases/", dir.display());
     }
@@ -603,35 +669,18 @@ fn test_cmd(policies: Option<&Path>) -> Result<ExitCode> {
         }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Runs one case file: `event` or `event_file`, optional `history`/`history_file`,
 /// and `expect: {policy, actions}`.
 fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
     let text = std::fs::read_to_string(file)?;
-    let root = yaml::parse(&text)
-        .map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?
-        .to_json();
+    let root = yaml::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?.to_json();
     let base = file.parent().unwrap_or(Path::new("."));
-    let obj = root
-        .as_object()
-        .context("a case is a mapping with `event` and `expect`")?;
+    let obj = root.as_object().context("a case is a mapping with `event` and `expect`")?;
     for k in obj.keys() {
-        if ![
-            "event",
-            "event_file",
-            "history",
-            "history_file",
-            "expect",
-            "description",
-        ]
-        .contains(&k.as_str())
-        {
+        if !["event", "event_file", "history", "history_file", "expect", "description"].contains(&k.as_str()) {
             bail!("unknown key `{k}` (allowed: event, event_file, history, history_file, expect, description)");
         }
     }
@@ -640,8 +689,7 @@ fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
         (None, Some(Value::String(f))) => {
             let path = base.join(f);
             serde_json::from_str(
-                &std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?,
+                &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
             )
             .with_context(|| format!("{} is not JSON", path.display()))?
         }
@@ -653,28 +701,16 @@ fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
         (None, None) => None,
         _ => bail!("give `history` or `history_file`, not both"),
     };
-    let expect = obj
-        .get("expect")
-        .context("a case needs `expect: {policy: NAME or null, actions: [...]}`")?;
-    let x = explain(set, &allow_list()?, event, history.as_deref(), false)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let want_policy = expect
-        .get("policy")
-        .context("`expect` needs `policy` (a name or null)")?;
+    let expect = obj.get("expect").context("a case needs `expect: {policy: NAME or null, actions: [...]}`")?;
+    let x = explain(set, &allow_list()?, event, history.as_deref(), false).map_err(|e| anyhow::anyhow!(e))?;
+    let want_policy = expect.get("policy").context("`expect` needs `policy` (a name or null)")?;
     let got_policy = x.policy.clone().map(Value::String).unwrap_or(Value::Null);
     if *want_policy != got_policy {
-        bail!(
-            "expected policy {want_policy}, got {got_policy} (matched: {:?})",
-            x.matched
-        );
+        bail!("expected policy {want_policy}, got {got_policy} (matched: {:?})", x.matched);
     }
     if let Some(want) = expect.get("actions") {
-        let got: Vec<Value> = x
-            .actions
-            .iter()
-            .filter(|a| a.refused.is_none())
-            .map(|a| Value::String(a.action.clone()))
-            .collect();
+        let got: Vec<Value> =
+            x.actions.iter().filter(|a| a.refused.is_none()).map(|a| Value::String(a.action.clone())).collect();
         if *want != Value::Array(got.clone()) {
             bail!("expected actions {want}, got {}", Value::Array(got));
         }

@@ -113,12 +113,7 @@ impl Glob {
         let node = Node::new(Value::String(text.into()), Mark::default());
         compile_wildcard(text, &node, "", &mut errors)
             .map(Glob)
-            .ok_or_else(|| {
-                errors
-                    .first()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_default()
-            })
+            .ok_or_else(|| errors.first().map(|e| e.message.clone()).unwrap_or_default())
     }
 
     pub fn matches(&self, text: &str) -> bool {
@@ -132,16 +127,8 @@ struct Wildcard {
     pieces: Vec<Box<str>>,
 }
 
-const OPERATORS: &[&str] = &[
-    "prefix",
-    "suffix",
-    "equals-ignore-case",
-    "wildcard",
-    "anything-but",
-    "numeric",
-    "exists",
-    "cidr",
-];
+const OPERATORS: &[&str] =
+    &["prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "numeric", "exists", "cidr"];
 /// EventBridge's range for numeric matching.
 const NUMERIC_LIMIT: f64 = 5.0e9;
 
@@ -186,19 +173,8 @@ impl Pattern {
     }
 }
 
-fn err(
-    errors: &mut Vec<PatternError>,
-    node: &Node,
-    path: &str,
-    message: impl Into<String>,
-    hint: Option<String>,
-) {
-    errors.push(PatternError {
-        mark: node.mark,
-        path: path.to_string(),
-        message: message.into(),
-        hint,
-    });
+fn err(errors: &mut Vec<PatternError>, node: &Node, path: &str, message: impl Into<String>, hint: Option<String>) {
+    errors.push(PatternError { mark: node.mark, path: path.to_string(), message: message.into(), hint });
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -211,28 +187,13 @@ fn join(path: &str, name: &str) -> String {
 
 fn compile_object(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> Option<Object> {
     let Value::Map(entries) = &node.value else {
-        err(
-            errors,
-            node,
-            path,
-            format!(
-                "a pattern must be a mapping of field names, found {}",
-                node.kind()
-            ),
-            None,
-        );
+        err(errors, node, path, format!("a pattern must be a mapping of field names, found {}", node.kind()), None);
         return None;
     };
     if entries.is_empty() && path.is_empty() {
         // EventBridge accepts `{}` as "match everything" only for some APIs; a policy
         // that matches every event is almost always a mistake.
-        err(
-            errors,
-            node,
-            path,
-            "empty pattern: it would match every event",
-            Some("name at least `source`".into()),
-        );
+        err(errors, node, path, "empty pattern: it would match every event", Some("name at least `source`".into()));
         return None;
     }
     let mut fields = Vec::new();
@@ -241,13 +202,7 @@ fn compile_object(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> Op
     for (key, value) in entries {
         let name = key_text(key);
         if seen.contains(&name) {
-            err(
-                errors,
-                key,
-                path,
-                format!("field `{name}` appears twice"),
-                None,
-            );
+            err(errors, key, path, format!("field `{name}` appears twice"), None);
             continue;
         }
         seen.push(name.clone());
@@ -275,23 +230,14 @@ fn compile_object(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> Op
             }
         };
         if let Some(rule) = rule {
-            fields.push(Field {
-                name: name.into(),
-                rule,
-            });
+            fields.push(Field { name: name.into(), rule });
         }
     }
     let absent_ok = fields.iter().all(|f| match &f.rule {
         Rule::Nested(o) => o.absent_ok,
         Rule::Leaf(ms) => ms.iter().any(|m| matches!(m, Matcher::Exists(false))),
-    }) && ors
-        .iter()
-        .all(|branches: &Vec<Object>| branches.iter().any(|b| b.absent_ok));
-    Some(Object {
-        fields,
-        ors,
-        absent_ok,
-    })
+    }) && ors.iter().all(|branches: &Vec<Object>| branches.iter().any(|b| b.absent_ok));
+    Some(Object { fields, ors, absent_ok })
 }
 
 fn scalar_text(node: &Node) -> String {
@@ -303,23 +249,11 @@ fn scalar_text(node: &Node) -> String {
 
 fn compile_or(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> Option<Vec<Object>> {
     let Value::Seq(items) = &node.value else {
-        err(
-            errors,
-            node,
-            path,
-            format!("`$or` takes a list of patterns, found {}", node.kind()),
-            None,
-        );
+        err(errors, node, path, format!("`$or` takes a list of patterns, found {}", node.kind()), None);
         return None;
     };
     if items.len() < 2 {
-        err(
-            errors,
-            node,
-            path,
-            "`$or` needs at least two patterns",
-            None,
-        );
+        err(errors, node, path, "`$or` needs at least two patterns", None);
         return None;
     }
     let mut branches = Vec::new();
@@ -330,17 +264,12 @@ fn compile_or(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> Option
                 errors,
                 item,
                 &branch_path,
-                format!(
-                    "each `$or` branch must be a pattern mapping, found {}",
-                    item.kind()
-                ),
+                format!("each `$or` branch must be a pattern mapping, found {}", item.kind()),
                 None,
             );
             continue;
         }
-        let Value::Map(entries) = &item.value else {
-            unreachable!()
-        };
+        let Value::Map(entries) = &item.value else { unreachable!() };
         if entries.is_empty() {
             err(errors, item, &branch_path, "empty `$or` branch", None);
             continue;
@@ -352,20 +281,9 @@ fn compile_or(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> Option
     Some(branches)
 }
 
-fn compile_leaf(
-    node: &Node,
-    items: &[Node],
-    path: &str,
-    errors: &mut Vec<PatternError>,
-) -> Option<Vec<Matcher>> {
+fn compile_leaf(node: &Node, items: &[Node], path: &str, errors: &mut Vec<PatternError>) -> Option<Vec<Matcher>> {
     if items.is_empty() {
-        err(
-            errors,
-            node,
-            path,
-            "empty list: it matches nothing",
-            Some("list at least one value".into()),
-        );
+        err(errors, node, path, "empty list: it matches nothing", Some("list at least one value".into()));
         return None;
     }
     let before = errors.len();
@@ -399,7 +317,13 @@ fn compile_matcher(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> O
         return Some(Matcher::Exact(lit));
     }
     let Value::Map(entries) = &node.value else {
-        err(errors, node, path, "match values must be strings, numbers, true, false, null or an operator mapping; found a list", None);
+        err(
+            errors,
+            node,
+            path,
+            "match values must be strings, numbers, true, false, null or an operator mapping; found a list",
+            None,
+        );
         return None;
     };
     if entries.len() != 1 {
@@ -407,10 +331,7 @@ fn compile_matcher(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> O
             errors,
             node,
             path,
-            format!(
-                "an operator mapping holds exactly one operator, found {}",
-                entries.len()
-            ),
+            format!("an operator mapping holds exactly one operator, found {}", entries.len()),
             Some("put each operator in its own list item".into()),
         );
         return None;
@@ -420,11 +341,7 @@ fn compile_matcher(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> O
     match op.as_str() {
         "prefix" | "suffix" => {
             let text = compile_text(operand, path, &op, errors)?;
-            Some(if op == "prefix" {
-                Matcher::Prefix(text)
-            } else {
-                Matcher::Suffix(text)
-            })
+            Some(if op == "prefix" { Matcher::Prefix(text) } else { Matcher::Suffix(text) })
         }
         "equals-ignore-case" => match &operand.value {
             Value::String(s) => Some(Matcher::EqualsIgnoreCase(s.to_lowercase().into())),
@@ -433,10 +350,7 @@ fn compile_matcher(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> O
                     errors,
                     operand,
                     path,
-                    format!(
-                        "`equals-ignore-case` takes a string, found {}",
-                        operand.kind()
-                    ),
+                    format!("`equals-ignore-case` takes a string, found {}", operand.kind()),
                     None,
                 );
                 None
@@ -445,13 +359,7 @@ fn compile_matcher(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> O
         "wildcard" => match &operand.value {
             Value::String(s) => compile_wildcard(s, operand, path, errors).map(Matcher::Wildcard),
             _ => {
-                err(
-                    errors,
-                    operand,
-                    path,
-                    format!("`wildcard` takes a string, found {}", operand.kind()),
-                    None,
-                );
+                err(errors, operand, path, format!("`wildcard` takes a string, found {}", operand.kind()), None);
                 None
             }
         },
@@ -460,13 +368,7 @@ fn compile_matcher(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> O
         "exists" => match operand.value {
             Value::Bool(b) => Some(Matcher::Exists(b)),
             _ => {
-                err(
-                    errors,
-                    operand,
-                    path,
-                    format!("`exists` takes true or false, found {}", operand.kind()),
-                    None,
-                );
+                err(errors, operand, path, format!("`exists` takes true or false, found {}", operand.kind()), None);
                 None
             }
         },
@@ -483,10 +385,7 @@ fn compile_matcher(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> O
                     errors,
                     operand,
                     path,
-                    format!(
-                        "`cidr` takes a string such as \"10.0.0.0/24\", found {}",
-                        operand.kind()
-                    ),
+                    format!("`cidr` takes a string such as \"10.0.0.0/24\", found {}", operand.kind()),
                     None,
                 );
                 None
@@ -506,33 +405,14 @@ fn compile_matcher(node: &Node, path: &str, errors: &mut Vec<PatternError>) -> O
 }
 
 /// The operand of `prefix`/`suffix`: a string, or `{equals-ignore-case: string}`.
-fn compile_text(
-    operand: &Node,
-    path: &str,
-    op: &str,
-    errors: &mut Vec<PatternError>,
-) -> Option<Text> {
+fn compile_text(operand: &Node, path: &str, op: &str, errors: &mut Vec<PatternError>) -> Option<Text> {
     match &operand.value {
-        Value::String(s) => Some(Text {
-            text: s.as_str().into(),
-            ignore_case: false,
-        }),
-        Value::Map(entries)
-            if entries.len() == 1 && key_text(&entries[0].0) == "equals-ignore-case" =>
-        {
+        Value::String(s) => Some(Text { text: s.as_str().into(), ignore_case: false }),
+        Value::Map(entries) if entries.len() == 1 && key_text(&entries[0].0) == "equals-ignore-case" => {
             match &entries[0].1.value {
-                Value::String(s) => Some(Text {
-                    text: s.to_lowercase().into(),
-                    ignore_case: true,
-                }),
+                Value::String(s) => Some(Text { text: s.to_lowercase().into(), ignore_case: true }),
                 _ => {
-                    err(
-                        errors,
-                        &entries[0].1,
-                        path,
-                        format!("`{op}: {{equals-ignore-case}}` takes a string"),
-                        None,
-                    );
+                    err(errors, &entries[0].1, path, format!("`{op}: {{equals-ignore-case}}` takes a string"), None);
                     None
                 }
             }
@@ -542,10 +422,7 @@ fn compile_text(
                 errors,
                 operand,
                 path,
-                format!(
-                    "`{op}` takes a string or {{equals-ignore-case: string}}, found {}",
-                    operand.kind()
-                ),
+                format!("`{op}` takes a string or {{equals-ignore-case: string}}, found {}", operand.kind()),
                 None,
             );
             None
@@ -553,12 +430,7 @@ fn compile_text(
     }
 }
 
-fn compile_wildcard(
-    s: &str,
-    node: &Node,
-    path: &str,
-    errors: &mut Vec<PatternError>,
-) -> Option<Wildcard> {
+fn compile_wildcard(s: &str, node: &Node, path: &str, errors: &mut Vec<PatternError>) -> Option<Wildcard> {
     let mut pieces = vec![String::new()];
     let mut chars = s.chars().peekable();
     let mut last_was_star = false;
@@ -600,17 +472,10 @@ fn compile_wildcard(
             }
         }
     }
-    Some(Wildcard {
-        pieces: pieces.into_iter().map(Into::into).collect(),
-    })
+    Some(Wildcard { pieces: pieces.into_iter().map(Into::into).collect() })
 }
 
-fn strings_of(
-    operand: &Node,
-    path: &str,
-    what: &str,
-    errors: &mut Vec<PatternError>,
-) -> Option<Vec<(String, Node)>> {
+fn strings_of(operand: &Node, path: &str, what: &str, errors: &mut Vec<PatternError>) -> Option<Vec<(String, Node)>> {
     match &operand.value {
         Value::String(s) => Some(vec![(s.clone(), operand.clone())]),
         Value::Seq(items) if !items.is_empty() => {
@@ -619,13 +484,7 @@ fn strings_of(
                 match &item.value {
                     Value::String(s) => out.push((s.clone(), item.clone())),
                     _ => {
-                        err(
-                            errors,
-                            item,
-                            path,
-                            format!("`{what}` takes strings, found {}", item.kind()),
-                            None,
-                        );
+                        err(errors, item, path, format!("`{what}` takes strings, found {}", item.kind()), None);
                         return None;
                     }
                 }
@@ -637,10 +496,7 @@ fn strings_of(
                 errors,
                 operand,
                 path,
-                format!(
-                    "`{what}` takes a string or a non-empty list of strings, found {}",
-                    operand.kind()
-                ),
+                format!("`{what}` takes a string or a non-empty list of strings, found {}", operand.kind()),
                 None,
             );
             None
@@ -648,11 +504,7 @@ fn strings_of(
     }
 }
 
-fn compile_anything_but(
-    operand: &Node,
-    path: &str,
-    errors: &mut Vec<PatternError>,
-) -> Option<AnythingBut> {
+fn compile_anything_but(operand: &Node, path: &str, errors: &mut Vec<PatternError>) -> Option<AnythingBut> {
     match &operand.value {
         Value::Seq(items) => {
             if items.is_empty() {
@@ -662,17 +514,12 @@ fn compile_anything_but(
             let mut values = Vec::new();
             let mut kind: Option<&'static str> = None;
             for item in items {
-                let Some(lit) =
-                    literal(item).filter(|l| matches!(l, Literal::String(_) | Literal::Number(_)))
-                else {
+                let Some(lit) = literal(item).filter(|l| matches!(l, Literal::String(_) | Literal::Number(_))) else {
                     err(
                         errors,
                         item,
                         path,
-                        format!(
-                            "`anything-but` lists hold strings or numbers, found {}",
-                            item.kind()
-                        ),
+                        format!("`anything-but` lists hold strings or numbers, found {}", item.kind()),
                         None,
                     );
                     return None;
@@ -695,13 +542,7 @@ fn compile_anything_but(
         }
         Value::Map(entries) => {
             if entries.len() != 1 {
-                err(
-                    errors,
-                    operand,
-                    path,
-                    "`anything-but` takes one operator",
-                    None,
-                );
+                err(errors, operand, path, "`anything-but` takes one operator", None);
                 return None;
             }
             let (key, inner) = &entries[0];
@@ -709,25 +550,13 @@ fn compile_anything_but(
             match op.as_str() {
                 "prefix" | "suffix" => {
                     let list = strings_of(inner, path, &format!("anything-but: {op}"), errors)?;
-                    let texts = list
-                        .into_iter()
-                        .map(|(s, _)| Text {
-                            text: s.into(),
-                            ignore_case: false,
-                        })
-                        .collect();
-                    Some(if op == "prefix" {
-                        AnythingBut::Prefix(texts)
-                    } else {
-                        AnythingBut::Suffix(texts)
-                    })
+                    let texts = list.into_iter().map(|(s, _)| Text { text: s.into(), ignore_case: false }).collect();
+                    Some(if op == "prefix" { AnythingBut::Prefix(texts) } else { AnythingBut::Suffix(texts) })
                 }
                 "equals-ignore-case" => {
                     let list = strings_of(inner, path, "anything-but: equals-ignore-case", errors)?;
                     Some(AnythingBut::EqualsIgnoreCase(
-                        list.into_iter()
-                            .map(|(s, _)| s.to_lowercase().into())
-                            .collect(),
+                        list.into_iter().map(|(s, _)| s.to_lowercase().into()).collect(),
                     ))
                 }
                 "wildcard" => {
@@ -744,27 +573,26 @@ fn compile_anything_but(
                         key,
                         path,
                         format!("`anything-but` does not take `{other}`"),
-                        closest(
-                            other,
-                            &["prefix", "suffix", "equals-ignore-case", "wildcard"],
-                        )
-                        .map(|c| format!("did you mean `{c}`?")),
+                        closest(other, &["prefix", "suffix", "equals-ignore-case", "wildcard"])
+                            .map(|c| format!("did you mean `{c}`?")),
                     );
                     None
                 }
             }
         }
-        _ => {
-            match literal(operand) {
-                Some(lit @ (Literal::String(_) | Literal::Number(_))) => {
-                    Some(AnythingBut::Values(vec![lit]))
-                }
-                _ => {
-                    err(errors, operand, path, format!("`anything-but` takes a string, a number, a list or an operator, found {}", operand.kind()), None);
-                    None
-                }
+        _ => match literal(operand) {
+            Some(lit @ (Literal::String(_) | Literal::Number(_))) => Some(AnythingBut::Values(vec![lit])),
+            _ => {
+                err(
+                    errors,
+                    operand,
+                    path,
+                    format!("`anything-but` takes a string, a number, a list or an operator, found {}", operand.kind()),
+                    None,
+                );
+                None
             }
-        }
+        },
     }
 }
 
@@ -774,61 +602,31 @@ fn compile_numeric(operand: &Node, path: &str, errors: &mut Vec<PatternError>) -
             errors,
             operand,
             path,
-            format!(
-                "`numeric` takes a list such as [\">\", 0, \"<=\", 5], found {}",
-                operand.kind()
-            ),
+            format!("`numeric` takes a list such as [\">\", 0, \"<=\", 5], found {}", operand.kind()),
             None,
         );
         return None;
     };
     if items.is_empty() || items.len() % 2 != 0 || items.len() > 4 {
-        err(
-            errors,
-            operand,
-            path,
-            "`numeric` takes one or two (operator, number) pairs",
-            None,
-        );
+        err(errors, operand, path, "`numeric` takes one or two (operator, number) pairs", None);
         return None;
     }
-    let mut range = Range {
-        lower: None,
-        upper: None,
-    };
+    let mut range = Range { lower: None, upper: None };
     let mut equals = false;
     for pair in items.chunks(2) {
         let (op, num) = (&pair[0], &pair[1]);
         let Value::Number(n) = num.value else {
-            err(
-                errors,
-                num,
-                path,
-                format!("`numeric` compares with numbers, found {}", num.kind()),
-                None,
-            );
+            err(errors, num, path, format!("`numeric` compares with numbers, found {}", num.kind()), None);
             return None;
         };
         if !(-NUMERIC_LIMIT..=NUMERIC_LIMIT).contains(&n) {
-            err(
-                errors,
-                num,
-                path,
-                format!("{n} is outside EventBridge's numeric range (-5e9 to 5e9)"),
-                None,
-            );
+            err(errors, num, path, format!("{n} is outside EventBridge's numeric range (-5e9 to 5e9)"), None);
             return None;
         }
         let slot = match op.as_str() {
             Some("=") => {
                 if items.len() != 2 {
-                    err(
-                        errors,
-                        op,
-                        path,
-                        "`=` cannot be combined with other comparisons",
-                        None,
-                    );
+                    err(errors, op, path, "`=` cannot be combined with other comparisons", None);
                     return None;
                 }
                 equals = true;
@@ -852,13 +650,7 @@ fn compile_numeric(operand: &Node, path: &str, errors: &mut Vec<PatternError>) -
             }
         };
         if slot.0.is_some() {
-            err(
-                errors,
-                op,
-                path,
-                "`numeric` has two bounds on the same side",
-                None,
-            );
+            err(errors, op, path, "`numeric` has two bounds on the same side", None);
             return None;
         }
         *slot.0 = Some(slot.1);
@@ -866,7 +658,13 @@ fn compile_numeric(operand: &Node, path: &str, errors: &mut Vec<PatternError>) -
     if !equals {
         if let (Some((lo, _)), Some((hi, _))) = (range.lower, range.upper) {
             if lo >= hi {
-                err(errors, operand, path, format!("empty numeric range: the lower bound {lo} is not below the upper bound {hi}"), None);
+                err(
+                    errors,
+                    operand,
+                    path,
+                    format!("empty numeric range: the lower bound {lo} is not below the upper bound {hi}"),
+                    None,
+                );
                 return None;
             }
         }
@@ -917,22 +715,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn object_matches(object: &Object, value: &Json) -> bool {
     match value {
         Json::Object(map) => {
-            object
-                .fields
-                .iter()
-                .all(|field| field_matches(field, map.get(&*field.name)))
-                && object
-                    .ors
-                    .iter()
-                    .all(|branches| branches.iter().any(|b| object_matches(b, value)))
+            object.fields.iter().all(|field| field_matches(field, map.get(&*field.name)))
+                && object.ors.iter().all(|branches| branches.iter().any(|b| object_matches(b, value)))
         }
         Json::Array(items) => {
-            items.iter().any(|item| {
-                matches!(item, Json::Object(_) | Json::Array(_)) && object_matches(object, item)
-            }) || (object.absent_ok
-                && !items
-                    .iter()
-                    .any(|i| matches!(i, Json::Object(_) | Json::Array(_))))
+            items.iter().any(|item| matches!(item, Json::Object(_) | Json::Array(_)) && object_matches(object, item))
+                || (object.absent_ok && !items.iter().any(|i| matches!(i, Json::Object(_) | Json::Array(_))))
         }
         _ => object.absent_ok,
     }
@@ -942,9 +730,7 @@ fn field_matches(field: &Field, value: Option<&Json>) -> bool {
     match (&field.rule, value) {
         (Rule::Nested(object), None) => object.absent_ok,
         (Rule::Nested(object), Some(v)) => object_matches(object, v),
-        (Rule::Leaf(matchers), None) => {
-            matchers.iter().any(|m| matches!(m, Matcher::Exists(false)))
-        }
+        (Rule::Leaf(matchers), None) => matchers.iter().any(|m| matches!(m, Matcher::Exists(false))),
         (Rule::Leaf(matchers), Some(v)) => {
             if has_leaf(v) {
                 matchers.iter().any(|m| leaf_matches(m, v))
@@ -993,13 +779,10 @@ fn scalar_matches(matcher: &Matcher, value: &Json) -> bool {
     match matcher {
         Matcher::Exact(lit) => literal_eq(lit, value),
         Matcher::Exists(b) => *b,
-        Matcher::Numeric(range) => value
-            .as_f64()
-            .is_some_and(|n| value.is_number() && range.contains(n)),
-        Matcher::Cidr(cidr) => value
-            .as_str()
-            .and_then(|s| s.parse::<IpAddr>().ok())
-            .is_some_and(|ip| cidr.contains(ip)),
+        Matcher::Numeric(range) => value.as_f64().is_some_and(|n| value.is_number() && range.contains(n)),
+        Matcher::Cidr(cidr) => {
+            value.as_str().and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| cidr.contains(ip))
+        }
         Matcher::AnythingBut(ab) => anything_but_matches(ab, value),
         _ => {
             let Json::String(s) = value else { return false };
@@ -1074,19 +857,11 @@ impl Cidr {
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.bits == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.bits)
-                };
+                let mask = if self.bits == 0 { 0 } else { u32::MAX << (32 - self.bits) };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.bits == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.bits)
-                };
+                let mask = if self.bits == 0 { 0 } else { u128::MAX << (128 - self.bits) };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -1124,20 +899,10 @@ fn first_mismatch(object: &Object, value: &Json, path: &str) -> Option<String> {
             let first = items.iter().find(|i| i.is_object());
             return match first {
                 Some(item) => first_mismatch(object, item, path),
-                None => Some(if path.is_empty() {
-                    "$".into()
-                } else {
-                    path.into()
-                }),
+                None => Some(if path.is_empty() { "$".into() } else { path.into() }),
             };
         }
-        _ => {
-            return Some(if path.is_empty() {
-                "$".into()
-            } else {
-                path.into()
-            })
-        }
+        _ => return Some(if path.is_empty() { "$".into() } else { path.into() }),
     };
     for field in &object.fields {
         let child = map.get(&*field.name);
@@ -1164,30 +929,18 @@ mod tests {
     use super::*;
 
     fn m(pattern: Json, event: Json) -> bool {
-        Pattern::from_json(&pattern)
-            .unwrap_or_else(|e| panic!("{e:?}"))
-            .matches(&event)
+        Pattern::from_json(&pattern).unwrap_or_else(|e| panic!("{e:?}")).matches(&event)
     }
 
     fn compile_error(pattern: Json) -> String {
         let errors = Pattern::from_json(&pattern).unwrap_err();
-        errors
-            .iter()
-            .map(|e| e.message.clone())
-            .collect::<Vec<_>>()
-            .join("; ")
+        errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")
     }
 
     #[test]
     fn exact_values_are_any_of_and_typed() {
-        assert!(m(
-            json!({"source": ["aws.states", "aws.s3"]}),
-            json!({"source": "aws.s3"})
-        ));
-        assert!(!m(
-            json!({"source": ["aws.states"]}),
-            json!({"source": "aws.lambda"})
-        ));
+        assert!(m(json!({"source": ["aws.states", "aws.s3"]}), json!({"source": "aws.s3"})));
+        assert!(!m(json!({"source": ["aws.states"]}), json!({"source": "aws.lambda"})));
         assert!(m(json!({"n": [5]}), json!({"n": 5.0})));
         assert!(m(json!({"n": [300]}), json!({"n": 3e2})));
         assert!(!m(json!({"n": ["5"]}), json!({"n": 5})));
@@ -1208,60 +961,27 @@ mod tests {
 
     #[test]
     fn arrays_in_the_event_match_when_any_element_does() {
-        assert!(m(
-            json!({"resources": ["arn:b"]}),
-            json!({"resources": ["arn:a", "arn:b"]})
-        ));
-        assert!(!m(
-            json!({"resources": ["arn:c"]}),
-            json!({"resources": ["arn:a", "arn:b"]})
-        ));
-        assert!(m(
-            json!({"r": [{"prefix": "arn:"}]}),
-            json!({"r": [["x", "arn:q"]]})
-        ));
+        assert!(m(json!({"resources": ["arn:b"]}), json!({"resources": ["arn:a", "arn:b"]})));
+        assert!(!m(json!({"resources": ["arn:c"]}), json!({"resources": ["arn:a", "arn:b"]})));
+        assert!(m(json!({"r": [{"prefix": "arn:"}]}), json!({"r": [["x", "arn:q"]]})));
     }
 
     #[test]
     fn fields_of_one_array_element_must_come_from_the_same_element() {
         let p = json!({"items": {"name": ["a"], "size": [2]}});
-        assert!(m(
-            p.clone(),
-            json!({"items": [{"name": "a", "size": 2}, {"name": "b", "size": 3}]})
-        ));
-        assert!(!m(
-            p,
-            json!({"items": [{"name": "a", "size": 3}, {"name": "b", "size": 2}]})
-        ));
+        assert!(m(p.clone(), json!({"items": [{"name": "a", "size": 2}, {"name": "b", "size": 3}]})));
+        assert!(!m(p, json!({"items": [{"name": "a", "size": 3}, {"name": "b", "size": 2}]})));
     }
 
     #[test]
     fn prefix_suffix_and_ignore_case() {
-        assert!(m(
-            json!({"e": [{"prefix": "Athena."}]}),
-            json!({"e": "Athena.Throttling"})
-        ));
-        assert!(!m(
-            json!({"e": [{"prefix": "Athena."}]}),
-            json!({"e": "athena.x"})
-        ));
-        assert!(m(
-            json!({"e": [{"prefix": {"equals-ignore-case": "ATHENA."}}]}),
-            json!({"e": "athena.x"})
-        ));
-        assert!(m(
-            json!({"k": [{"suffix": ".png"}]}),
-            json!({"k": "a/b.png"})
-        ));
-        assert!(m(
-            json!({"k": [{"suffix": {"equals-ignore-case": ".PNG"}}]}),
-            json!({"k": "a/b.png"})
-        ));
+        assert!(m(json!({"e": [{"prefix": "Athena."}]}), json!({"e": "Athena.Throttling"})));
+        assert!(!m(json!({"e": [{"prefix": "Athena."}]}), json!({"e": "athena.x"})));
+        assert!(m(json!({"e": [{"prefix": {"equals-ignore-case": "ATHENA."}}]}), json!({"e": "athena.x"})));
+        assert!(m(json!({"k": [{"suffix": ".png"}]}), json!({"k": "a/b.png"})));
+        assert!(m(json!({"k": [{"suffix": {"equals-ignore-case": ".PNG"}}]}), json!({"k": "a/b.png"})));
         assert!(!m(json!({"k": [{"suffix": ".png"}]}), json!({"k": 5})));
-        assert!(m(
-            json!({"k": [{"equals-ignore-case": "FaIlEd"}]}),
-            json!({"k": "failed"})
-        ));
+        assert!(m(json!({"k": [{"equals-ignore-case": "FaIlEd"}]}), json!({"k": "failed"})));
         assert!(m(json!({"k": [{"prefix": ""}]}), json!({"k": "anything"})));
     }
 
@@ -1272,65 +992,29 @@ mod tests {
             p.clone(),
             json!({"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:thera-pipeline-prod-daily"})
         ));
-        assert!(!m(
-            p,
-            json!({"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:other"})
-        ));
-        assert!(m(
-            json!({"k": [{"wildcard": "a\\*b"}]}),
-            json!({"k": "a*b"})
-        ));
-        assert!(!m(
-            json!({"k": [{"wildcard": "a\\*b"}]}),
-            json!({"k": "axb"})
-        ));
+        assert!(!m(p, json!({"arn": "arn:aws:states:us-east-1:123456789012:stateMachine:other"})));
+        assert!(m(json!({"k": [{"wildcard": "a\\*b"}]}), json!({"k": "a*b"})));
+        assert!(!m(json!({"k": [{"wildcard": "a\\*b"}]}), json!({"k": "axb"})));
         assert!(m(json!({"k": [{"wildcard": "*"}]}), json!({"k": ""})));
         assert!(m(json!({"k": [{"wildcard": "a*a"}]}), json!({"k": "aa"})));
         assert!(!m(json!({"k": [{"wildcard": "a*a"}]}), json!({"k": "a"})));
-        assert!(m(
-            json!({"k": [{"wildcard": "*ab*ab"}]}),
-            json!({"k": "xabyabab"})
-        ));
-        assert!(m(
-            json!({"k": [{"wildcard": "c:\\\\*"}]}),
-            json!({"k": "c:\\dir"})
-        ));
+        assert!(m(json!({"k": [{"wildcard": "*ab*ab"}]}), json!({"k": "xabyabab"})));
+        assert!(m(json!({"k": [{"wildcard": "c:\\\\*"}]}), json!({"k": "c:\\dir"})));
         assert!(compile_error(json!({"k": [{"wildcard": "a**b"}]})).contains("consecutive"));
         assert!(compile_error(json!({"k": [{"wildcard": "a\\b"}]})).contains("escape"));
     }
 
     #[test]
     fn anything_but_in_all_its_forms() {
-        assert!(m(
-            json!({"s": [{"anything-but": "OK"}]}),
-            json!({"s": "ALARM"})
-        ));
-        assert!(!m(
-            json!({"s": [{"anything-but": ["OK", "ALARM"]}]}),
-            json!({"s": "ALARM"})
-        ));
+        assert!(m(json!({"s": [{"anything-but": "OK"}]}), json!({"s": "ALARM"})));
+        assert!(!m(json!({"s": [{"anything-but": ["OK", "ALARM"]}]}), json!({"s": "ALARM"})));
         assert!(!m(json!({"s": [{"anything-but": "OK"}]}), json!({})));
         assert!(m(json!({"n": [{"anything-but": [1, 2]}]}), json!({"n": 3})));
-        assert!(!m(
-            json!({"n": [{"anything-but": [1, 2]}]}),
-            json!({"n": 2.0})
-        ));
-        assert!(!m(
-            json!({"s": [{"anything-but": {"prefix": "thera-"}}]}),
-            json!({"s": "thera-x"})
-        ));
-        assert!(m(
-            json!({"s": [{"anything-but": {"suffix": ".tmp"}}]}),
-            json!({"s": "a.json"})
-        ));
-        assert!(!m(
-            json!({"s": [{"anything-but": {"equals-ignore-case": ["ok"]}}]}),
-            json!({"s": "OK"})
-        ));
-        assert!(!m(
-            json!({"s": [{"anything-but": {"wildcard": "*.tmp"}}]}),
-            json!({"s": "x.tmp"})
-        ));
+        assert!(!m(json!({"n": [{"anything-but": [1, 2]}]}), json!({"n": 2.0})));
+        assert!(!m(json!({"s": [{"anything-but": {"prefix": "thera-"}}]}), json!({"s": "thera-x"})));
+        assert!(m(json!({"s": [{"anything-but": {"suffix": ".tmp"}}]}), json!({"s": "a.json"})));
+        assert!(!m(json!({"s": [{"anything-but": {"equals-ignore-case": ["ok"]}}]}), json!({"s": "OK"})));
+        assert!(!m(json!({"s": [{"anything-but": {"wildcard": "*.tmp"}}]}), json!({"s": "x.tmp"})));
         assert!(compile_error(json!({"s": [{"anything-but": ["a", 1]}]})).contains("mixes"));
     }
 
@@ -1342,77 +1026,39 @@ mod tests {
         assert!(!m(p.clone(), json!({"c": 0})));
         assert!(!m(p, json!({"c": "3"})));
         assert!(m(json!({"c": [{"numeric": ["=", 3]}]}), json!({"c": 3.0})));
-        assert!(m(
-            json!({"c": [{"numeric": [">=", 1]}]}),
-            json!({"c": [0, 1]})
-        ));
-        assert!(compile_error(json!({"c": [{"numeric": [">", 5, "<", 1]}]}))
-            .contains("empty numeric range"));
-        assert!(compile_error(json!({"c": [{"numeric": ["~", 5]}]}))
-            .contains("unknown numeric operator"));
+        assert!(m(json!({"c": [{"numeric": [">=", 1]}]}), json!({"c": [0, 1]})));
+        assert!(compile_error(json!({"c": [{"numeric": [">", 5, "<", 1]}]})).contains("empty numeric range"));
+        assert!(compile_error(json!({"c": [{"numeric": ["~", 5]}]})).contains("unknown numeric operator"));
         assert!(compile_error(json!({"c": [{"numeric": [">", 6e9]}]})).contains("outside"));
         assert!(compile_error(json!({"c": [{"numeric": [">", 1, ">", 2]}]})).contains("two bounds"));
     }
 
     #[test]
     fn exists_works_on_leaves_only() {
-        assert!(m(
-            json!({"d": {"error": [{"exists": true}]}}),
-            json!({"d": {"error": "X"}})
-        ));
-        assert!(m(
-            json!({"d": {"error": [{"exists": true}]}}),
-            json!({"d": {"error": null}})
-        ));
-        assert!(!m(
-            json!({"d": {"error": [{"exists": true}]}}),
-            json!({"d": {}})
-        ));
-        assert!(m(
-            json!({"d": {"error": [{"exists": false}]}}),
-            json!({"d": {}})
-        ));
+        assert!(m(json!({"d": {"error": [{"exists": true}]}}), json!({"d": {"error": "X"}})));
+        assert!(m(json!({"d": {"error": [{"exists": true}]}}), json!({"d": {"error": null}})));
+        assert!(!m(json!({"d": {"error": [{"exists": true}]}}), json!({"d": {}})));
+        assert!(m(json!({"d": {"error": [{"exists": false}]}}), json!({"d": {}})));
         assert!(m(json!({"d": {"error": [{"exists": false}]}}), json!({})));
-        assert!(!m(
-            json!({"d": {"error": [{"exists": false}]}}),
-            json!({"d": {"error": "X"}})
-        ));
+        assert!(!m(json!({"d": {"error": [{"exists": false}]}}), json!({"d": {"error": "X"}})));
         assert!(!m(json!({"d": [{"exists": true}]}), json!({"d": {"x": 1}})));
         assert!(m(json!({"d": [{"exists": false}]}), json!({"d": []})));
     }
 
     #[test]
     fn cidr_blocks_for_both_families() {
-        assert!(m(
-            json!({"ip": [{"cidr": "10.0.0.0/24"}]}),
-            json!({"ip": "10.0.0.255"})
-        ));
-        assert!(!m(
-            json!({"ip": [{"cidr": "10.0.0.0/24"}]}),
-            json!({"ip": "10.0.1.1"})
-        ));
-        assert!(m(
-            json!({"ip": [{"cidr": "2001:db8::/32"}]}),
-            json!({"ip": "2001:db8:1::1"})
-        ));
-        assert!(!m(
-            json!({"ip": [{"cidr": "2001:db8::/32"}]}),
-            json!({"ip": "10.0.0.1"})
-        ));
+        assert!(m(json!({"ip": [{"cidr": "10.0.0.0/24"}]}), json!({"ip": "10.0.0.255"})));
+        assert!(!m(json!({"ip": [{"cidr": "10.0.0.0/24"}]}), json!({"ip": "10.0.1.1"})));
+        assert!(m(json!({"ip": [{"cidr": "2001:db8::/32"}]}), json!({"ip": "2001:db8:1::1"})));
+        assert!(!m(json!({"ip": [{"cidr": "2001:db8::/32"}]}), json!({"ip": "10.0.0.1"})));
         assert!(compile_error(json!({"ip": [{"cidr": "10.0.0.0/33"}]})).contains("CIDR"));
     }
 
     #[test]
     fn or_needs_one_branch_to_match() {
         let p = json!({"source": ["aws.states"], "$or": [{"detail": {"status": ["FAILED"]}}, {"detail": {"status": ["TIMED_OUT"]}}]});
-        assert!(m(
-            p.clone(),
-            json!({"source": "aws.states", "detail": {"status": "TIMED_OUT"}})
-        ));
-        assert!(!m(
-            p,
-            json!({"source": "aws.states", "detail": {"status": "SUCCEEDED"}})
-        ));
+        assert!(m(p.clone(), json!({"source": "aws.states", "detail": {"status": "TIMED_OUT"}})));
+        assert!(!m(p, json!({"source": "aws.states", "detail": {"status": "SUCCEEDED"}})));
         assert!(compile_error(json!({"$or": [{"a": ["x"]}]})).contains("at least two"));
         // With a mapping, `$or` is an ordinary field name.
         assert!(m(json!({"$or": {"a": ["x"]}}), json!({"$or": {"a": "x"}})));
@@ -1422,42 +1068,23 @@ mod tests {
     #[test]
     fn invalid_patterns_are_rejected_with_hints() {
         let errors = Pattern::from_json(&json!({"source": "aws.states"})).unwrap_err();
-        assert!(
-            errors[0].message.contains("must be in a list"),
-            "{errors:?}"
-        );
-        assert_eq!(
-            errors[0].hint.as_deref(),
-            Some("write `source: [aws.states]`")
-        );
+        assert!(errors[0].message.contains("must be in a list"), "{errors:?}");
+        assert_eq!(errors[0].hint.as_deref(), Some("write `source: [aws.states]`"));
         let errors = Pattern::from_json(&json!({"a": [{"prefx": "x"}]})).unwrap_err();
         assert_eq!(errors[0].hint.as_deref(), Some("did you mean `prefix`?"));
         assert!(compile_error(json!({"a": []})).contains("empty list"));
-        assert!(
-            compile_error(json!({"a": [{"prefix": "x", "suffix": "y"}]})).contains("exactly one")
-        );
+        assert!(compile_error(json!({"a": [{"prefix": "x", "suffix": "y"}]})).contains("exactly one"));
         assert!(compile_error(json!({"a": [[1]]})).contains("found a list"));
         assert!(compile_error(json!({"a": [{"exists": "yes"}]})).contains("true or false"));
         // Every error at once.
-        assert_eq!(
-            Pattern::from_json(&json!({"a": "x", "b": [{"nope": 1}]}))
-                .unwrap_err()
-                .len(),
-            2
-        );
+        assert_eq!(Pattern::from_json(&json!({"a": "x", "b": [{"nope": 1}]})).unwrap_err().len(), 2);
     }
 
     #[test]
     fn first_mismatch_names_the_failing_field() {
-        let p = Pattern::from_json(
-            &json!({"source": ["aws.states"], "detail": {"status": ["FAILED"]}}),
-        )
-        .unwrap();
+        let p = Pattern::from_json(&json!({"source": ["aws.states"], "detail": {"status": ["FAILED"]}})).unwrap();
         let doc = json!({"source": "aws.states", "detail": {"status": "SUCCEEDED"}});
         assert_eq!(p.first_mismatch(&doc).as_deref(), Some("detail.status"));
-        assert_eq!(
-            p.first_mismatch(&json!({"source": "aws.states", "detail": {"status": "FAILED"}})),
-            None
-        );
+        assert_eq!(p.first_mismatch(&json!({"source": "aws.states", "detail": {"status": "FAILED"}})), None);
     }
 }

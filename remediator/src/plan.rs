@@ -52,9 +52,7 @@ pub enum Disposition {
 impl Plan {
     /// Whether any step would change AWS.
     pub fn acts(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| s.disposition == Disposition::Act && s.action.is_mutating())
+        self.steps.iter().any(|s| s.disposition == Disposition::Act && s.action.is_mutating())
     }
 }
 
@@ -64,21 +62,12 @@ pub fn plan(incident: &Incident, applied: &[&Policy], global_dry_run: bool) -> P
     for policy in applied {
         let first = steps.len();
         for action in &policy.actions {
-            steps.push(step(
-                incident,
-                policy,
-                action,
-                global_dry_run || policy.dry_run,
-            ));
+            steps.push(step(incident, policy, action, global_dry_run || policy.dry_run));
         }
         // A policy whose retries are used up makes none of its changes: raising a
         // timeout that no retry will use only hides the failure.
         let exhausted = steps[first..].iter().find_map(|s| match &s.disposition {
-            Disposition::Refuse(r)
-                if s.attempt.is_some() && r.starts_with("attempts exhausted") =>
-            {
-                Some(r.clone())
-            }
+            Disposition::Refuse(r) if s.attempt.is_some() && r.starts_with("attempts exhausted") => Some(r.clone()),
             _ => None,
         });
         if let Some(reason) = exhausted {
@@ -107,16 +96,11 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
     match action {
         Action::Redrive { .. } | Action::StartExecution { .. } => {
             let Some(change) = execution else {
-                step.disposition = Disposition::Refuse(
-                    "the event names no Step Functions execution to retry".into(),
-                );
+                step.disposition = Disposition::Refuse("the event names no Step Functions execution to retry".into());
                 return step;
             };
             step.target = Some(match action {
-                Action::StartExecution {
-                    state_machine: Some(sm),
-                    ..
-                } => sm.clone(),
+                Action::StartExecution { state_machine: Some(sm), .. } => sm.clone(),
                 _ => change.execution.to_string(),
             });
             let used = change.redrive_count + restart_generation(change.execution.name());
@@ -153,30 +137,22 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
                         ));
                     }
                 }
-                None => {
-                    step.disposition =
-                        Disposition::Refuse("the diagnosis names no Lambda function".into())
-                }
+                None => step.disposition = Disposition::Refuse("the diagnosis names no Lambda function".into()),
             }
         }
         Action::EnableRule { rule } => match rule_target(incident, rule.as_deref()) {
             Some(arn) => step.target = Some(arn),
             None => {
-                step.disposition = Disposition::Refuse(
-                    "no rule named by the policy, the event or the alarm".into(),
-                )
+                step.disposition = Disposition::Refuse("no rule named by the policy, the event or the alarm".into())
             }
         },
-        Action::RestoreObject { bucket, key } => {
-            match object_target(incident, bucket.as_deref(), key.as_deref()) {
-                Some(arn) => step.target = Some(arn),
-                None => {
-                    step.disposition = Disposition::Refuse(
-                        "no S3 object named by the policy, the event or the diagnosis".into(),
-                    )
-                }
+        Action::RestoreObject { bucket, key } => match object_target(incident, bucket.as_deref(), key.as_deref()) {
+            Some(arn) => step.target = Some(arn),
+            None => {
+                step.disposition =
+                    Disposition::Refuse("no S3 object named by the policy, the event or the diagnosis".into())
             }
-        }
+        },
     }
     step
 }
@@ -195,9 +171,7 @@ fn rule_target(incident: &Incident, rule: Option<&str>) -> Option<String> {
         if doc.pointer("/detail/eventName").and_then(Value::as_str) != Some("DisableRule") {
             return None;
         }
-        doc.pointer("/detail/requestParameters/name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        doc.pointer("/detail/requestParameters/name").and_then(Value::as_str).map(str::to_string)
     };
     let from_alarm = || {
         incident
@@ -208,10 +182,7 @@ fn rule_target(incident: &Incident, rule: Option<&str>) -> Option<String> {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let name = rule
-        .map(str::to_string)
-        .or_else(from_cloudtrail)
-        .or_else(from_alarm)?;
+    let name = rule.map(str::to_string).or_else(from_cloudtrail).or_else(from_alarm)?;
     if name.starts_with("arn:") {
         return Some(name);
     }
@@ -228,13 +199,8 @@ fn object_target(incident: &Incident, bucket: Option<&str>, key: Option<&str>) -
         let k = doc.pointer("/detail/object/key").and_then(Value::as_str)?;
         Some(format!("arn:aws:s3:::{b}/{k}"))
     };
-    let from_diagnosis = || {
-        incident
-            .diagnosis
-            .as_ref()
-            .and_then(|d| d.resource.clone())
-            .filter(|r| split_object_arn(r).is_some())
-    };
+    let from_diagnosis =
+        || incident.diagnosis.as_ref().and_then(|d| d.resource.clone()).filter(|r| split_object_arn(r).is_some());
     match (bucket, key) {
         (Some(b), Some(k)) => Some(format!("arn:aws:s3:::{b}/{k}")),
         _ => from_event().or_else(from_diagnosis),
@@ -267,11 +233,7 @@ fn parse_restart(name: &str) -> Option<(&str, u32)> {
 /// one generation more than `name`, and within the 80-character limit.
 pub fn restart_name(name: &str, digest: &str) -> String {
     let (base, generation) = parse_restart(name).unwrap_or((name, 0));
-    let suffix = format!(
-        "{RESTART_MARK}{}-{}",
-        generation + 1,
-        &digest[..8.min(digest.len())]
-    );
+    let suffix = format!("{RESTART_MARK}{}-{}", generation + 1, &digest[..8.min(digest.len())]);
     let room = MAX_EXECUTION_NAME - suffix.len();
     let base: String = base.chars().take(room).collect();
     format!("{base}{suffix}")
@@ -316,19 +278,14 @@ mod tests {
         );
         let restarted = restart_name(&restart_name("run-1", "aaaaaaaa"), "bbbbbbbb");
         let by_restarts = plan(&incident(&restarted, 0), &[p], false);
-        assert!(matches!(
-            by_restarts.steps[0].disposition,
-            Disposition::Refuse(_)
-        ));
+        assert!(matches!(by_restarts.steps[0].disposition, Disposition::Refuse(_)));
     }
 
     #[test]
     fn long_delays_are_refused_until_there_is_a_durable_timer() {
         let set = policies("[{redrive: {delay: 5m}}]");
         let plan = plan(&incident("run-1", 0), &[&set.policies()[0]], false);
-        assert!(
-            matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("durable timer"))
-        );
+        assert!(matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("durable timer")));
     }
 
     #[test]
@@ -347,10 +304,7 @@ mod tests {
     #[test]
     fn non_execution_events_cannot_be_redriven() {
         let set = policies("[redrive, notify]");
-        let event = Event::parse(
-            r#"{"id":"1","source":"aws.s3","detail-type":"Object Deleted","detail":{}}"#,
-        )
-        .unwrap();
+        let event = Event::parse(r#"{"id":"1","source":"aws.s3","detail-type":"Object Deleted","detail":{}}"#).unwrap();
         let plan = plan(&Incident::new(event, None), &[&set.policies()[0]], false);
         assert!(matches!(plan.steps[0].disposition, Disposition::Refuse(_)));
         assert_eq!(plan.steps[1].disposition, Disposition::Act);

@@ -75,31 +75,13 @@ impl Severity {
 /// parameters, their limits and the IAM actions it needs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Redrive {
-        delay: Duration,
-    },
-    StartExecution {
-        state_machine: Option<String>,
-        input: Option<serde_json::Value>,
-    },
-    RaiseTimeout {
-        factor: f64,
-        max_seconds: u32,
-    },
-    RaiseMemory {
-        factor: f64,
-        max_mb: u32,
-    },
-    EnableRule {
-        rule: Option<String>,
-    },
-    RestoreObject {
-        bucket: Option<String>,
-        key: Option<String>,
-    },
-    Notify {
-        severity: Severity,
-    },
+    Redrive { delay: Duration },
+    StartExecution { state_machine: Option<String>, input: Option<serde_json::Value> },
+    RaiseTimeout { factor: f64, max_seconds: u32 },
+    RaiseMemory { factor: f64, max_mb: u32 },
+    EnableRule { rule: Option<String> },
+    RestoreObject { bucket: Option<String>, key: Option<String> },
+    Notify { severity: Severity },
 }
 
 /// The parameters each action accepts (`None` for an unknown action).
@@ -116,15 +98,8 @@ pub fn action_parameters(action: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-pub const ACTION_NAMES: &[&str] = &[
-    "redrive",
-    "start-execution",
-    "raise-timeout",
-    "raise-memory",
-    "enable-rule",
-    "restore-object",
-    "notify",
-];
+pub const ACTION_NAMES: &[&str] =
+    &["redrive", "start-execution", "raise-timeout", "raise-memory", "enable-rule", "restore-object", "notify"];
 
 impl Action {
     pub fn name(&self) -> &'static str {
@@ -142,16 +117,11 @@ impl Action {
     /// The IAM actions this step needs (checked against `infra/`).
     pub fn permissions(&self) -> &'static [&'static str] {
         match self {
-            Action::Redrive { .. } => &[
-                "states:RedriveExecution",
-                "states:DescribeExecution",
-                "states:StartExecution",
-            ],
+            Action::Redrive { .. } => &["states:RedriveExecution", "states:DescribeExecution", "states:StartExecution"],
             Action::StartExecution { .. } => &["states:StartExecution", "states:DescribeExecution"],
-            Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } => &[
-                "lambda:GetFunctionConfiguration",
-                "lambda:UpdateFunctionConfiguration",
-            ],
+            Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } => {
+                &["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"]
+            }
             Action::EnableRule { .. } => &["events:DescribeRule", "events:EnableRule"],
             Action::RestoreObject { .. } => &[
                 "s3:ListBucketVersions",
@@ -180,11 +150,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_attempts: 3,
-            window: Duration::from_secs(24 * 3600),
-            cooldown: Duration::ZERO,
-        }
+        Limits { max_attempts: 3, window: Duration::from_secs(24 * 3600), cooldown: Duration::ZERO }
     }
 }
 
@@ -223,18 +189,8 @@ pub struct PolicySet {
     policies: Vec<Policy>,
 }
 
-pub const POLICY_KEYS: &[&str] = &[
-    "name",
-    "description",
-    "priority",
-    "match",
-    "actions",
-    "limits",
-    "notify",
-    "dry_run",
-    "runbook",
-    "continue",
-];
+pub const POLICY_KEYS: &[&str] =
+    &["name", "description", "priority", "match", "actions", "limits", "notify", "dry_run", "runbook", "continue"];
 
 impl PolicySet {
     pub fn policies(&self) -> &[Policy] {
@@ -304,16 +260,11 @@ impl PolicySet {
         }
         if policies.is_empty() && errors.is_empty() {
             errors.push(PolicyError {
-                file: sources
-                    .first()
-                    .map(|s| s.0.clone())
-                    .unwrap_or_else(|| "<policies>".into()),
+                file: sources.first().map(|s| s.0.clone()).unwrap_or_else(|| "<policies>".into()),
                 mark: Mark::default(),
                 policy: None,
                 message: "no policies found".into(),
-                hint: Some(
-                    "policy files are *.yaml or *.yml with a top-level `policies:` list".into(),
-                ),
+                hint: Some("policy files are *.yaml or *.yml with a top-level `policies:` list".into()),
             });
         }
         if !errors.is_empty() {
@@ -321,11 +272,7 @@ impl PolicySet {
             return Err(PolicyErrors(errors));
         }
         policies.sort_by(|a, b| {
-            (a.priority, &a.origin.file, a.origin.index).cmp(&(
-                b.priority,
-                &b.origin.file,
-                b.origin.index,
-            ))
+            (a.priority, &a.origin.file, a.origin.index).cmp(&(b.priority, &b.origin.file, b.origin.index))
         });
         Ok(PolicySet { policies })
     }
@@ -356,11 +303,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, cases: bool) -> std::io::Result<()> 
         let in_cases = path.components().any(|c| c.as_os_str() == "cases");
         if path.is_dir() {
             walk(&path, out, cases)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) && in_cases == cases
-        {
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) && in_cases == cases {
             out.push(path);
         }
     }
@@ -385,18 +328,9 @@ impl Ctx<'_> {
     }
 
     /// Checks a mapping's keys against the allowed ones; reports unknown and duplicate keys.
-    fn entries<'n>(
-        &mut self,
-        node: &'n Node,
-        what: &str,
-        allowed: &[&str],
-    ) -> Vec<(String, &'n Node, &'n Node)> {
+    fn entries<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Vec<(String, &'n Node, &'n Node)> {
         let Value::Map(entries) = &node.value else {
-            self.error(
-                node.mark,
-                format!("{what} must be a mapping, found {}", node.kind()),
-                None,
-            );
+            self.error(node.mark, format!("{what} must be a mapping, found {}", node.kind()), None);
             return Vec::new();
         };
         let mut out: Vec<(String, &Node, &Node)> = Vec::new();
@@ -424,11 +358,7 @@ impl Ctx<'_> {
         match &node.value {
             Value::String(s) => Some(s.clone()),
             _ => {
-                self.error(
-                    node.mark,
-                    format!("{what} must be a string, found {}", node.kind()),
-                    None,
-                );
+                self.error(node.mark, format!("{what} must be a string, found {}", node.kind()), None);
                 None
             }
         }
@@ -438,11 +368,7 @@ impl Ctx<'_> {
         match node.value {
             Value::Bool(b) => Some(b),
             _ => {
-                self.error(
-                    node.mark,
-                    format!("{what} must be true or false, found {}", node.kind()),
-                    None,
-                );
+                self.error(node.mark, format!("{what} must be true or false, found {}", node.kind()), None);
                 None
             }
         }
@@ -450,23 +376,13 @@ impl Ctx<'_> {
 
     fn integer(&mut self, node: &Node, what: &str, min: i64, max: i64) -> Option<i64> {
         match node.value {
-            Value::Number(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => {
-                Some(n as i64)
-            }
+            Value::Number(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => Some(n as i64),
             Value::Number(n) => {
-                self.error(
-                    node.mark,
-                    format!("{what} must be a whole number from {min} to {max}, found {n}"),
-                    None,
-                );
+                self.error(node.mark, format!("{what} must be a whole number from {min} to {max}, found {n}"), None);
                 None
             }
             _ => {
-                self.error(
-                    node.mark,
-                    format!("{what} must be a whole number, found {}", node.kind()),
-                    None,
-                );
+                self.error(node.mark, format!("{what} must be a whole number, found {}", node.kind()), None);
                 None
             }
         }
@@ -484,11 +400,7 @@ impl Ctx<'_> {
                 None
             }
             _ => {
-                self.error(
-                    node.mark,
-                    format!("{what} must be a number, found {}", node.kind()),
-                    None,
-                );
+                self.error(node.mark, format!("{what} must be a number, found {}", node.kind()), None);
                 None
             }
         }
@@ -501,10 +413,7 @@ impl Ctx<'_> {
             _ => {
                 self.error(
                     node.mark,
-                    format!(
-                        "{what} must be a duration such as 90s, 5m, 24h, found {}",
-                        node.kind()
-                    ),
+                    format!("{what} must be a duration such as 90s, 5m, 24h, found {}", node.kind()),
                     None,
                 );
                 return None;
@@ -533,17 +442,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -594,28 +499,16 @@ fn parse_file(file: &str, text: &str, out: &mut Vec<Policy>, errors: &mut Vec<Po
             return;
         }
     };
-    let mut ctx = Ctx {
-        file,
-        policy: None,
-        errors,
-    };
+    let mut ctx = Ctx { file, policy: None, errors };
     let top = ctx.entries(&root, "a policy file", &["policies"]);
     let Some((_, key, list)) = top.into_iter().next() else {
         if matches!(root.value, Value::Map(_) | Value::Null) {
-            ctx.error(
-                root.mark,
-                "a policy file needs a top-level `policies:` list",
-                None,
-            );
+            ctx.error(root.mark, "a policy file needs a top-level `policies:` list", None);
         }
         return;
     };
     let Value::Seq(items) = &list.value else {
-        ctx.error(
-            list.mark,
-            format!("`policies` must be a list, found {}", list.kind()),
-            None,
-        );
+        ctx.error(list.mark, format!("`policies` must be a list, found {}", list.kind()), None);
         return;
     };
     if items.is_empty() {
@@ -655,26 +548,17 @@ fn parse_policy(ctx: &mut Ctx, node: &Node, index: usize) -> Option<Policy> {
                 if let Some(n) = ctx.string(v, "`name`") {
                     let valid = !n.is_empty()
                         && n.len() <= 64
-                        && n.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
                     if valid {
                         name = Some(n);
                     } else {
-                        ctx.error(
-                            v.mark,
-                            format!("invalid name `{n}`: use 1 to 64 of a-z, 0-9 and -"),
-                            None,
-                        );
+                        ctx.error(v.mark, format!("invalid name `{n}`: use 1 to 64 of a-z, 0-9 and -"), None);
                     }
                 }
             }
             "description" => description = ctx.string(v, "`description`"),
             "runbook" => runbook = ctx.string(v, "`runbook`"),
-            "priority" => {
-                priority = ctx
-                    .integer(v, "`priority`", -1_000_000, 1_000_000)
-                    .unwrap_or(priority)
-            }
+            "priority" => priority = ctx.integer(v, "`priority`", -1_000_000, 1_000_000).unwrap_or(priority),
             "dry_run" => dry_run = ctx.boolean(v, "`dry_run`").unwrap_or(false),
             "continue" => continue_ = ctx.boolean(v, "`continue`").unwrap_or(false),
             "notify" => {
@@ -705,16 +589,8 @@ fn parse_policy(ctx: &mut Ctx, node: &Node, index: usize) -> Option<Policy> {
                     Ok(p) => pattern = Some(p),
                     Err(errs) => {
                         for e in errs {
-                            let at = if e.path.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" at `{}`", e.path)
-                            };
-                            ctx.error(
-                                e.mark,
-                                format!("invalid pattern{at}: {}", e.message),
-                                e.hint,
-                            );
+                            let at = if e.path.is_empty() { String::new() } else { format!(" at `{}`", e.path) };
+                            ctx.error(e.mark, format!("invalid pattern{at}: {}", e.message), e.hint);
                         }
                     }
                 }
@@ -749,11 +625,7 @@ fn parse_policy(ctx: &mut Ctx, node: &Node, index: usize) -> Option<Policy> {
         dry_run,
         runbook,
         continue_,
-        origin: Origin {
-            file: ctx.file.to_string(),
-            mark: node.mark,
-            index,
-        },
+        origin: Origin { file: ctx.file.to_string(), mark: node.mark, index },
     })
 }
 
@@ -767,9 +639,7 @@ fn parse_limits(ctx: &mut Ctx, node: &Node) -> Limits {
                 }
             }
             "window" => limits.window = ctx.duration(v, "`window`").unwrap_or(limits.window),
-            "cooldown" => {
-                limits.cooldown = ctx.duration(v, "`cooldown`").unwrap_or(limits.cooldown)
-            }
+            "cooldown" => limits.cooldown = ctx.duration(v, "`cooldown`").unwrap_or(limits.cooldown),
             _ => unreachable!(),
         }
     }
@@ -778,77 +648,52 @@ fn parse_limits(ctx: &mut Ctx, node: &Node) -> Limits {
 
 fn parse_actions(ctx: &mut Ctx, node: &Node) -> Option<Vec<Action>> {
     let Value::Seq(items) = &node.value else {
-        ctx.error(
-            node.mark,
-            format!("`actions` must be a list, found {}", node.kind()),
-            None,
-        );
+        ctx.error(node.mark, format!("`actions` must be a list, found {}", node.kind()), None);
         return None;
     };
     if items.is_empty() {
-        ctx.error(
-            node.mark,
-            "`actions` is empty",
-            Some("list at least one action, e.g. `- notify`".into()),
-        );
+        ctx.error(node.mark, "`actions` is empty", Some("list at least one action, e.g. `- notify`".into()));
         return None;
     }
     let before = ctx.errors.len();
-    let actions: Vec<Action> = items
-        .iter()
-        .filter_map(|item| parse_action(ctx, item))
-        .collect();
+    let actions: Vec<Action> = items.iter().filter_map(|item| parse_action(ctx, item)).collect();
     (ctx.errors.len() == before).then_some(actions)
 }
 
 fn parse_action(ctx: &mut Ctx, node: &Node) -> Option<Action> {
-    static EMPTY: Node = Node {
-        value: Value::Null,
-        mark: Mark { line: 0, column: 0 },
-    };
+    static EMPTY: Node = Node { value: Value::Null, mark: Mark { line: 0, column: 0 } };
     let (name, name_mark, params) = match &node.value {
         Value::String(s) => (s.clone(), node.mark, &EMPTY),
-        Value::Map(entries) if entries.len() == 1 => {
-            (key_text(&entries[0].0), entries[0].0.mark, &entries[0].1)
-        }
+        Value::Map(entries) if entries.len() == 1 => (key_text(&entries[0].0), entries[0].0.mark, &entries[0].1),
         Value::Map(entries) => {
             ctx.error(
                 node.mark,
-                format!(
-                    "each action is a one-key mapping, found {} keys",
-                    entries.len()
-                ),
+                format!("each action is a one-key mapping, found {} keys", entries.len()),
                 Some("write each action as its own list item".into()),
             );
             return None;
         }
         _ => {
-            ctx.error(
-                node.mark,
-                format!(
-                    "an action is a name or a one-key mapping, found {}",
-                    node.kind()
-                ),
-                None,
-            );
+            ctx.error(node.mark, format!("an action is a name or a one-key mapping, found {}", node.kind()), None);
             return None;
         }
     };
-    let allowed: &[&str] = match action_parameters(&name) {
-        Some(allowed) => allowed,
-        None => {
-            let other = name.as_str();
-            ctx.error(
-                name_mark,
-                format!("unknown action `{other}`"),
-                Some(closest(other, ACTION_NAMES).map_or_else(
-                    || format!("one of {}", ACTION_NAMES.join(", ")),
-                    |c| format!("did you mean `{c}`?"),
-                )),
-            );
-            return None;
-        }
-    };
+    let allowed: &[&str] =
+        match action_parameters(&name) {
+            Some(allowed) => allowed,
+            None => {
+                let other = name.as_str();
+                ctx.error(
+                    name_mark,
+                    format!("unknown action `{other}`"),
+                    Some(closest(other, ACTION_NAMES).map_or_else(
+                        || format!("one of {}", ACTION_NAMES.join(", ")),
+                        |c| format!("did you mean `{c}`?"),
+                    )),
+                );
+                return None;
+            }
+        };
     let entries = if matches!(params.value, Value::Null) {
         Vec::new()
     } else {
@@ -856,42 +701,32 @@ fn parse_action(ctx: &mut Ctx, node: &Node) -> Option<Action> {
     };
     let get = |k: &str| entries.iter().find(|(n, _, _)| n == k).map(|(_, _, v)| *v);
     let action = match name.as_str() {
-        "redrive" => Action::Redrive {
-            delay: get("delay")
-                .and_then(|v| ctx.duration(v, "`delay`"))
-                .unwrap_or(Duration::ZERO),
-        },
+        "redrive" => {
+            Action::Redrive { delay: get("delay").and_then(|v| ctx.duration(v, "`delay`")).unwrap_or(Duration::ZERO) }
+        }
         "start-execution" => Action::StartExecution {
             state_machine: get("state_machine").and_then(|v| ctx.string(v, "`state_machine`")),
             input: get("input").map(Node::to_json),
         },
         "raise-timeout" => Action::RaiseTimeout {
-            factor: get("factor")
-                .and_then(|v| ctx.number(v, "`factor`", 1.0, 10.0))
-                .unwrap_or(1.5),
+            factor: get("factor").and_then(|v| ctx.number(v, "`factor`", 1.0, 10.0)).unwrap_or(1.5),
             max_seconds: get("max_seconds")
                 .and_then(|v| ctx.integer(v, "`max_seconds` (Lambda's limit is 900)", 1, 900))
                 .unwrap_or(900) as u32,
         },
         "raise-memory" => Action::RaiseMemory {
-            factor: get("factor")
-                .and_then(|v| ctx.number(v, "`factor`", 1.0, 10.0))
-                .unwrap_or(2.0),
+            factor: get("factor").and_then(|v| ctx.number(v, "`factor`", 1.0, 10.0)).unwrap_or(2.0),
             max_mb: get("max_mb")
                 .and_then(|v| ctx.integer(v, "`max_mb` (Lambda's limit is 10240)", 128, 10240))
                 .unwrap_or(10240) as u32,
         },
-        "enable-rule" => Action::EnableRule {
-            rule: get("rule").and_then(|v| ctx.string(v, "`rule`")),
-        },
+        "enable-rule" => Action::EnableRule { rule: get("rule").and_then(|v| ctx.string(v, "`rule`")) },
         "restore-object" => Action::RestoreObject {
             bucket: get("bucket").and_then(|v| ctx.string(v, "`bucket`")),
             key: get("key").and_then(|v| ctx.string(v, "`key`")),
         },
         "notify" => Action::Notify {
-            severity: match get("severity")
-                .and_then(|v| ctx.string(v, "`severity`").map(|s| (s, v.mark)))
-            {
+            severity: match get("severity").and_then(|v| ctx.string(v, "`severity`").map(|s| (s, v.mark))) {
                 None => Severity::Warning,
                 Some((s, mark)) => match s.as_str() {
                     "info" => Severity::Info,
@@ -945,25 +780,16 @@ mod tests {
         let names: Vec<&str> = set.policies().iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["redrive-throttled", "auth"]);
         let p = &set.policies()[0];
-        assert_eq!(
-            p.actions[0],
-            Action::Redrive {
-                delay: Duration::from_secs(120)
-            }
-        );
-        assert_eq!(
-            p.actions[1],
-            Action::Notify {
-                severity: Severity::Warning
-            }
-        );
+        assert_eq!(p.actions[0], Action::Redrive { delay: Duration::from_secs(120) });
+        assert_eq!(p.actions[1], Action::Notify { severity: Severity::Warning });
         assert_eq!(p.limits.cooldown, Duration::from_secs(300));
         assert_eq!(set.policies()[1].priority, DEFAULT_PRIORITY);
     }
 
     #[test]
     fn unknown_keys_get_a_position_the_policy_name_and_the_closest_key() {
-        let errors = load("policies:\n  - name: a\n    match: {source: [x]}\n    actions: [notify]\n    limts: {}\n").unwrap_err();
+        let errors = load("policies:\n  - name: a\n    match: {source: [x]}\n    actions: [notify]\n    limts: {}\n")
+            .unwrap_err();
         assert_eq!(errors, ["p.yaml:5:5: policy `a`: unknown key `limts` in a policy (hint: did you mean `limits`?)"]);
     }
 
@@ -980,18 +806,19 @@ mod tests {
 ";
         let errors = load(text).unwrap_err();
         let joined = errors.join("\n");
-        assert!(joined.contains("p.yaml:3:21: policy `a`: invalid pattern at `source`: match values must be in a list"), "{joined}");
         assert!(
-            joined.contains(
-                "p.yaml:4:15: policy `a`: unknown action `redrve` (hint: did you mean `redrive`?)"
-            ),
+            joined.contains("p.yaml:3:21: policy `a`: invalid pattern at `source`: match values must be in a list"),
             "{joined}"
         );
-        assert!(joined.contains("`max_seconds` (Lambda's limit is 900) must be a whole number from 1 to 900, found 901"), "{joined}");
         assert!(
-            joined.contains("p.yaml:5:22: policy `a`: `window`: `5 minutes` has an unknown unit"),
+            joined.contains("p.yaml:4:15: policy `a`: unknown action `redrve` (hint: did you mean `redrive`?)"),
             "{joined}"
         );
+        assert!(
+            joined.contains("`max_seconds` (Lambda's limit is 900) must be a whole number from 1 to 900, found 901"),
+            "{joined}"
+        );
+        assert!(joined.contains("p.yaml:5:22: policy `a`: `window`: `5 minutes` has an unknown unit"), "{joined}");
         assert_eq!(errors.len(), 4, "{joined}");
     }
 
@@ -1001,23 +828,16 @@ mod tests {
         let errors = load(text).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert!(
-            errors[0].contains(
-                "p.yaml:3:5: policy `a`: duplicate policy name: also defined at p.yaml:2:5"
-            ),
+            errors[0].contains("p.yaml:3:5: policy `a`: duplicate policy name: also defined at p.yaml:2:5"),
             "{errors:?}"
         );
     }
 
     #[test]
     fn missing_fields_and_bad_types_are_named() {
-        let errors = load("policies:\n  - name: Bad_Name\n    dry_run: yes\n")
-            .unwrap_err()
-            .join("\n");
+        let errors = load("policies:\n  - name: Bad_Name\n    dry_run: yes\n").unwrap_err().join("\n");
         assert!(errors.contains("invalid name `Bad_Name`"), "{errors}");
-        assert!(
-            errors.contains("`dry_run` must be true or false, found a string"),
-            "{errors}"
-        );
+        assert!(errors.contains("`dry_run` must be true or false, found a string"), "{errors}");
         assert!(errors.contains("missing `match`"), "{errors}");
         assert!(errors.contains("missing `actions`"), "{errors}");
     }

@@ -31,10 +31,7 @@ pub enum Claim {
     /// Ours: go ahead.
     Claimed,
     /// Handled before: the stored outcome, and a summary still owed if sending it failed.
-    Done {
-        outcome: Option<Value>,
-        unsent_summary: Option<(String, String)>,
-    },
+    Done { outcome: Option<Value>, unsent_summary: Option<(String, String)> },
     /// Another invocation holds a live lease.
     InProgress { owner: String },
 }
@@ -87,10 +84,5 @@ pub trait IncidentLog: Send + Sync {
     /// The incident whose retry `execution` is, if any.
     async fn followed(&self, execution: &str) -> Result<Option<IncidentKey>, AwsError>;
     /// Records the verdict of a retry on its incident (`healed`, `still-failing`).
-    async fn verify(
-        &self,
-        incident: &IncidentKey,
-        verdict: &str,
-        execution: &str,
-    ) -> Result<(), AwsError>;
+    async fn verify(&self, incident: &IncidentKey, verdict: &str, execution: &str) -> Result<(), AwsError>;
 }

@@ -29,11 +29,7 @@ pub fn rules(policies: &PolicySet) -> Vec<Rule> {
         let pattern = event_level(&p.pattern_json);
         match out.iter_mut().find(|r| r.pattern == pattern) {
             Some(rule) => rule.policies.push(p.name.clone()),
-            None => out.push(Rule {
-                name: String::new(),
-                policies: vec![p.name.clone()],
-                pattern,
-            }),
+            None => out.push(Rule { name: String::new(), policies: vec![p.name.clone()], pattern }),
         }
     }
     for (i, rule) in out.iter_mut().enumerate() {
@@ -47,10 +43,7 @@ fn event_level(pattern: &Value) -> Value {
     let mut fields: Map<String, Value> = pattern
         .as_object()
         .map(|o| {
-            o.iter()
-                .filter(|(k, _)| *k != "diagnosis" && *k != "$or")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+            o.iter().filter(|(k, _)| *k != "diagnosis" && *k != "$or").map(|(k, v)| (k.clone(), v.clone())).collect()
         })
         .unwrap_or_default();
     if fields.is_empty() {
@@ -81,10 +74,7 @@ mod tests {
         let r = rules(&s);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].policies, ["a", "b"]);
-        assert_eq!(
-            r[0].pattern,
-            json!({"source": ["aws.states"], "detail": {"status": ["FAILED"]}})
-        );
+        assert_eq!(r[0].pattern, json!({"source": ["aws.states"], "detail": {"status": ["FAILED"]}}));
     }
 
     #[test]

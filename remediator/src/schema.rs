@@ -168,8 +168,7 @@ enum SeverityDoc {
 
 /// The schema as pretty JSON, ending with a newline.
 pub fn policy_schema() -> String {
-    let schema =
-        serde_json::to_value(schemars::schema_for!(PolicyFile)).expect("a schema serializes");
+    let schema = serde_json::to_value(schemars::schema_for!(PolicyFile)).expect("a schema serializes");
     // Keys sorted, so the text does not depend on serde_json's map ordering feature.
     let mut text = serde_json::to_string_pretty(&sorted(schema)).expect("a schema serializes");
     text.push('\n');
@@ -224,24 +223,12 @@ mod tests {
         let mut expected: Vec<String> = ACTION_NAMES.iter().map(|k| k.to_string()).collect();
         expected.sort();
         assert_eq!(names, expected);
-        for variant in s["$defs"]["ActionWithParameters"]["oneOf"]
-            .as_array()
-            .unwrap()
-        {
-            let (action, params) = variant["properties"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .next()
-                .unwrap();
+        for variant in s["$defs"]["ActionWithParameters"]["oneOf"].as_array().unwrap() {
+            let (action, params) = variant["properties"].as_object().unwrap().iter().next().unwrap();
             let reference = params["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
             let mut got = keys(&s["$defs"][reference]["properties"]);
             got.sort();
-            let mut want: Vec<String> = action_parameters(action)
-                .unwrap()
-                .iter()
-                .map(|p| p.to_string())
-                .collect();
+            let mut want: Vec<String> = action_parameters(action).unwrap().iter().map(|p| p.to_string()).collect();
             want.sort();
             assert_eq!(got, want, "parameters of {action}");
         }

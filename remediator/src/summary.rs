@@ -53,39 +53,20 @@ pub fn compose(f: &Facts) -> Summary {
     let incident = f.incident;
     let d = incident.diagnosis.clone().unwrap_or_default();
     let (pipeline, execution, region) = match &incident.event.signal {
-        Signal::Execution(c) => (
-            c.execution.state_machine_name().to_string(),
-            Some(c.execution.clone()),
-            c.execution.region().to_string(),
-        ),
-        Signal::Alarm(a) => (
-            a.name.clone(),
-            None,
-            incident.event.region.clone().unwrap_or_default(),
-        ),
-        Signal::Other => (
-            incident.event.source.clone(),
-            None,
-            incident.event.region.clone().unwrap_or_default(),
-        ),
+        Signal::Execution(c) => {
+            (c.execution.state_machine_name().to_string(), Some(c.execution.clone()), c.execution.region().to_string())
+        }
+        Signal::Alarm(a) => (a.name.clone(), None, incident.event.region.clone().unwrap_or_default()),
+        Signal::Other => (incident.event.source.clone(), None, incident.event.region.clone().unwrap_or_default()),
     };
     let headline = headline(f);
-    let what = d
-        .error
-        .clone()
-        .unwrap_or_else(|| incident.event.detail_type.clone());
-    let at = d
-        .state
-        .as_deref()
-        .map(|s| format!(" at {s}"))
-        .unwrap_or_default();
+    let what = d.error.clone().unwrap_or_else(|| incident.event.detail_type.clone());
+    let at = d.state.as_deref().map(|s| format!(" at {s}")).unwrap_or_default();
     let subject = clean_subject(&format!("[{headline}] {pipeline}: {what}{at}"));
 
     let lead = match f.resolution {
         "remediated" => "remediator healed a failure",
-        "would-remediate" => {
-            "DRY RUN: remediator would have acted on a failure (nothing was changed)"
-        }
+        "would-remediate" => "DRY RUN: remediator would have acted on a failure (nothing was changed)",
         "notified" => "remediator reports a failure it must not retry",
         "refused" => "remediator did NOT act on a failure: a guard stopped it",
         "failed" => "remediator tried to heal a failure and the remediation itself FAILED",
@@ -106,10 +87,7 @@ pub fn compose(f: &Facts) -> Summary {
     }
     line("Error:", d.error.as_deref().unwrap_or("(not reported)"));
     if let Some(c) = &d.cause {
-        line(
-            "Cause:",
-            &redact::truncate(&redact::text(c).replace(['\n', '\r'], " "), MAX_CAUSE),
-        );
+        line("Cause:", &redact::truncate(&redact::text(c).replace(['\n', '\r'], " "), MAX_CAUSE));
     }
     b.push_str("\nWhat remediator did\n");
     let mut line = |k: &str, v: &str| b.push_str(&format!("  {k:<14} {v}\n"));
@@ -131,15 +109,8 @@ pub fn compose(f: &Facts) -> Summary {
             StepResult::Skipped => "skipped",
             StepResult::Failed => "FAILED",
         };
-        let attempt = s
-            .attempt
-            .as_deref()
-            .map(|a| format!(", attempt {a}"))
-            .unwrap_or_default();
-        line(
-            "Action:",
-            &format!("{} [{verb}{attempt}] {}", s.action, redact::text(&s.detail)),
-        );
+        let attempt = s.attempt.as_deref().map(|a| format!(", attempt {a}")).unwrap_or_default();
+        line("Action:", &format!("{} [{verb}{attempt}] {}", s.action, redact::text(&s.detail)));
     }
     line("Outcome:", f.resolution);
     if f.dry_run {
@@ -149,10 +120,7 @@ pub fn compose(f: &Facts) -> Summary {
         line("Note:", &redact::text(note));
     }
     if let Some(rb) = f.policy.and_then(|p| p.runbook.as_deref()) {
-        b.push_str(&format!(
-            "\nRunbook\n  {}\n",
-            rb.trim().replace('\n', "\n  ")
-        ));
+        b.push_str(&format!("\nRunbook\n  {}\n", rb.trim().replace('\n', "\n  ")));
     }
     b.push_str("\nLinks\n");
     if let Some(e) = &execution {
@@ -190,11 +158,7 @@ pub fn compose(f: &Facts) -> Summary {
     if let Some(p) = f.policy {
         attributes.insert("policy".to_string(), p.name.clone());
     }
-    Summary {
-        subject,
-        body: b,
-        attributes,
-    }
+    Summary { subject, body: b, attributes }
 }
 
 fn headline(f: &Facts) -> String {
@@ -205,10 +169,7 @@ fn headline(f: &Facts) -> String {
         .filter(|s| s.result == StepResult::Done && s.action != "notify")
         .filter_map(|s| s.short.as_deref())
         .collect();
-    let paused = f
-        .steps
-        .iter()
-        .any(|s| s.result == StepResult::Refused && s.detail.starts_with("paused"));
+    let paused = f.steps.iter().any(|s| s.result == StepResult::Refused && s.detail.starts_with("paused"));
     match f.resolution {
         "remediated" if !done.is_empty() => done.join(", "),
         "remediated" => "nothing to change".into(),
@@ -223,11 +184,9 @@ fn headline(f: &Facts) -> String {
 /// The final summary of an incident whose retry succeeded.
 pub fn healed(run: &Incident, previous: &crate::incident::IncidentKey) -> Summary {
     let (pipeline, execution, region) = match &run.event.signal {
-        Signal::Execution(c) => (
-            c.execution.state_machine_name().to_string(),
-            c.execution.to_string(),
-            c.execution.region().to_string(),
-        ),
+        Signal::Execution(c) => {
+            (c.execution.state_machine_name().to_string(), c.execution.to_string(), c.execution.region().to_string())
+        }
         _ => (run.event.source.clone(), String::new(), String::new()),
     };
     let subject = clean_subject(&format!("[healed] {pipeline}: the retry succeeded"));
@@ -239,19 +198,12 @@ pub fn healed(run: &Incident, previous: &crate::incident::IncidentKey) -> Summar
     attributes.insert("outcome".to_string(), "healed".to_string());
     attributes.insert("severity".to_string(), "info".to_string());
     attributes.insert("pipeline".to_string(), pipeline);
-    Summary {
-        subject,
-        body,
-        attributes,
-    }
+    Summary { subject, body, attributes }
 }
 
 /// Subjects: under 100 characters, printable, one line.
 fn clean_subject(s: &str) -> String {
-    let one_line: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     redact::truncate(&redact::text(&one_line), MAX_SUBJECT)
 }
 
@@ -268,9 +220,7 @@ mod tests {
         let d = Diagnosis {
             state: Some("PullApolloDelta".into()),
             error: Some("HTTPError".into()),
-            cause: Some(
-                "401 Unauthorized: api_key=sk-live-SEEDED-SECRET-0001 rejected\nline two".into(),
-            ),
+            cause: Some("401 Unauthorized: api_key=sk-live-SEEDED-SECRET-0001 rejected\nline two".into()),
             ..Diagnosis::default()
         };
         Incident::new(Event::parse(text).unwrap(), Some(d))
@@ -287,18 +237,9 @@ mod tests {
             dry_run: false,
             note: None,
         });
-        assert_eq!(
-            s.subject,
-            "[unhandled] thera-pipeline-prod-daily: HTTPError at PullApolloDelta"
-        );
-        assert!(
-            s.body.contains("Failed state:  PullApolloDelta"),
-            "{}",
-            s.body
-        );
-        assert!(s
-            .body
-            .contains("console.aws.amazon.com/states/home?region=us-east-1"));
+        assert_eq!(s.subject, "[unhandled] thera-pipeline-prod-daily: HTTPError at PullApolloDelta");
+        assert!(s.body.contains("Failed state:  PullApolloDelta"), "{}", s.body);
+        assert!(s.body.contains("console.aws.amazon.com/states/home?region=us-east-1"));
         assert!(!s.body.contains("SEEDED-SECRET"), "{}", s.body);
         assert!(!s.body.contains("apollo_api_key"), "{}", s.body);
         assert_eq!(s.attributes["severity"], "critical");

@@ -82,15 +82,10 @@ impl Node {
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Number(n) => number_to_json(*n),
             Value::String(s) => serde_json::Value::String(s.clone()),
-            Value::Seq(items) => {
-                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            Value::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => {
+                serde_json::Value::Object(entries.iter().map(|(k, v)| (key_text(k), v.to_json())).collect())
             }
-            Value::Map(entries) => serde_json::Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (key_text(k), v.to_json()))
-                    .collect(),
-            ),
         }
     }
 
@@ -101,17 +96,10 @@ impl Node {
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::String(s) => Value::String(s.clone()),
-            serde_json::Value::Array(items) => {
-                Value::Seq(items.iter().map(Node::from_json).collect())
-            }
+            serde_json::Value::Array(items) => Value::Seq(items.iter().map(Node::from_json).collect()),
             serde_json::Value::Object(map) => Value::Map(
                 map.iter()
-                    .map(|(k, v)| {
-                        (
-                            Node::new(Value::String(k.clone()), Mark::default()),
-                            Node::from_json(v),
-                        )
-                    })
+                    .map(|(k, v)| (Node::new(Value::String(k.clone()), Mark::default()), Node::from_json(v)))
                     .collect(),
             ),
         };
@@ -123,9 +111,7 @@ fn number_to_json(n: f64) -> serde_json::Value {
     if n.fract() == 0.0 && n.abs() < 9.0e15 {
         serde_json::Value::from(n as i64)
     } else {
-        serde_json::Number::from_f64(n)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null)
+        serde_json::Number::from_f64(n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -146,16 +132,10 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut documents = 0;
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| SyntaxError {
-            mark: Mark {
-                line: e.marker().line(),
-                column: e.marker().col() + 1,
-            },
+            mark: Mark { line: e.marker().line(), column: e.marker().col() + 1 },
             message: e.info().to_string(),
         })?;
-        let mark = Mark {
-            line: span.start.line(),
-            column: span.start.col() + 1,
-        };
+        let mark = Mark { line: span.start.line(), column: span.start.col() + 1 };
         match event {
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -167,11 +147,8 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                 }
             }
             Event::Scalar(text, style, anchor, _tag) => {
-                let value = if style == ScalarStyle::Plain {
-                    resolve_plain(&text)
-                } else {
-                    Value::String(text.into_owned())
-                };
+                let value =
+                    if style == ScalarStyle::Plain { resolve_plain(&text) } else { Value::String(text.into_owned()) };
                 builder.push(Node::new(value, mark), anchor)?;
             }
             Event::SequenceStart(anchor, _) => builder.open(Value::Seq(Vec::new()), mark, anchor),
@@ -182,18 +159,13 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                     .anchors
                     .get(&id)
                     .cloned()
-                    .ok_or_else(|| SyntaxError {
-                        mark,
-                        message: "alias refers to an unknown anchor".into(),
-                    })?;
+                    .ok_or_else(|| SyntaxError { mark, message: "alias refers to an unknown anchor".into() })?;
                 builder.push(node, 0)?;
             }
             _ => {}
         }
     }
-    Ok(builder
-        .root
-        .unwrap_or(Node::new(Value::Null, Mark { line: 1, column: 1 })))
+    Ok(builder.root.unwrap_or(Node::new(Value::Null, Mark { line: 1, column: 1 })))
 }
 
 #[derive(Default)]
@@ -209,15 +181,9 @@ impl Builder {
     }
 
     fn close(&mut self) -> Result<(), SyntaxError> {
-        let (node, anchor, pending) = self
-            .stack
-            .pop()
-            .expect("parser balances start and end events");
+        let (node, anchor, pending) = self.stack.pop().expect("parser balances start and end events");
         if let Some(key) = pending {
-            return Err(SyntaxError {
-                mark: key.mark,
-                message: "mapping key without a value".into(),
-            });
+            return Err(SyntaxError { mark: key.mark, message: "mapping key without a value".into() });
         }
         self.push(node, anchor)
     }
@@ -248,9 +214,7 @@ fn resolve_plain(text: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Number(f64::INFINITY)
-        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Number(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => return Value::Number(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Number(f64::NAN),
         _ => {}
@@ -320,18 +284,12 @@ mod tests {
     #[test]
     fn nodes_carry_their_line_and_column() {
         let root = parse("a:\n  b: [x, 2]\n").unwrap();
-        let Value::Map(entries) = &root.value else {
-            panic!()
-        };
+        let Value::Map(entries) = &root.value else { panic!() };
         let (_, inner) = &entries[0];
-        let Value::Map(inner) = &inner.value else {
-            panic!()
-        };
+        let Value::Map(inner) = &inner.value else { panic!() };
         let (key, list) = &inner[0];
         assert_eq!(key.mark, Mark { line: 2, column: 3 });
-        let Value::Seq(items) = &list.value else {
-            panic!()
-        };
+        let Value::Seq(items) = &list.value else { panic!() };
         assert_eq!(items[0].mark, Mark { line: 2, column: 7 });
         assert_eq!(items[1].value, Value::Number(2.0));
     }
@@ -339,9 +297,7 @@ mod tests {
     #[test]
     fn plain_scalars_resolve_with_the_core_schema_and_quoted_ones_stay_strings() {
         let root = parse("[null, ~, true, 'true', 5m, 1.5e3, '', aws.states, 0x10]").unwrap();
-        let Value::Seq(items) = root.value else {
-            panic!()
-        };
+        let Value::Seq(items) = root.value else { panic!() };
         let values: Vec<Value> = items.into_iter().map(|n| n.value).collect();
         assert_eq!(
             values,

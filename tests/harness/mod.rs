@@ -59,18 +59,12 @@ impl Emulator {
             .unwrap_or_else(|e| panic!("starting {}: {e}", python.display()));
         let stdin = child.stdin.take().expect("piped");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .expect("reading the emulator's port");
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("reading the emulator's port");
         let port: u16 = line
             .strip_prefix("PORT ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("the emulator did not start: {line:?}"));
-        Emulator {
-            child,
-            _stdin: stdin,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
+        Emulator { child, _stdin: stdin, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
     pub fn sdk(&self) -> SdkConfig {
@@ -170,8 +164,7 @@ impl Pipeline {
 
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         use aws_sdk_dynamodb::types::{
-            AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-            ScalarAttributeType,
+            AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
         };
         ddb.create_table()
             .table_name(QUOTA_TABLE)
@@ -183,13 +176,7 @@ impl Pipeline {
                     .build()
                     .unwrap(),
             )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
+            .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
             .send()
             .await
             .expect("CreateTable quota");
@@ -214,29 +201,12 @@ impl Pipeline {
             .expect("CreateFunction");
 
         let events = aws_sdk_eventbridge::Client::new(&sdk);
-        for (rule, cron) in RULES
-            .iter()
-            .zip(["cron(0 6 * * ? *)", "cron(0 7 ? * MON *)"])
-        {
-            events
-                .put_rule()
-                .name(*rule)
-                .schedule_expression(cron)
-                .send()
-                .await
-                .expect("PutRule");
+        for (rule, cron) in RULES.iter().zip(["cron(0 6 * * ? *)", "cron(0 7 ? * MON *)"]) {
+            events.put_rule().name(*rule).schedule_expression(cron).send().await.expect("PutRule");
         }
 
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
-        s3.create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("CreateBucket");
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+        s3.create_bucket().bucket(BUCKET).send().await.expect("CreateBucket");
         s3.put_bucket_versioning()
             .bucket(BUCKET)
             .versioning_configuration(
@@ -250,9 +220,7 @@ impl Pipeline {
         s3.put_object()
             .bucket(BUCKET)
             .key("thera-pipeline/apollo/latest.json")
-            .body(aws_sdk_s3::primitives::ByteStream::from_static(
-                b"{\"contacts\": 1200}",
-            ))
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{\"contacts\": 1200}"))
             .send()
             .await
             .expect("PutObject");
@@ -269,11 +237,7 @@ impl Pipeline {
 
         // remediator's own table and topic, the way a user creates them.
         let out = run(remediator, emulator, &["bootstrap"], None);
-        assert!(
-            out.status.success(),
-            "bootstrap failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "bootstrap failed: {}", String::from_utf8_lossy(&out.stderr));
 
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue_url = sqs
@@ -295,14 +259,8 @@ impl Pipeline {
             .await
             .expect("Subscribe");
 
-        let pipeline = Pipeline {
-            sfn,
-            ddb,
-            sqs,
-            state_machine_arn: sm.state_machine_arn().to_string(),
-            queue_url,
-            sdk,
-        };
+        let pipeline =
+            Pipeline { sfn, ddb, sqs, state_machine_arn: sm.state_machine_arn().to_string(), queue_url, sdk };
         pipeline.set_apollo_quota("ok").await;
         pipeline
     }
@@ -323,8 +281,7 @@ impl Pipeline {
     /// Starts an execution of `job` (`apollo-delta` or `firecrawl`) with a seeded secret
     /// in its input, and waits until it stops.
     pub async fn run_execution(&self, name: &str, job: &str) -> String {
-        let input =
-            json!({"job": job, "since": "2026-11-28", "apollo_api_key": SEEDED_SECRET}).to_string();
+        let input = json!({"job": job, "since": "2026-11-28", "apollo_api_key": SEEDED_SECRET}).to_string();
         let arn = self
             .sfn
             .start_execution()
@@ -343,13 +300,7 @@ impl Pipeline {
     /// Waits until an execution is no longer running; returns its status.
     pub async fn wait(&self, arn: &str) -> String {
         for _ in 0..100 {
-            let out = self
-                .sfn
-                .describe_execution()
-                .execution_arn(arn)
-                .send()
-                .await
-                .expect("DescribeExecution");
+            let out = self.sfn.describe_execution().execution_arn(arn).send().await.expect("DescribeExecution");
             if out.status().as_str() != "RUNNING" {
                 return out.status().as_str().to_string();
             }
@@ -362,13 +313,7 @@ impl Pipeline {
     /// `DescribeExecution` (the emulator emits none): the current shape, or the 2022
     /// shape without error, cause and redrive fields.
     pub async fn status_event(&self, arn: &str, legacy: bool) -> Value {
-        let out = self
-            .sfn
-            .describe_execution()
-            .execution_arn(arn)
-            .send()
-            .await
-            .expect("DescribeExecution");
+        let out = self.sfn.describe_execution().execution_arn(arn).send().await.expect("DescribeExecution");
         let mut detail = json!({
             "executionArn": arn,
             "stateMachineArn": out.state_machine_arn(),
@@ -385,10 +330,7 @@ impl Pipeline {
             detail["error"] = json!(out.error());
             detail["cause"] = json!(out.cause());
             detail["redriveCount"] = json!(out.redrive_count().unwrap_or(0));
-            detail["redriveStatus"] = json!(out
-                .redrive_status()
-                .map(|s| s.as_str())
-                .unwrap_or("REDRIVABLE"));
+            detail["redriveStatus"] = json!(out.redrive_status().map(|s| s.as_str()).unwrap_or("REDRIVABLE"));
         }
         json!({
             "version": "0",
@@ -405,18 +347,9 @@ impl Pipeline {
 
     /// Executions of the state machine, by name.
     pub async fn execution_names(&self) -> Vec<String> {
-        let out = self
-            .sfn
-            .list_executions()
-            .state_machine_arn(&self.state_machine_arn)
-            .send()
-            .await
-            .expect("ListExecutions");
-        let mut names: Vec<String> = out
-            .executions()
-            .iter()
-            .map(|e| e.name().to_string())
-            .collect();
+        let out =
+            self.sfn.list_executions().state_machine_arn(&self.state_machine_arn).send().await.expect("ListExecutions");
+        let mut names: Vec<String> = out.executions().iter().map(|e| e.name().to_string()).collect();
         names.sort();
         names
     }
@@ -438,8 +371,7 @@ impl Pipeline {
                 break;
             }
             for m in messages {
-                let envelope: Value =
-                    serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope");
+                let envelope: Value = serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope");
                 out.push(envelope);
                 self.sqs
                     .delete_message()
@@ -471,17 +403,8 @@ impl Pipeline {
 
     /// Every item of the state table.
     pub async fn state_items(&self) -> Vec<Value> {
-        let out = self
-            .ddb
-            .scan()
-            .table_name(STATE_TABLE)
-            .send()
-            .await
-            .expect("Scan");
-        out.items()
-            .iter()
-            .map(remediator::aws::dynamodb::item_to_json)
-            .collect()
+        let out = self.ddb.scan().table_name(STATE_TABLE).send().await.expect("Scan");
+        out.items().iter().map(remediator::aws::dynamodb::item_to_json).collect()
     }
 }
 
@@ -495,11 +418,7 @@ impl Pipeline {
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&self.sdk)
-                .force_path_style(true)
-                .build(),
-        )
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(true).build())
     }
 
     /// The function's (timeout, memory).
@@ -515,24 +434,13 @@ impl Pipeline {
     }
 
     pub async fn rule_state(&self, rule: &str) -> String {
-        let r = self
-            .events()
-            .describe_rule()
-            .name(rule)
-            .send()
-            .await
-            .expect("DescribeRule");
+        let r = self.events().describe_rule().name(rule).send().await.expect("DescribeRule");
         r.state().unwrap().as_str().to_string()
     }
 
     /// Disables a rule and returns the CloudTrail "AWS API Call" event that records it.
     pub async fn disable_rule(&self, rule: &str) -> Value {
-        self.events()
-            .disable_rule()
-            .name(rule)
-            .send()
-            .await
-            .expect("DisableRule");
+        self.events().disable_rule().name(rule).send().await.expect("DisableRule");
         json!({
             "version": "0", "id": format!("ct-disable-{rule}"), "detail-type": "AWS API Call via CloudTrail",
             "source": "aws.events", "account": ACCOUNT, "time": now_rfc3339(), "region": REGION, "resources": [],
@@ -547,13 +455,7 @@ impl Pipeline {
     /// Deletes an object (a delete marker in the versioned bucket) and returns the S3
     /// "Object Deleted" event.
     pub async fn delete_object(&self, key: &str) -> Value {
-        self.s3()
-            .delete_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .expect("DeleteObject");
+        self.s3().delete_object().bucket(BUCKET).key(key).send().await.expect("DeleteObject");
         json!({
             "version": "0", "id": format!("s3-deleted-{}", key.replace('/', "-")), "detail-type": "Object Deleted",
             "source": "aws.s3", "account": ACCOUNT, "time": now_rfc3339(), "region": REGION,
@@ -564,14 +466,7 @@ impl Pipeline {
     }
 
     pub async fn object_body(&self, key: &str) -> Option<String> {
-        let out = self
-            .s3()
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
+        let out = self.s3().get_object().bucket(BUCKET).key(key).send().await.ok()?;
         Some(String::from_utf8(out.body.collect().await.ok()?.to_vec()).unwrap())
     }
 
@@ -618,16 +513,9 @@ pub fn run_with(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("running {}: {e}", remediator.display()));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("running {}: {e}", remediator.display()));
     if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("remediator output")
@@ -692,11 +580,7 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
         }
     }
     !crc

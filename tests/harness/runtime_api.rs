@@ -26,9 +26,7 @@ pub struct RuntimeApi {
 
 impl RuntimeApi {
     pub async fn start() -> RuntimeApi {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind runtime API");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind runtime API");
         let address = listener.local_addr().unwrap().to_string();
         let (events, events_rx) = mpsc::unbounded_channel::<(String, Value)>();
         let (replies_tx, replies) = mpsc::unbounded_channel();
@@ -68,11 +66,7 @@ impl RuntimeApi {
                         if read.read_exact(&mut body).await.is_err() {
                             return;
                         }
-                        let path = request_line
-                            .split_whitespace()
-                            .nth(1)
-                            .unwrap_or_default()
-                            .to_string();
+                        let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
                         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         let response = if path.ends_with("/invocation/next") {
                             let next = events_rx.lock().await.recv().await;
@@ -108,23 +102,16 @@ impl RuntimeApi {
                 });
             }
         });
-        RuntimeApi {
-            address,
-            events,
-            replies,
-        }
+        RuntimeApi { address, events, replies }
     }
 
     /// Invokes the function with `event` and waits for its reply.
     pub async fn invoke(&mut self, id: &str, event: Value) -> Reply {
-        self.events
-            .send((id.to_string(), event))
+        self.events.send((id.to_string(), event)).expect("runtime API running");
+        let (reply_id, reply) = tokio::time::timeout(std::time::Duration::from_secs(60), self.replies.recv())
+            .await
+            .expect("the function answered within 60 s")
             .expect("runtime API running");
-        let (reply_id, reply) =
-            tokio::time::timeout(std::time::Duration::from_secs(60), self.replies.recv())
-                .await
-                .expect("the function answered within 60 s")
-                .expect("runtime API running");
         if !matches!(reply, Reply::InitError(_)) {
             assert_eq!(reply_id, id);
         }

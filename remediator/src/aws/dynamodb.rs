@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use crate::apply::ChangeLocks;
@@ -30,10 +30,7 @@ pub struct StateTable {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -50,63 +47,33 @@ pub fn partition_key(key: &IncidentKey) -> String {
 
 impl StateTable {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        StateTable {
-            client,
-            table: table.into(),
-        }
+        StateTable { client, table: table.into() }
     }
 
     fn key(&self, key: &IncidentKey) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("pk".to_string(), s(partition_key(key))),
-            ("sk".to_string(), s("INCIDENT")),
-        ])
+        HashMap::from([("pk".to_string(), s(partition_key(key))), ("sk".to_string(), s("INCIDENT"))])
     }
 
     /// Creates the table if it does not exist (for the emulator and first trials;
     /// production gets it from `infra/`). Returns whether it was created.
     pub async fn ensure(&self) -> Result<bool, AwsError> {
-        match self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-        {
+        match self.client.describe_table().table_name(&self.table).send().await {
             Ok(_) => return Ok(false),
             Err(SdkError::ServiceError(e)) if e.err().is_resource_not_found_exception() => {}
             Err(e) => return Err(AwsError::sdk("DescribeTable", e)),
         }
         let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
         };
-        let key = |name: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-        };
+        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
         self.client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                attr("pk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?,
-            )
-            .attribute_definitions(
-                attr("sk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?,
-            )
-            .key_schema(
-                key("pk", KeyType::Hash)
-                    .map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?,
-            )
-            .key_schema(
-                key("sk", KeyType::Range)
-                    .map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?,
-            )
+            .attribute_definitions(attr("pk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
+            .attribute_definitions(attr("sk").map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
+            .key_schema(key("pk", KeyType::Hash).map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
+            .key_schema(key("sk", KeyType::Range).map_err(|e| AwsError::invalid("CreateTable", e.to_string()))?)
             .send()
             .await
             .map_err(|e| AwsError::sdk("CreateTable", e))?;
@@ -140,24 +107,91 @@ impl StateTable {
     }
 }
 
+impl StateTable {
+    /// Incidents completed at or after `since` (a scan: for history, not the hot path).
+    pub async fn incidents(&self, since: i64) -> Result<Vec<serde_json::Value>, AwsError> {
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :p) AND sk = :sk AND completed_at >= :since")
+                .expression_attribute_values(":p", s("INCIDENT#"))
+                .expression_attribute_values(":sk", s("INCIDENT"))
+                .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("Scan (incidents)", e))?;
+            items.extend(out.items().iter().map(item_to_json));
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        items.sort_by_key(|i| i.get("completed_at").and_then(serde_json::Value::as_i64).unwrap_or(0));
+        Ok(items)
+    }
+
+    /// Records that an incident's changes were put back.
+    pub async fn mark_undone(&self, key: &IncidentKey, by: &str) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .update_expression("SET undone_at = :now, undone_by = :by")
+            .expression_attribute_values(":now", n(now()))
+            .expression_attribute_values(":by", s(by))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("UpdateItem (undo)", e))?;
+        Ok(())
+    }
+
+    /// When the last sweep ran (Unix seconds).
+    pub async fn last_sweep(&self) -> Result<Option<i64>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("SWEEP"))
+            .key("sk", s("LAST"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("GetItem (sweep)", e))?;
+        Ok(out.item().and_then(|i| i.get("at")).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()))
+    }
+
+    pub async fn set_last_sweep(&self, at: i64) -> Result<(), AwsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("SWEEP"))
+            .item("sk", s("LAST"))
+            .item("at", AttributeValue::N(at.to_string()))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("PutItem (sweep)", e))?;
+        Ok(())
+    }
+}
+
 /// Converts an item to JSON for display (strings, numbers, booleans, maps, lists).
 pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
     let mut keys: Vec<&String> = item.keys().collect();
     keys.sort();
-    serde_json::Value::Object(
-        keys.into_iter()
-            .map(|k| (k.clone(), value_to_json(&item[k])))
-            .collect(),
-    )
+    serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), value_to_json(&item[k]))).collect())
 }
 
 fn value_to_json(v: &AttributeValue) -> serde_json::Value {
     match v {
         AttributeValue::S(s) => serde_json::Value::String(s.clone()),
-        AttributeValue::N(n) => n
-            .parse::<i64>()
-            .map(serde_json::Value::from)
-            .unwrap_or_else(|_| serde_json::Value::String(n.clone())),
+        AttributeValue::N(n) => {
+            n.parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::String(n.clone()))
+        }
         AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
         AttributeValue::M(m) => item_to_json(m),
         AttributeValue::L(l) => serde_json::Value::Array(l.iter().map(value_to_json).collect()),
@@ -176,7 +210,9 @@ impl IncidentLog for StateTable {
             .table_name(&self.table)
             .set_key(Some(self.key(&request.key)))
             // New, or released by a failed handling, or a lease that ran out.
-            .condition_expression("attribute_not_exists(pk) OR #status = :failed OR (#status = :in_progress AND lease_until < :now)")
+            .condition_expression(
+                "attribute_not_exists(pk) OR #status = :failed OR (#status = :in_progress AND lease_until < :now)",
+            )
             .update_expression(
                 "SET #status = :in_progress, #owner = :owner, lease_until = :lease, claimed_at = :now, \
                  event_id = :event, event_source = :source, expires_at = :expires, incident = :incident \
@@ -227,24 +263,15 @@ impl IncidentLog for StateTable {
         };
         let text = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
         if text("status").as_deref() == Some("IN_PROGRESS") {
-            return Ok(Claim::InProgress {
-                owner: text("owner").unwrap_or_default(),
-            });
+            return Ok(Claim::InProgress { owner: text("owner").unwrap_or_default() });
         }
         let outcome = text("outcome").and_then(|o| serde_json::from_str(&o).ok());
-        let sent = old
-            .get("summary_sent")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(true);
+        let sent = old.get("summary_sent").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true);
         let unsent_summary = match (sent, text("summary_subject"), text("summary_body")) {
             (false, Some(subject), Some(body)) => Some((subject, body)),
             _ => None,
         };
-        Ok(Claim::Done {
-            outcome,
-            unsent_summary,
-        })
+        Ok(Claim::Done { outcome, unsent_summary })
     }
 
     async fn complete(&self, c: &Completion) -> Result<(), AwsError> {
@@ -330,12 +357,7 @@ impl IncidentLog for StateTable {
             .map(|k| IncidentKey::from_stored(k.clone())))
     }
 
-    async fn verify(
-        &self,
-        incident: &IncidentKey,
-        verdict: &str,
-        execution: &str,
-    ) -> Result<(), AwsError> {
+    async fn verify(&self, incident: &IncidentKey, verdict: &str, execution: &str) -> Result<(), AwsError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -389,47 +411,19 @@ impl GuardStore for StateTable {
                 .await
                 .map_err(|e| AwsError::sdk("Query (guards)", e))?;
             for item in out.items() {
-                let text = |k: &str| {
-                    item.get(k)
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                let num = |k: &str| {
-                    item.get(k)
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse::<i64>().ok())
-                        .unwrap_or(0)
-                };
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let num =
+                    |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
                 let sk = text("sk");
                 if let Some(scope) = sk.strip_prefix("pause#").and_then(PauseScope::from_key) {
                     if num("until") > now {
-                        state.pauses.push(Pause {
-                            scope,
-                            reason: text("reason"),
-                            until: num("until"),
-                            by: text("by"),
-                        });
+                        state.pauses.push(Pause { scope, reason: text("reason"), until: num("until"), by: text("by") });
                     }
                 } else if sk.starts_with("attempt#") {
-                    state
-                        .attempts
-                        .entry((text("policy"), text("target")))
-                        .or_default()
-                        .push(num("at"));
+                    state.attempts.entry((text("policy"), text("target"))).or_default().push(num("at"));
                 } else if let Some(target) = sk.strip_prefix("circuit#") {
-                    let open = item
-                        .get("open")
-                        .and_then(|v| v.as_bool().ok())
-                        .copied()
-                        .unwrap_or(false);
-                    state.circuits.insert(
-                        target.to_string(),
-                        Circuit {
-                            failures: num("failures") as u32,
-                            open,
-                        },
-                    );
+                    let open = item.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+                    state.circuits.insert(target.to_string(), Circuit { failures: num("failures") as u32, open });
                 }
             }
             match out.last_evaluated_key() {
@@ -450,10 +444,7 @@ impl GuardStore for StateTable {
             .item("by", s(&pause.by))
             .item("until", AttributeValue::N(pause.until.to_string()))
             .item("created_at", n(now()))
-            .item(
-                "expires_at",
-                AttributeValue::N((pause.until + 86400).to_string()),
-            )
+            .item("expires_at", AttributeValue::N((pause.until + 86400).to_string()))
             .send()
             .await
             .map_err(|e| AwsError::sdk("PutItem (pause)", e))?;
@@ -461,32 +452,19 @@ impl GuardStore for StateTable {
     }
 
     async fn clear_pause(&self, scope: &PauseScope) -> Result<bool, AwsError> {
-        self.delete_guard(format!("pause#{}", scope.key()), "DeleteItem (pause)")
-            .await
+        self.delete_guard(format!("pause#{}", scope.key()), "DeleteItem (pause)").await
     }
 
-    async fn record_attempt(
-        &self,
-        policy: &str,
-        target: &str,
-        at: i64,
-        keep: i64,
-    ) -> Result<(), AwsError> {
+    async fn record_attempt(&self, policy: &str, target: &str, at: i64, keep: i64) -> Result<(), AwsError> {
         self.client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(GUARD))
-            .item(
-                "sk",
-                s(format!("attempt#{policy}#{target}#{at}#{}", now_nanos())),
-            )
+            .item("sk", s(format!("attempt#{policy}#{target}#{at}#{}", now_nanos())))
             .item("policy", s(policy))
             .item("target", s(target))
             .item("at", AttributeValue::N(at.to_string()))
-            .item(
-                "expires_at",
-                AttributeValue::N((at + keep.max(3600)).to_string()),
-            )
+            .item("expires_at", AttributeValue::N((at + keep.max(3600)).to_string()))
             .send()
             .await
             .map_err(|e| AwsError::sdk("PutItem (attempt)", e))?;
@@ -509,16 +487,8 @@ impl GuardStore for StateTable {
             .await
             .map_err(|e| AwsError::sdk("UpdateItem (circuit)", e))?;
         let attrs = out.attributes().cloned().unwrap_or_default();
-        let failures = attrs
-            .get("failures")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
-        let already_open = attrs
-            .get("open")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false);
+        let failures = attrs.get("failures").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(1);
+        let already_open = attrs.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
         let open = already_open || failures >= CIRCUIT_THRESHOLD;
         if open && !already_open {
             self.client
@@ -553,16 +523,13 @@ impl GuardStore for StateTable {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(())
-            }
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
             Err(e) => Err(AwsError::sdk("DeleteItem (circuit)", e)),
         }
     }
 
     async fn reset(&self, target: &str) -> Result<bool, AwsError> {
-        self.delete_guard(format!("circuit#{target}"), "DeleteItem (circuit)")
-            .await
+        self.delete_guard(format!("circuit#{target}"), "DeleteItem (circuit)").await
     }
 }
 
@@ -583,21 +550,12 @@ impl StateTable {
 }
 
 fn now_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
 #[async_trait]
 impl ChangeLocks for StateTable {
-    async fn claim_change(
-        &self,
-        target: &str,
-        change: &str,
-        from: &str,
-        incident: &str,
-    ) -> Result<bool, AwsError> {
+    async fn claim_change(&self, target: &str, change: &str, from: &str, incident: &str) -> Result<bool, AwsError> {
         let result = self
             .client
             .put_item()
@@ -612,9 +570,7 @@ impl ChangeLocks for StateTable {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
                 Ok(false)
             }
             Err(e) => Err(AwsError::sdk("PutItem (change lock)", e)),
@@ -636,11 +592,7 @@ impl ChangeLocks for StateTable {
         Ok(out
             .items()
             .iter()
-            .filter_map(|i| {
-                i.get("at")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<i64>().ok())
-            })
+            .filter_map(|i| i.get("at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()))
             .max())
     }
 }

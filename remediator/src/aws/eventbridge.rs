@@ -18,32 +18,20 @@ impl EventRules {
 #[async_trait]
 impl Rules for EventRules {
     async fn describe(&self, name: &str) -> Result<RuleInfo, AwsError> {
-        let out = self
-            .client
-            .describe_rule()
-            .name(name)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("DescribeRule", e))?;
+        let out = self.client.describe_rule().name(name).send().await.map_err(|e| AwsError::sdk("DescribeRule", e))?;
         Ok(RuleInfo {
-            state: out
-                .state()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            managed_by: out
-                .managed_by()
-                .filter(|m| !m.is_empty())
-                .map(str::to_string),
+            state: out.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            managed_by: out.managed_by().filter(|m| !m.is_empty()).map(str::to_string),
         })
     }
 
+    async fn disable(&self, name: &str) -> Result<(), AwsError> {
+        self.client.disable_rule().name(name).send().await.map_err(|e| AwsError::sdk("DisableRule", e))?;
+        Ok(())
+    }
+
     async fn enable(&self, name: &str) -> Result<(), AwsError> {
-        self.client
-            .enable_rule()
-            .name(name)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("EnableRule", e))?;
+        self.client.enable_rule().name(name).send().await.map_err(|e| AwsError::sdk("EnableRule", e))?;
         Ok(())
     }
 }

@@ -37,12 +37,7 @@ impl FunctionSettings for Functions {
         })
     }
 
-    async fn update(
-        &self,
-        function: &str,
-        setting: Setting,
-        revision_id: Option<&str>,
-    ) -> Result<Update, AwsError> {
+    async fn update(&self, function: &str, setting: Setting, revision_id: Option<&str>) -> Result<Update, AwsError> {
         let request = self
             .client
             .update_function_configuration()
@@ -55,10 +50,7 @@ impl FunctionSettings for Functions {
         match request.send().await {
             Ok(_) => Ok(Update::Updated),
             Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    UpdateFunctionConfigurationError::PreconditionFailedException(_)
-                ) =>
+                if matches!(e.err(), UpdateFunctionConfigurationError::PreconditionFailedException(_)) =>
             {
                 Ok(Update::Conflict)
             }

@@ -56,20 +56,11 @@ impl ObjectVersions for Objects {
             version_marker = out.next_version_id_marker().map(str::to_string);
         }
         // Newest first: the latest, then by time.
-        all.sort_by(|a, b| {
-            b.is_latest
-                .cmp(&a.is_latest)
-                .then(b.last_modified.cmp(&a.last_modified))
-        });
+        all.sort_by(|a, b| b.is_latest.cmp(&a.is_latest).then(b.last_modified.cmp(&a.last_modified)));
         Ok(all)
     }
 
-    async fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: &str,
-    ) -> Result<(), AwsError> {
+    async fn delete_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<(), AwsError> {
         self.client
             .delete_object()
             .bucket(bucket)
@@ -81,19 +72,21 @@ impl ObjectVersions for Objects {
         Ok(())
     }
 
-    async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, AwsError> {
-        match self
-            .client
-            .head_object()
+    async fn delete_current(&self, bucket: &str, key: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_object()
             .bucket(bucket)
             .key(key)
             .send()
             .await
-        {
+            .map_err(|e| AwsError::sdk("DeleteObject", e))?;
+        Ok(())
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, AwsError> {
+        match self.client.head_object().bucket(bucket).key(key).send().await {
             Ok(out) => Ok(Some(out.version_id().unwrap_or("null").to_string())),
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), HeadObjectError::NotFound(_)) => {
-                Ok(None)
-            }
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), HeadObjectError::NotFound(_)) => Ok(None),
             Err(e) => Err(AwsError::sdk("HeadObject", e)),
         }
     }

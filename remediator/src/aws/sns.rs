@@ -13,23 +13,14 @@ pub struct SummaryTopic {
 
 impl SummaryTopic {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
-        SummaryTopic {
-            client,
-            topic_arn: topic_arn.into(),
-        }
+        SummaryTopic { client, topic_arn: topic_arn.into() }
     }
 
     /// Creates the topic named by the ARN's last part if missing (`CreateTopic` is
     /// idempotent) and returns the ARN AWS gives it.
     pub async fn ensure(&self) -> Result<String, AwsError> {
         let name = self.topic_arn.rsplit(':').next().unwrap_or_default();
-        let out = self
-            .client
-            .create_topic()
-            .name(name)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("CreateTopic", e))?;
+        let out = self.client.create_topic().name(name).send().await.map_err(|e| AwsError::sdk("CreateTopic", e))?;
         Ok(out.topic_arn().unwrap_or_default().to_string())
     }
 }
@@ -37,12 +28,8 @@ impl SummaryTopic {
 #[async_trait]
 impl Notifier for SummaryTopic {
     async fn publish(&self, summary: &Summary) -> Result<String, AwsError> {
-        let mut request = self
-            .client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(&summary.subject)
-            .message(&summary.body);
+        let mut request =
+            self.client.publish().topic_arn(&self.topic_arn).subject(&summary.subject).message(&summary.body);
         for (k, v) in &summary.attributes {
             let value = MessageAttributeValue::builder()
                 .data_type("String")
@@ -51,10 +38,7 @@ impl Notifier for SummaryTopic {
                 .map_err(|e| AwsError::invalid("Publish", e.to_string()))?;
             request = request.message_attributes(k, value);
         }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("Publish", e))?;
+        let out = request.send().await.map_err(|e| AwsError::sdk("Publish", e))?;
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 }
