@@ -51,9 +51,7 @@ pub fn text(input: &str) -> String {
                 if !sep.is_empty() && sep.len() <= 6 {
                     out.push_str(sep);
                     rest = &rest[sep_len..];
-                    let value_end = rest
-                        .find(|c: char| matches!(c, '"' | '\'' | ',' | '}' | ' ' | '\n' | ';' | '&'))
-                        .unwrap_or(rest.len());
+                    let value_end = rest.find(['"', '\'', ',', '}', ' ', '\n', ';', '&']).unwrap_or(rest.len());
                     if value_end > 0 {
                         let value = &rest[..value_end];
                         out.push_str(MASK);
@@ -61,9 +59,7 @@ pub fn text(input: &str) -> String {
                         // `Authorization: Bearer xyz`: the scheme is followed by the secret.
                         if value.eq_ignore_ascii_case("bearer") || value.eq_ignore_ascii_case("basic") {
                             let trimmed = rest.trim_start_matches(' ');
-                            let next_end = trimmed
-                                .find(|c: char| matches!(c, '"' | '\'' | ',' | '}' | ' ' | '\n' | ';'))
-                                .unwrap_or(trimmed.len());
+                            let next_end = trimmed.find(['"', '\'', ',', '}', ' ', '\n', ';']).unwrap_or(trimmed.len());
                             rest = &trimmed[next_end..];
                         }
                     }

@@ -86,7 +86,7 @@ impl Executions for StepFunctions {
     async fn list_failed(&self, state_machine_arn: &str, since: i64) -> Result<Vec<String>, AwsError> {
         let mut all = self.list_status(state_machine_arn, ExecutionStatus::Failed, since).await?;
         all.extend(self.list_status(state_machine_arn, ExecutionStatus::TimedOut, since).await?);
-        all.sort_by(|a, b| b.1.cmp(&a.1));
+        all.sort_by_key(|e| std::cmp::Reverse(e.1));
         Ok(all.into_iter().map(|(arn, _)| arn).collect())
     }
 
