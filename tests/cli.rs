@@ -160,5 +160,6 @@ fn rules_cover_the_shipped_policies() {
     assert!(names.contains(&"never-retry-auth-errors") && names.contains(&"redrive-transient-errors"), "{names:?}");
     let sources: Vec<&str> =
         rules["rules"].as_array().unwrap().iter().map(|r| r["eventPattern"]["source"][0].as_str().unwrap()).collect();
-    assert_eq!(sources, ["aws.states", "aws.events", "aws.s3", "aws.cloudwatch"]);
+    assert_eq!(sources, ["aws.states", "aws.events", "aws.s3", "aws.cloudwatch", "aws.states"]);
+    assert_eq!(rules["rules"][4]["eventPattern"]["detail"]["status"][0], "SUCCEEDED", "verification of retries");
 }

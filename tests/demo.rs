@@ -1,11 +1,13 @@
-//! `make demo`: the moto server, a miniature Thera pipeline on it, two real failures,
-//! and `remediator handle` healing one and reporting the other.
+//! `make demo`: the moto server, a miniature Thera pipeline on it, and the failures of
+//! shared/docs/failure-modes.md healed or reported by `remediator handle`, as a
+//! subscriber and the state table see them.
 
 mod harness;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use harness::{outcomes, run, Emulator, Pipeline};
+use harness::{outcomes, run, Emulator, Pipeline, RULES};
 use serde_json::Value;
 
 fn remediator_bin() -> PathBuf {
@@ -17,15 +19,61 @@ fn remediator_bin() -> PathBuf {
 }
 
 fn section(title: &str) {
-    println!("\n=== {title} {}", "=".repeat(70usize.saturating_sub(title.len())));
+    println!("\n=== {title} {}", "=".repeat(76usize.saturating_sub(title.len())));
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
 fn show(label: &str, value: &Value) {
     println!("{label}:\n{}", indent(&serde_json::to_string_pretty(value).unwrap()));
 }
 
-fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+struct Demo {
+    bin: PathBuf,
+    emulator: Emulator,
+    pipeline: Pipeline,
+}
+
+impl Demo {
+    /// Runs `remediator handle` on one event and prints what happened.
+    async fn handle(&self, event: &Value, full_summary: bool) -> Value {
+        println!(
+            "\n$ remediator handle --event -   # the {} event",
+            event["detail-type"].as_str().unwrap_or("EventBridge")
+        );
+        let out = run(&self.bin, &self.emulator, &["handle", "--event", "-"], Some(&event.to_string()));
+        let mut outcome = outcomes(&out).remove(0);
+        if let Some(inner) = outcome.get("outcome").cloned() {
+            outcome = inner; // a failed remediation: the outcome travels with the error
+        }
+        if let Some(d) = outcome.get("diagnosis") {
+            show("diagnosis", d);
+        }
+        println!("policy: {}", outcome["policy"]);
+        for a in outcome["actions"].as_array().into_iter().flatten() {
+            println!("action: {} -> {}: {}", a["action"], a["result"], a["detail"].as_str().unwrap_or_default());
+        }
+        println!("resolution: {}", outcome["resolution"]);
+        if let Some(note) = outcome["note"].as_str() {
+            println!("note: {note}");
+        }
+        for s in self.pipeline.summaries().await {
+            println!("summary received by the SQS subscriber: {}", s["Subject"].as_str().unwrap_or_default());
+            if full_summary {
+                println!("{}", indent(s["Message"].as_str().unwrap_or_default()));
+            }
+        }
+        outcome
+    }
+
+    fn remediator(&self, args: &[&str]) {
+        println!("\n$ remediator {}", args.join(" "));
+        let out = run(&self.bin, &self.emulator, args, None);
+        print!("{}", indent(&String::from_utf8_lossy(&out.stdout)));
+        println!();
+    }
 }
 
 #[tokio::main]
@@ -39,71 +87,27 @@ async fn main() {
         harness::STATE_MACHINE,
         harness::FUNCTION
     );
-    println!(
-        "  rules {} and {}, versioned bucket {} (thera-pipeline/ data),",
-        harness::RULES[0],
-        harness::RULES[1],
-        harness::BUCKET
-    );
+    println!("  rules {} and {}, versioned bucket {} (thera-pipeline/ data),", RULES[0], RULES[1], harness::BUCKET);
     println!(
         "  `remediator bootstrap` (table {}, topic {}), and an SQS queue subscribed to the topic.",
         harness::STATE_TABLE,
         harness::TOPIC
     );
     let pipeline = Pipeline::create(&emulator, &bin).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let demo = Demo { bin, emulator, pipeline };
+    let p = &demo.pipeline;
 
-    section("Failure 1: the Apollo pull is throttled (Lambda.TooManyRequestsException)");
-    pipeline.set_apollo_quota("throttled").await;
-    let throttled = pipeline.run_execution("daily-2026-11-29", "apollo-delta").await;
-    println!("execution {throttled}: {}", pipeline.wait(&throttled).await);
+    section("Row 3: the Apollo pull is throttled (Lambda.TooManyRequestsException)");
+    p.set_apollo_quota("throttled").await;
+    let throttled = p.run_execution("daily-2026-11-29", "apollo-delta").await;
+    println!("execution {throttled}: {}", p.wait(&throttled).await);
     println!("(the throttling clears: the quota table says ok again)");
-    pipeline.set_apollo_quota("ok").await;
-    let event = pipeline.status_event(&throttled, false).await;
-    heal(&bin, &emulator, &pipeline, &event).await;
-    let names = pipeline.execution_names().await;
-    if let Some(restart) = names.iter().find(|n| n.contains("-rmd")) {
-        let arn = harness::execution_arn(restart);
-        println!("\nthe restarted execution {restart}: {}", pipeline.wait(&arn).await);
-    }
-
-    section("The same event delivered again (EventBridge is at-least-once)");
-    let again = run(&bin, &emulator, &["handle", "--event", "-"], Some(&event.to_string()));
-    let dup = &outcomes(&again)[0];
-    println!("resolution: {}  ({})", dup["resolution"], dup["note"].as_str().unwrap_or_default());
-    println!("executions of {} now: {:?}", harness::STATE_MACHINE, pipeline.execution_names().await);
-    println!("summaries sent for the duplicate: {}", pipeline.summaries().await.len());
-
-    section("Failure 2: the Firecrawl pull has an invalid API key (HTTP 401)");
-    let auth = pipeline.run_execution("firecrawl-2026-11-29", "firecrawl").await;
-    println!("execution {auth}: {}", pipeline.wait(&auth).await);
-    let event = pipeline.status_event(&auth, true).await;
-    heal(&bin, &emulator, &pipeline, &event).await;
-    println!("\nexecutions of {} now: {:?}", harness::STATE_MACHINE, pipeline.execution_names().await);
-    println!("\nDone. The emulator stops with this process.");
-}
-
-async fn heal(bin: &std::path::Path, emulator: &Emulator, pipeline: &Pipeline, event: &Value) {
-    println!("\n$ remediator handle --event -   # the EventBridge status-change event");
-    let out = run(bin, emulator, &["handle", "--event", "-"], Some(&event.to_string()));
-    if !out.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        std::process::exit(1);
-    }
-    let outcome = &outcomes(&out)[0];
-    show("diagnosis", &outcome["diagnosis"]);
-    println!("policy: {}", outcome["policy"]);
-    for a in outcome["actions"].as_array().into_iter().flatten() {
-        println!("action: {} -> {}: {}", a["action"], a["result"], a["detail"].as_str().unwrap_or_default());
-    }
-    println!("resolution: {}", outcome["resolution"]);
-    for s in pipeline.summaries().await {
-        println!("\nsummary received by the SQS subscriber:");
-        println!("    Subject: {}", s["Subject"].as_str().unwrap_or_default());
-        println!("{}", indent(s["Message"].as_str().unwrap_or_default()));
-    }
+    p.set_apollo_quota("ok").await;
+    let event = p.status_event(&throttled, false).await;
+    let outcome = demo.handle(&event, true).await;
     if let Some(key) = outcome["incident"].as_str() {
-        if let Some(mut item) = pipeline.incident_item(key).await {
-            // The full outcome and summary are stored too; shorten them for the screen.
+        if let Some(mut item) = p.incident_item(key).await {
             for long in ["outcome", "summary_body"] {
                 if let Some(v) = item.get_mut(long) {
                     *v = Value::String(format!("<{} characters>", v.as_str().map_or(0, str::len)));
@@ -112,4 +116,60 @@ async fn heal(bin: &std::path::Path, emulator: &Emulator, pipeline: &Pipeline, e
             show("\nitem in the state table", &item);
         }
     }
+    let restart = outcome["actions"][0]["follow_up"].as_str().unwrap_or_default().trim_end_matches("#0").to_string();
+    println!("\nthe restarted execution: {}", p.wait(&restart).await);
+    println!("its SUCCEEDED event verifies the remediation:");
+    demo.handle(&p.status_event(&restart, false).await, false).await;
+
+    section("The same failure delivered again (EventBridge is at-least-once)");
+    demo.handle(&event, false).await;
+
+    section("Row 1: the Apollo full pull times out (States.Timeout on the Lambda task)");
+    let slow = p.run_execution("full-2026-11-29", "apollo-full").await;
+    println!("execution {slow}: {}", p.wait(&slow).await);
+    demo.handle(&p.status_event(&slow, false).await, false).await;
+    println!(
+        "function {} now: timeout {}s, memory {} MB",
+        harness::FUNCTION,
+        p.function_settings().await.0,
+        p.function_settings().await.1
+    );
+
+    section("Row 2: out of memory (offline: the emulator cannot run a function out of memory)");
+    println!("$ remediator explain --event thera-daily-failed-2022.json --history lambda-oom-history.json");
+    let out = std::process::Command::new(&demo.bin)
+        .args(["explain", "--policies", "policies", "--event", "policies/cases/fixtures/thera-daily-failed-2022.json"])
+        .args(["--history", "policies/cases/fixtures/lambda-oom-history.json"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("explain");
+    print!("{}", indent(&String::from_utf8_lossy(&out.stdout)));
+    println!();
+
+    section("Row 4: the Firecrawl pull has an invalid API key (HTTP 401)");
+    let auth = p.run_execution("firecrawl-2026-11-29", "firecrawl").await;
+    println!("execution {auth}: {}", p.wait(&auth).await);
+    demo.handle(&p.status_event(&auth, true).await, true).await;
+
+    section("Row 12 and row 6: an emergency stop, then the daily rule is disabled");
+    demo.remediator(&["pause", "--reason", "emergency stop: bad Apollo data", "--for", "2h"]);
+    let disabled = p.disable_rule(RULES[0]).await;
+    demo.handle(&disabled, false).await;
+    println!("rule {} is {} (the pause wins)", RULES[0], p.rule_state(RULES[0]).await);
+    demo.remediator(&["resume"]);
+    section("Row 6 again, outside the pause: the weekly rule is disabled");
+    demo.handle(&p.disable_rule(RULES[1]).await, false).await;
+    println!("rule {} is {}", RULES[1], p.rule_state(RULES[1]).await);
+
+    section("Row 7: pipeline data is deleted from the versioned bucket");
+    let key = "thera-pipeline/apollo/latest.json";
+    let deleted = p.delete_object(key).await;
+    println!("s3://{}/{key}: {:?}", harness::BUCKET, p.object_body(key).await);
+    demo.handle(&deleted, false).await;
+    println!("s3://{}/{key}: {:?}", harness::BUCKET, p.object_body(key).await);
+
+    section("What the state table says");
+    demo.remediator(&["history", "--since", "1h"]);
+    println!("executions of {}: {:?}", harness::STATE_MACHINE, p.execution_names().await);
+    println!("\nDone. The emulator stops with this process.");
 }

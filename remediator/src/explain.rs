@@ -78,9 +78,9 @@ pub fn explain(
         Signal::Alarm(a) => !a.is_failure(),
         Signal::Other => false,
     };
-    let incident = Incident::new(event, diagnosis);
-    let document = incident.document();
-    let decision = decide(policies, &document);
+    let mut incident = Incident::new(event, diagnosis);
+    let decision = decide(policies, incident.document());
+    let document = &incident.event.document;
     let mut planned = if is_ignored_status { Default::default() } else { plan(&incident, &decision.applied, false) };
     // The allow-list applies offline too; pauses live in the state table and do not.
     guard(&mut planned, allow, &crate::guard::GuardState::default(), 0);

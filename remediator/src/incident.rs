@@ -61,12 +61,12 @@ impl Incident {
         Incident { key: IncidentKey::for_event(&event), event, diagnosis }
     }
 
-    /// The document policies match: the event as received plus `diagnosis`.
-    pub fn document(&self) -> Value {
-        let mut doc = self.event.document.clone();
-        if let (Some(obj), Some(d)) = (doc.as_object_mut(), &self.diagnosis) {
+    /// The document policies match: the event as received plus `diagnosis`. The
+    /// diagnosis is written into the event's own document (no copy of the event).
+    pub fn document(&mut self) -> &Value {
+        if let (Some(obj), Some(d)) = (self.event.document.as_object_mut(), &self.diagnosis) {
             obj.insert("diagnosis".into(), serde_json::to_value(d).unwrap_or(Value::Null));
         }
-        doc
+        &self.event.document
     }
 }

@@ -32,8 +32,30 @@ pub fn rules(policies: &PolicySet) -> Vec<Rule> {
             None => out.push(Rule { name: String::new(), policies: vec![p.name.clone()], pattern }),
         }
     }
+    // Retries remediator makes are verified by their own end: subscribe to the
+    // successes of redriven runs and of executions it started, and nothing else.
+    let retries =
+        policies.policies().iter().any(|p| p.actions.iter().any(|a| matches!(a.name(), "redrive" | "start-execution")));
+    if retries {
+        out.push(Rule {
+            name: String::new(),
+            policies: vec!["(verification of retries)".into()],
+            pattern: json!({
+                "source": [SFN_SOURCE],
+                "detail-type": [SFN_STATUS_CHANGE],
+                "detail": {
+                    "status": ["SUCCEEDED"],
+                    "$or": [
+                        {"redriveCount": [{"numeric": [">", 0]}]},
+                        {"name": [{"wildcard": "*-rmd*-*"}]}
+                    ]
+                }
+            }),
+        });
+    }
     for (i, rule) in out.iter_mut().enumerate() {
-        rule.name = format!("remediator-{}-{}", i + 1, rule.policies[0]);
+        let label = if rule.policies[0].starts_with('(') { "verify-retries" } else { rule.policies[0].as_str() };
+        rule.name = format!("remediator-{}-{label}", i + 1);
         rule.name.truncate(64);
     }
     out
@@ -75,6 +97,21 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].policies, ["a", "b"]);
         assert_eq!(r[0].pattern, json!({"source": ["aws.states"], "detail": {"status": ["FAILED"]}}));
+    }
+
+    #[test]
+    fn retries_are_verified_by_a_rule_for_their_successes_only() {
+        let s = set("policies:\n  - {name: a, match: {source: [aws.states]}, actions: [redrive]}\n");
+        let r = rules(&s);
+        let verify = Pattern::from_json(&r.last().unwrap().pattern).unwrap();
+        let event = |name: &str, status: &str, redrives: u32| {
+            json!({"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+                   "detail": {"name": name, "status": status, "redriveCount": redrives}})
+        };
+        assert!(verify.matches(&event("run-1-rmd1-0a1b2c3d", "SUCCEEDED", 0)));
+        assert!(verify.matches(&event("run-1", "SUCCEEDED", 1)));
+        assert!(!verify.matches(&event("run-1", "SUCCEEDED", 0)));
+        assert!(!verify.matches(&event("run-1-rmd1-0a1b2c3d", "FAILED", 0)));
     }
 
     #[test]

@@ -57,15 +57,29 @@ pub fn compose(f: &Facts) -> Summary {
             (c.execution.state_machine_name().to_string(), Some(c.execution.clone()), c.execution.region().to_string())
         }
         Signal::Alarm(a) => (a.name.clone(), None, incident.event.region.clone().unwrap_or_default()),
-        Signal::Other => (incident.event.source.clone(), None, incident.event.region.clone().unwrap_or_default()),
+        // Not a pipeline run: name what the event is about (a rule, an object).
+        Signal::Other => (
+            f.steps
+                .iter()
+                .find_map(|s| s.target.as_deref())
+                .map(short_name)
+                .unwrap_or_else(|| incident.event.source.clone()),
+            None,
+            incident.event.region.clone().unwrap_or_default(),
+        ),
     };
     let headline = headline(f);
-    let what = d.error.clone().unwrap_or_else(|| incident.event.detail_type.clone());
+    let what = d
+        .error
+        .clone()
+        .or_else(|| d.alarm.as_ref().map(|a| format!("alarm {a}")))
+        .or_else(|| incident.event.document.pointer("/detail/eventName").and_then(|v| v.as_str()).map(str::to_string))
+        .unwrap_or_else(|| incident.event.detail_type.clone());
     let at = d.state.as_deref().map(|s| format!(" at {s}")).unwrap_or_default();
     let subject = clean_subject(&format!("[{headline}] {pipeline}: {what}{at}"));
 
     let lead = match f.resolution {
-        "remediated" => "remediator healed a failure",
+        "remediated" => "remediator acted on a failure (a final message follows when a retry succeeds)",
         "would-remediate" => "DRY RUN: remediator would have acted on a failure (nothing was changed)",
         "notified" => "remediator reports a failure it must not retry",
         "refused" => "remediator did NOT act on a failure: a guard stopped it",
@@ -199,6 +213,15 @@ pub fn healed(run: &Incident, previous: &crate::incident::IncidentKey) -> Summar
     attributes.insert("severity".to_string(), "info".to_string());
     attributes.insert("pipeline".to_string(), pipeline);
     Summary { subject, body, attributes }
+}
+
+/// The short name of an ARN: a rule's or function's name, an object's key.
+fn short_name(arn: &str) -> String {
+    if let Some((_, key)) = crate::plan::split_object_arn(arn) {
+        return key.to_string();
+    }
+    let tail = arn.rsplit(':').next().unwrap_or(arn);
+    tail.rsplit('/').next().unwrap_or(tail).to_string()
 }
 
 /// Subjects: under 100 characters, printable, one line.
