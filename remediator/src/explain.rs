@@ -103,7 +103,7 @@ pub fn explain(
         policies
             .policies()
             .iter()
-            .filter_map(|p| p.pattern.first_mismatch(&document).map(|f| (p.name.clone(), Value::String(f))))
+            .filter_map(|p| p.pattern.first_mismatch(document).map(|f| (p.name.clone(), Value::String(f))))
             .collect()
     });
     Ok(Explanation {

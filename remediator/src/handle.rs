@@ -260,7 +260,7 @@ impl Handler {
         }
 
         let document = incident.document();
-        let applied = decide_applied(&self.policies, &document);
+        let applied = decide_applied(&self.policies, document);
         let deciding: Option<&Policy> = applied.first().copied();
         outcome.policy = deciding.map(|p| p.name.clone());
         let mut plan = plan(&incident, &applied, self.dry_run);
