@@ -122,7 +122,12 @@ fn main() {
         }
         let secs = start.elapsed().as_secs_f64();
         let n = lines.len() * 20;
-        println!("| {name} | {} | {n} | {secs:.2} | {:.0} | {:.2} | {hits} |", shipped.policies().len(), n as f64 / secs, secs * 1e6 / n as f64);
+        println!(
+            "| {name} | {} | {n} | {secs:.2} | {:.0} | {:.2} | {hits} |",
+            shipped.policies().len(),
+            n as f64 / secs,
+            secs * 1e6 / n as f64
+        );
     }
     for (name, set, rounds) in [("shipped", &shipped, 20), ("generated", &generated, 1)] {
         let _ = run(set, &lines[..1000], 1); // warm up

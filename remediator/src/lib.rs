@@ -24,6 +24,8 @@ pub mod explain;
 pub mod guard;
 pub mod handle;
 pub mod incident;
+pub mod infra;
+pub mod metrics;
 pub mod pattern;
 pub mod plan;
 pub mod policy;

@@ -140,6 +140,12 @@ enum Command {
     },
     /// Print the JSON Schema of policy files (policies/schema.json).
     Schema,
+    /// Print the deployment's SAM template (infra/template.json), with the EventBridge
+    /// rules and IAM permissions the policies need.
+    Template {
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
     /// The EventBridge rule patterns the deployment must subscribe to, as JSON.
     Rules {
         #[arg(long)]
@@ -180,6 +186,11 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(history_cmd(&since, policy.as_deref(), target.as_deref(), json)))
         }
         Command::Reset { target } => runtime().and_then(|rt| rt.block_on(reset_cmd(&target))),
+        Command::Template { policies } => load_policies(policies.as_deref()).map_err(Into::into).and_then(|set| {
+            let template = remediator::schema::sorted_value(remediator::infra::template(&set));
+            println!("{}", serde_json::to_string_pretty(&template)?);
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Schema => {
             print!("{}", remediator::schema::policy_schema());
             Ok(ExitCode::SUCCESS)
@@ -291,13 +302,7 @@ async fn resume_cmd(scope: PauseScope) -> Result<ExitCode> {
 
 async fn sweep_cmd(mut state_machines: Vec<String>, since: Option<&str>) -> Result<ExitCode> {
     if state_machines.is_empty() {
-        state_machines = std::env::var("REMEDIATOR_STATE_MACHINES")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+        state_machines = state_machines_from_env();
     }
     if state_machines.is_empty() {
         bail!("name the state machines: --state-machine ARN (repeatable) or REMEDIATOR_STATE_MACHINES");
@@ -722,23 +727,43 @@ fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
 mod lambda {
     use super::*;
     use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+    use remediator::handle::HandleError;
+
+    struct State {
+        handler: Handler,
+        table: StateTable,
+        state_machines: Vec<String>,
+    }
 
     pub fn main() -> Result<()> {
         init_logging(true);
         runtime()?.block_on(async {
-            let handler = Arc::new(build_handler().await?);
+            let state = Arc::new(State {
+                handler: build_handler().await?,
+                table: state_table().await?,
+                state_machines: state_machines_from_env(),
+            });
             lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-                let handler = Arc::clone(&handler);
+                let state = Arc::clone(&state);
                 async move {
                     let owner = format!("lambda-{}", event.context.request_id);
-                    match handler.handle(event.payload, &owner).await {
-                        Ok(outcome) => Ok(serde_json::to_value(outcome).unwrap_or(Value::Null)),
+                    let is_sweep = event.payload.get("source").and_then(Value::as_str) == Some("remediator")
+                        && event.payload.get("detail-type").and_then(Value::as_str) == Some("Sweep");
+                    if is_sweep {
+                        return sweep(&state, &owner).await;
+                    }
+                    let failed_at =
+                        event.payload.get("time").and_then(Value::as_str).and_then(remediator::event::parse_timestamp);
+                    match state.handler.handle(event.payload, &owner).await {
+                        Ok(outcome) => {
+                            emit_metrics(&outcome, failed_at);
+                            Ok(serde_json::to_value(outcome).unwrap_or(Value::Null))
+                        }
                         Err(e) => {
-                            tracing::error!(error = %e, retryable = e.is_retryable(), "event not handled");
-                            Err(Diagnostic {
-                                error_type: if e.is_retryable() { "Retryable".into() } else { "NonRetryable".into() },
-                                error_message: e.to_string(),
-                            })
+                            if let HandleError::Remediation { outcome, .. } = &e {
+                                emit_metrics(outcome, failed_at);
+                            }
+                            Err(diagnostic(&e))
                         }
                     }
                 }
@@ -747,4 +772,69 @@ mod lambda {
             .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
         })
     }
+
+    fn diagnostic(e: &HandleError) -> Diagnostic {
+        tracing::error!(error = %e, retryable = e.is_retryable(), "event not handled");
+        Diagnostic {
+            error_type: if e.is_retryable() { "Retryable".into() } else { "NonRetryable".into() },
+            error_message: e.to_string(),
+        }
+    }
+
+    /// One EMF line on stdout per incident: CloudWatch makes metrics of it.
+    fn emit_metrics(outcome: &remediator::handle::Outcome, failed_at: Option<i64>) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        if let Some(line) = remediator::metrics::emf(outcome, failed_at, now_ms) {
+            println!("{line}");
+        }
+    }
+
+    /// The scheduled sweep: every failure since the last sweep, through the same path.
+    async fn sweep(state: &State, owner: &str) -> Result<Value, Diagnostic> {
+        let started = remediator::handle::now();
+        let since = state
+            .table
+            .last_sweep()
+            .await
+            .map_err(|e| Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() })?
+            .map(|t| t - 3600)
+            .unwrap_or(started - 86400);
+        let events = remediator::sweep::failed_since(state.handler.executions.as_ref(), &state.state_machines, since)
+            .await
+            .map_err(|e| Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() })?;
+        let (mut handled, mut failed) = (0, 0);
+        for event in events {
+            match state.handler.handle(event, owner).await {
+                Ok(outcome) => {
+                    handled += 1;
+                    emit_metrics(&outcome, None);
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(error = %e, "sweep: event not handled");
+                }
+            }
+        }
+        if failed == 0 {
+            state
+                .table
+                .set_last_sweep(started)
+                .await
+                .map_err(|e| Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() })?;
+        }
+        Ok(json!({"sweep": {"handled": handled, "failed": failed, "since": format_time(since)}}))
+    }
+}
+
+fn state_machines_from_env() -> Vec<String> {
+    std::env::var("REMEDIATOR_STATE_MACHINES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }

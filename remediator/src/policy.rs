@@ -123,13 +123,7 @@ impl Action {
                 &["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"]
             }
             Action::EnableRule { .. } => &["events:DescribeRule", "events:EnableRule"],
-            Action::RestoreObject { .. } => &[
-                "s3:ListBucketVersions",
-                "s3:GetBucketVersioning",
-                "s3:GetObjectVersion",
-                "s3:PutObject",
-                "s3:DeleteObjectVersion",
-            ],
+            Action::RestoreObject { .. } => &["s3:ListBucketVersions", "s3:DeleteObjectVersion", "s3:GetObject"],
             Action::Notify { .. } => &["sns:Publish"],
         }
     }

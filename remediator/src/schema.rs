@@ -175,6 +175,12 @@ pub fn policy_schema() -> String {
     text
 }
 
+/// A value with every object's keys sorted (stable text whatever serde_json's map
+/// ordering feature).
+pub fn sorted_value(value: Value) -> Value {
+    sorted(value)
+}
+
 fn sorted(value: Value) -> Value {
     match value {
         Value::Object(map) => {

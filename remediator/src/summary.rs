@@ -215,6 +215,49 @@ pub fn healed(run: &Incident, previous: &crate::incident::IncidentKey) -> Summar
     Summary { subject, body, attributes }
 }
 
+/// The message for `MessageStructure=json`: text by default (e-mail, SQS), the subject
+/// alone for SMS, and the AWS Chatbot custom-notification JSON for chat (HTTPS).
+pub fn per_protocol(summary: &Summary) -> serde_json::Value {
+    serde_json::json!({
+        "default": summary.body,
+        "email": format!("{}\n\n{}", summary.subject, summary.body),
+        "sms": summary.subject,
+        "https": chat(summary).to_string(),
+    })
+}
+
+/// The custom-notification format AWS Chatbot renders in Slack, Teams and Chime.
+pub fn chat(summary: &Summary) -> serde_json::Value {
+    // Chat shows the lines that matter: what failed, what was done, the outcome.
+    let description: String = summary
+        .body
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            ["Pipeline:", "Failed state:", "Error:", "Action:", "Outcome:", "Note:"].iter().any(|k| t.starts_with(k))
+        })
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    let next_steps: Vec<String> = summary
+        .body
+        .lines()
+        .filter(|l| l.trim_start().starts_with("https://") || l.contains("remediator pause"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    serde_json::json!({
+        "version": "1.0",
+        "source": "custom",
+        "id": summary.attributes.get("outcome"),
+        "content": {
+            "textType": "client-markdown",
+            "title": summary.subject,
+            "description": description,
+            "nextSteps": next_steps,
+        },
+        "metadata": {"enableCustomActions": false, "additionalContext": summary.attributes},
+    })
+}
+
 /// The short name of an ARN: a rule's or function's name, an object's key.
 fn short_name(arn: &str) -> String {
     if let Some((_, key)) = crate::plan::split_object_arn(arn) {
@@ -266,6 +309,28 @@ mod tests {
         assert!(!s.body.contains("SEEDED-SECRET"), "{}", s.body);
         assert!(!s.body.contains("apollo_api_key"), "{}", s.body);
         assert_eq!(s.attributes["severity"], "critical");
+    }
+
+    #[test]
+    fn each_protocol_gets_its_format_and_chat_gets_the_chatbot_json() {
+        let i = incident();
+        let s = compose(&Facts {
+            incident: &i,
+            policy: None,
+            steps: &[],
+            resolution: "no-policy",
+            dry_run: false,
+            note: None,
+        });
+        let m = per_protocol(&s);
+        assert_eq!(m["default"], s.body);
+        assert_eq!(m["sms"], s.subject);
+        let chat: serde_json::Value = serde_json::from_str(m["https"].as_str().unwrap()).unwrap();
+        assert_eq!(chat["version"], "1.0");
+        assert_eq!(chat["source"], "custom");
+        assert_eq!(chat["content"]["title"], s.subject);
+        assert!(chat["content"]["description"].as_str().unwrap().contains("Failed state:  PullApolloDelta"));
+        assert!(!m.to_string().contains("SEEDED-SECRET"));
     }
 
     #[test]

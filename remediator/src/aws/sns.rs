@@ -28,8 +28,16 @@ impl SummaryTopic {
 #[async_trait]
 impl Notifier for SummaryTopic {
     async fn publish(&self, summary: &Summary) -> Result<String, AwsError> {
-        let mut request =
-            self.client.publish().topic_arn(&self.topic_arn).subject(&summary.subject).message(&summary.body);
+        // One message per protocol: plain text for e-mail and SMS subscribers and queues,
+        // the custom-notification JSON of AWS Chatbot (Amazon Q Developer in chat
+        // applications) for its HTTPS endpoint.
+        let mut request = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(&summary.subject)
+            .message_structure("json")
+            .message(crate::summary::per_protocol(summary).to_string());
         for (k, v) in &summary.attributes {
             let value = MessageAttributeValue::builder()
                 .data_type("String")

@@ -1,0 +1,463 @@
+//! The deployment, generated: `remediator template` writes `infra/template.json`, a
+//! CloudFormation (SAM) template whose EventBridge rules come from the policies
+//! (`remediator rules`) and whose IAM statements come from the actions' declared
+//! permissions, each scoped to the allow-list's resources. Generating it keeps the
+//! template, the policies and the code from drifting apart; a test fails when the
+//! committed file is stale and checks that every permission an action declares is
+//! granted and nothing broader is.
+
+use serde_json::{json, Map, Value};
+
+use crate::policy::{PolicySet, ACTION_NAMES};
+use crate::rules::rules;
+
+/// Permissions the service needs whatever the policies say: diagnosis, the sweep, the
+/// state table and the summaries.
+pub const CORE_PERMISSIONS: &[&str] = &[
+    "states:DescribeExecution",
+    "states:GetExecutionHistory",
+    "states:ListExecutions",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "sns:Publish",
+];
+
+/// The CloudFormation resource an IAM action is granted on.
+fn resources_for(action: &str) -> Value {
+    let service = action.split(':').next().unwrap_or_default();
+    match (service, action) {
+        ("states", "states:ListExecutions") => {
+            json!([{"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${PipelinePrefix}*"}])
+        }
+        ("states", _) => json!([
+            {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${PipelinePrefix}*"},
+            {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${PipelinePrefix}*:*"}
+        ]),
+        ("lambda", _) => {
+            json!([{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${PipelinePrefix}*"}])
+        }
+        ("events", _) => {
+            json!([{"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${PipelinePrefix}*"}])
+        }
+        ("s3", "s3:ListBucketVersions") => json!([{"Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}"}]),
+        ("s3", _) => json!([{"Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}/${DataPrefix}*"}]),
+        ("dynamodb", _) => json!([{"Fn::GetAtt": ["StateTable", "Arn"]}]),
+        ("sns", _) => json!([{"Ref": "SummaryTopic"}]),
+        _ => json!([]),
+    }
+}
+
+/// Every IAM action the deployment grants: the core ones and those of every action
+/// any policy uses, sorted.
+pub fn granted_actions(policies: &PolicySet) -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = CORE_PERMISSIONS.to_vec();
+    for p in policies.policies() {
+        for a in &p.actions {
+            all.extend_from_slice(a.permissions());
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+fn statements(policies: &PolicySet) -> Vec<Value> {
+    // One statement per resource scope, listing the actions granted on it.
+    let mut grouped: Vec<(Value, Vec<&str>)> = Vec::new();
+    for action in granted_actions(policies) {
+        let resources = resources_for(action);
+        match grouped.iter_mut().find(|(r, _)| *r == resources) {
+            Some((_, actions)) => actions.push(action),
+            None => grouped.push((resources, vec![action])),
+        }
+    }
+    let mut out: Vec<Value> = grouped
+        .into_iter()
+        .map(|(resources, actions)| json!({"Effect": "Allow", "Action": actions, "Resource": resources}))
+        .collect();
+    // Publishing to the KMS-encrypted topic needs the key.
+    out.push(json!({"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": [{"Fn::GetAtt": ["SummaryKey", "Arn"]}]}));
+    out
+}
+
+/// The SAM template, as JSON.
+pub fn template(policies: &PolicySet) -> Value {
+    let mut resources = Map::new();
+    let function_env = json!({
+        "REMEDIATOR_TABLE": {"Ref": "StateTable"},
+        "REMEDIATOR_TOPIC_ARN": {"Ref": "SummaryTopic"},
+        "REMEDIATOR_DRY_RUN": {"Ref": "DryRun"},
+        "REMEDIATOR_ALLOW": {"Fn::Join": [",", {"Ref": "AllowList"}]},
+        "REMEDIATOR_STATE_MACHINES": {"Fn::Join": [",", {"Ref": "StateMachineArns"}]},
+        "REMEDIATOR_LOG": {"Ref": "LogLevel"},
+        "REMEDIATOR_LEASE": "15m"
+    });
+    resources.insert("StateTable".into(), json!({
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": true},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": true},
+            "SSESpecification": {"SSEEnabled": true, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "SummaryKey"}},
+            "DeletionProtectionEnabled": true
+        }
+    }));
+    resources.insert(
+        "SummaryKey".into(),
+        json!({
+            "Type": "AWS::KMS::Key",
+            "Properties": {
+                "Description": "remediator: encrypts the summary topic and the state table",
+                "EnableKeyRotation": true,
+                "KeyPolicy": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Sid": "AccountAdministers", "Effect": "Allow",
+                         "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+                         "Action": "kms:*", "Resource": "*"},
+                        {"Sid": "AlarmsPublishToTheTopic", "Effect": "Allow",
+                         "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                         "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*"}
+                    ]
+                }
+            }
+        }),
+    );
+    resources.insert("SummaryTopic".into(), json!({
+        "Type": "AWS::SNS::Topic",
+        "Properties": {"TopicName": {"Fn::Sub": "${AWS::StackName}-summaries"}, "KmsMasterKeyId": {"Ref": "SummaryKey"}}
+    }));
+    resources.insert("SummarySubscription".into(), json!({
+        "Type": "AWS::SNS::Subscription",
+        "Condition": "HasSubscriber",
+        "Properties": {"TopicArn": {"Ref": "SummaryTopic"}, "Protocol": "email", "Endpoint": {"Ref": "SubscriberEmail"}}
+    }));
+    resources.insert(
+        "DeadLetterQueue".into(),
+        json!({
+            "Type": "AWS::SQS::Queue",
+            "Properties": {"MessageRetentionPeriod": 1209600, "KmsMasterKeyId": "alias/aws/sqs"}
+        }),
+    );
+    resources.insert("DeadLetterQueuePolicy".into(), json!({
+        "Type": "AWS::SQS::QueuePolicy",
+        "Properties": {
+            "Queues": [{"Ref": "DeadLetterQueue"}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "EventBridgeDeadLetters", "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+                "Condition": {"ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${AWS::StackName}-*"}}}
+            }]}
+        }
+    }));
+    let mut policy_statements = statements(policies);
+    policy_statements.push(json!({"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}]}));
+    resources.insert("RemediatorFunction".into(), json!({
+        "Type": "AWS::Serverless::Function",
+        "Metadata": {"checkov": {"skip": [
+            {"id": "CKV_AWS_117", "comment": "remediator calls only AWS APIs; a VPC would add NAT cost and nothing to isolate"},
+            {"id": "CKV_AWS_173", "comment": "the environment holds names and ARNs, no secrets; AWS encrypts it at rest by default"}
+        ]}},
+        "Properties": {
+            "Description": "remediator: self-healing for the Thera pipeline",
+            "CodeUri": "../target/lambda/remediator/bootstrap.zip",
+            "Handler": "bootstrap",
+            "Runtime": "provided.al2023",
+            "Architectures": [{"Ref": "Architecture"}],
+            "MemorySize": 256,
+            "Timeout": 300,
+            "ReservedConcurrentExecutions": 10,
+            "Tracing": "Active",
+            "Environment": {"Variables": function_env},
+            "DeadLetterQueue": {"Type": "SQS", "TargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}},
+            "EventInvokeConfig": {
+                "MaximumRetryAttempts": 2,
+                "MaximumEventAgeInSeconds": 21600,
+                "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}}
+            },
+            "Policies": [{"Version": "2012-10-17", "Statement": policy_statements}]
+        }
+    }));
+    resources.insert("RemediatorLogGroup".into(), json!({
+        "Type": "AWS::Logs::LogGroup",
+        "Metadata": {"checkov": {"skip": [{"id": "CKV_AWS_158", "comment": "logs hold redacted outcomes only; the default encryption applies"}]}},
+        "Properties": {"LogGroupName": {"Fn::Sub": "/aws/lambda/${RemediatorFunction}"}, "RetentionInDays": 365}
+    }));
+    for (i, rule) in rules(policies).iter().enumerate() {
+        let id = format!("Rule{}", i + 1);
+        resources.insert(
+            id.clone(),
+            json!({
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Name": {"Fn::Sub": format!("${{AWS::StackName}}-{}", rule.name)},
+                    "Description": format!("remediator: events for {}", rule.policies.join(", ")),
+                    "EventPattern": rule.pattern,
+                    "State": "ENABLED",
+                    "Targets": [{
+                        "Id": "remediator",
+                        "Arn": {"Fn::GetAtt": ["RemediatorFunction", "Arn"]},
+                        "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+                        "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+                    }]
+                }
+            }),
+        );
+        resources.insert(
+            format!("{id}Permission"),
+            json!({
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "FunctionName": {"Ref": "RemediatorFunction"},
+                    "Action": "lambda:InvokeFunction",
+                    "Principal": "events.amazonaws.com",
+                    "SourceArn": {"Fn::GetAtt": [id, "Arn"]}
+                }
+            }),
+        );
+    }
+    resources.insert(
+        "SweepSchedule".into(),
+        json!({
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "Name": {"Fn::Sub": "${AWS::StackName}-sweep"},
+                "Description": "remediator: reconcile failed executions whose events were lost",
+                "ScheduleExpression": {"Ref": "SweepRate"},
+                "State": "ENABLED",
+                "Targets": [{
+                    "Id": "remediator-sweep",
+                    "Arn": {"Fn::GetAtt": ["RemediatorFunction", "Arn"]},
+                    "Input": "{\"source\": \"remediator\", \"detail-type\": \"Sweep\", \"detail\": {}}"
+                }]
+            }
+        }),
+    );
+    resources.insert(
+        "SweepPermission".into(),
+        json!({
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "FunctionName": {"Ref": "RemediatorFunction"},
+                "Action": "lambda:InvokeFunction",
+                "Principal": "events.amazonaws.com",
+                "SourceArn": {"Fn::GetAtt": ["SweepSchedule", "Arn"]}
+            }
+        }),
+    );
+    let alarm = |name: &str, namespace: &str, metric: &str, dims: Value, stat: &str, description: &str| {
+        json!({
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmName": {"Fn::Sub": format!("${{AWS::StackName}}-{name}")},
+                "AlarmDescription": description,
+                "Namespace": namespace,
+                "MetricName": metric,
+                "Dimensions": dims,
+                "Statistic": stat,
+                "Period": 300,
+                "EvaluationPeriods": 1,
+                "Threshold": 0,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",
+                "AlarmActions": [{"Ref": "SummaryTopic"}],
+                "OKActions": [{"Ref": "SummaryTopic"}]
+            }
+        })
+    };
+    let function_dim = json!([{"Name": "FunctionName", "Value": {"Ref": "RemediatorFunction"}}]);
+    resources.insert(
+        "ErrorsAlarm".into(),
+        alarm(
+            "errors",
+            "AWS/Lambda",
+            "Errors",
+            function_dim.clone(),
+            "Sum",
+            "remediator failed to handle events (they are retried, then kept in the DLQ)",
+        ),
+    );
+    resources.insert(
+        "ThrottlesAlarm".into(),
+        alarm(
+            "throttles",
+            "AWS/Lambda",
+            "Throttles",
+            function_dim,
+            "Sum",
+            "remediator is throttled: events wait for EventBridge's retries",
+        ),
+    );
+    resources.insert(
+        "DeadLetterAlarm".into(),
+        alarm(
+            "dead-letters",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            json!([{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]),
+            "Maximum",
+            "events remediator could not handle are in the dead-letter queue: replay them with `remediator handle`",
+        ),
+    );
+    resources.insert(
+        "CircuitAlarm".into(),
+        alarm(
+            "circuits-open",
+            "Remediator",
+            "CircuitsOpened",
+            json!([]),
+            "Sum",
+            "a circuit breaker opened: remediator stopped acting on a target until `remediator reset`",
+        ),
+    );
+    resources.insert(
+        "Dashboard".into(),
+        json!({
+            "Type": "AWS::CloudWatch::Dashboard",
+            "Properties": {
+                "DashboardName": {"Fn::Sub": "${AWS::StackName}-remediations"},
+                "DashboardBody": {"Fn::Sub": dashboard_body()}
+            }
+        }),
+    );
+
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Description": "remediator: self-healing for AWS data pipelines (generated by `remediator template`; do not edit by hand)",
+        "Parameters": {
+            "PipelinePrefix": {"Type": "String", "Default": "thera-pipeline-", "AllowedPattern": "^[A-Za-z0-9_-]+$",
+                "Description": "Name prefix of the pipeline's state machines, functions and rules (the IAM scope)"},
+            "DataBucket": {"Type": "String", "Default": "thera-pipeline-data", "Description": "Versioned bucket of the pipeline's data"},
+            "DataPrefix": {"Type": "String", "Default": "thera-pipeline/", "Description": "Key prefix remediator may restore under"},
+            "AllowList": {"Type": "CommaDelimitedList",
+                "Default": crate::guard::DEFAULT_ALLOW.join(","),
+                "Description": "ARN globs remediator may act on (narrow them here)"},
+            "StateMachineArns": {"Type": "CommaDelimitedList", "Default": "", "Description": "State machines the sweep reconciles"},
+            "SubscriberEmail": {"Type": "String", "Default": "", "Description": "E-mail address for summaries (empty: none)"},
+            "DryRun": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"]},
+            "LogLevel": {"Type": "String", "Default": "info", "AllowedValues": ["error", "warn", "info", "debug"]},
+            "SweepRate": {"Type": "String", "Default": "rate(15 minutes)"},
+            "Architecture": {"Type": "String", "Default": "x86_64", "AllowedValues": ["x86_64", "arm64"],
+                "Description": "Must match the build (make package builds x86_64)"}
+        },
+        "Conditions": {"HasSubscriber": {"Fn::Not": [{"Fn::Equals": [{"Ref": "SubscriberEmail"}, ""]}]}},
+        "Resources": resources,
+        "Outputs": {
+            "FunctionName": {"Value": {"Ref": "RemediatorFunction"}},
+            "StateTable": {"Value": {"Ref": "StateTable"}},
+            "SummaryTopicArn": {"Value": {"Ref": "SummaryTopic"}},
+            "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}}
+        }
+    })
+}
+
+fn dashboard_body() -> String {
+    let widget = |title: &str, metric: &str, y: u32| {
+        json!({
+            "type": "metric", "x": 0, "y": y, "width": 24, "height": 6,
+            "properties": {
+                "title": title, "region": "${AWS::Region}", "stat": "Sum", "period": 300, "view": "timeSeries",
+                "metrics": [[{"expression": format!("SEARCH('{{Remediator,Policy,Outcome}} MetricName=\"{metric}\"', 'Sum', 300)"), "id": "e1"}]]
+            }
+        })
+    };
+    let body = json!({"widgets": [
+        widget("Remediations by policy and outcome", "Remediations", 0),
+        widget("Seconds from failure to remediation", "TimeToRemediate", 6)
+    ]});
+    crate::schema::sorted_value(body).to_string()
+}
+
+/// The IAM actions of every action name, for the permission test.
+pub fn declared_permissions() -> Vec<(&'static str, &'static [&'static str])> {
+    ACTION_NAMES
+        .iter()
+        .filter_map(|name| {
+            let text = format!("policies:\n  - {{name: x, match: {{source: [x]}}, actions: [{name}]}}\n");
+            let set = PolicySet::from_sources(&[("x.yaml".into(), text)]).ok()?;
+            Some((*name, set.policies()[0].actions[0].permissions()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PolicySource;
+
+    fn granted(template: &Value) -> Vec<(String, Value)> {
+        let statements = template["Resources"]["RemediatorFunction"]["Properties"]["Policies"][0]["Statement"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let mut out = Vec::new();
+        for s in statements {
+            for a in s["Action"].as_array().unwrap() {
+                out.push((a.as_str().unwrap().to_string(), s["Resource"].clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_permission_an_action_declares_is_granted_and_nothing_broader() {
+        let set = PolicySource::Bundled.load().unwrap();
+        let template = template(&set);
+        let granted = granted(&template);
+        let names: Vec<&str> = granted.iter().map(|(a, _)| a.as_str()).collect();
+        for (action, permissions) in declared_permissions() {
+            let used = set.policies().iter().any(|p| p.actions.iter().any(|a| a.name() == action));
+            for p in permissions.iter().filter(|_| used) {
+                assert!(names.contains(p), "{action} needs {p}, which the template does not grant");
+            }
+        }
+        for p in CORE_PERMISSIONS {
+            assert!(names.contains(p), "core permission {p} missing");
+        }
+        for (action, resource) in &granted {
+            assert!(!action.contains('*'), "wildcard action {action}");
+            let text = resource.to_string();
+            assert!(text != "\"*\"" && !text.contains("[\"*\"]"), "{action} is granted on every resource");
+        }
+        // Nothing beyond what the actions and the core need.
+        let expected = granted_actions(&set);
+        let extra: Vec<&&str> = names
+            .iter()
+            .filter(|n| !expected.contains(n) && !n.starts_with("kms:") && **n != "sqs:SendMessage")
+            .collect();
+        assert!(extra.is_empty(), "granted beyond the declared permissions: {extra:?}");
+    }
+
+    #[test]
+    fn the_template_subscribes_to_every_rule_the_policies_need() {
+        let set = PolicySource::Bundled.load().unwrap();
+        let template = template(&set);
+        let rules_in_template = template["Resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| r["Type"] == "AWS::Events::Rule" && r["Properties"].get("EventPattern").is_some())
+            .count();
+        assert_eq!(rules_in_template, rules(&set).len());
+    }
+
+    #[test]
+    fn infra_template_json_is_up_to_date() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.json");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        let set = PolicySource::Bundled.load().unwrap();
+        let mut fresh = serde_json::to_string_pretty(&crate::schema::sorted_value(template(&set))).unwrap();
+        fresh.push('\n');
+        assert!(committed == fresh, "infra/template.json is stale: run `remediator template > infra/template.json`");
+    }
+}
