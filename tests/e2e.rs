@@ -238,7 +238,8 @@ async fn the_lambda_entry_point_handles_events_through_the_runtime_api() {
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/remediator")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .stdout(Stdio::null())
+        .env("REMEDIATOR_STATE_MACHINES", &p.state_machine_arn)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -254,5 +255,23 @@ async fn the_lambda_entry_point_handles_events_through_the_runtime_api() {
     assert_eq!(error["errorType"], "NonRetryable", "{error}");
     assert!(error["errorMessage"].as_str().unwrap().contains("no `source` field"));
     assert_eq!(p.execution_names().await.len(), 2);
+
+    // The scheduled sweep finds a failure whose event never came.
+    p.run_execution("firecrawl-lost", "firecrawl").await;
+    let sweep = serde_json::json!({"source": "remediator", "detail-type": "Sweep", "detail": {}});
+    let Reply::Response(swept) = api.invoke("req-4", sweep).await else { panic!("expected a response") };
+    assert_eq!(swept["sweep"]["failed"], 0, "{swept}");
+    assert_eq!(swept["sweep"]["handled"], 2, "the lost failure, and the first one again (absorbed): {swept}");
     child.kill().await.unwrap();
+
+    // Metrics went to stdout in Embedded Metric Format, one line per incident.
+    use tokio::io::AsyncReadExt;
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).await.unwrap();
+    let emf: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(emf.len(), 2, "remediated and notified, not the duplicates: {stdout}");
+    assert_eq!(emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Remediator");
+    assert_eq!(emf[0]["Outcome"], "remediated");
+    assert!(emf[0]["TimeToRemediate"].as_i64().is_some());
+    assert_eq!(emf[1]["Policy"], "never-retry-auth-errors");
 }
