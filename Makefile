@@ -6,7 +6,10 @@ VENV := .venv
 EMULATOR_STAMP := $(VENV)/.installed-$(shell sha256sum tests/emulator-requirements.txt | cut -c1-12)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test emulator build bench fmt clean
+SAM_STAMP := .venv-sam/.installed-$(shell sha256sum infra/lint-sam-requirements.txt | cut -c1-12)
+CHECKOV_STAMP := .venv-checkov/.installed-$(shell sha256sum infra/lint-checkov-requirements.txt | cut -c1-12)
+
+.PHONY: demo test emulator build bench fmt clean lint-infra template package deploy
 
 ## demo: start the emulator, build a miniature Thera pipeline, heal one failure, report another
 demo: emulator
@@ -20,6 +23,7 @@ test: emulator
 	cargo test --workspace
 	./target/debug/remediator validate --policies policies
 	./target/debug/remediator test --policies policies
+	$(MAKE) --no-print-directory lint-infra
 
 ## emulator: install the pinned moto server into .venv
 emulator: $(EMULATOR_STAMP)
@@ -33,12 +37,51 @@ $(EMULATOR_STAMP): tests/emulator-requirements.txt
 build:
 	cargo build --release --bin remediator
 
+## template: regenerate infra/template.json from the policies and the actions' permissions
+template:
+	cargo run --quiet --bin remediator -- template > infra/template.json
+
+## lint-infra: cfn-lint, sam validate --lint and checkov on infra/template.json, offline
+lint-infra: $(SAM_STAMP) $(CHECKOV_STAMP)
+	.venv-sam/bin/cfn-lint infra/template.json
+	cd infra && SAM_CLI_TELEMETRY=0 ../.venv-sam/bin/sam validate --lint --template-file template.json --region us-east-1
+	.venv-checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f infra/template.json
+
+$(SAM_STAMP): infra/lint-sam-requirements.txt
+	rm -rf .venv-sam
+	$(PYTHON) -m venv .venv-sam
+	.venv-sam/bin/pip install --quiet --disable-pip-version-check -r infra/lint-sam-requirements.txt
+	touch $@
+
+$(CHECKOV_STAMP): infra/lint-checkov-requirements.txt
+	rm -rf .venv-checkov
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r infra/lint-checkov-requirements.txt
+	touch $@
+
+## package: the Lambda zip (x86_64, policies bundled) with cargo-lambda from PyPI
+package: .venv-package/.installed
+	PATH="$(CURDIR)/.venv-package/bin:$$PATH" cargo lambda build --release --bin remediator --output-format zip
+	@ls -l target/lambda/remediator/bootstrap.zip
+
+.venv-package/.installed: infra/package-requirements.txt
+	rm -rf .venv-package
+	$(PYTHON) -m venv .venv-package
+	.venv-package/bin/pip install --quiet --disable-pip-version-check -r infra/package-requirements.txt
+	touch $@
+
+## deploy: package, then deploy the stack with SAM (needs AWS credentials; not run in CI)
+deploy: package $(SAM_STAMP)
+	cd infra && SAM_CLI_TELEMETRY=0 ../.venv-sam/bin/sam deploy --template-file template.json \
+		--stack-name $${STACK:-remediator} --capabilities CAPABILITY_IAM --resolve-s3 \
+		--parameter-overrides $${PARAMETERS:-}
+
 fmt:
 	cargo fmt --all
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-sam .venv-checkov .venv-package
 
 ## bench: throughput of the policy engine (release build), printed as a table
 bench:
