@@ -354,7 +354,24 @@ async fn restart(
     };
     match executions.start(&state_machine, &name, input).await {
         Ok(Start::Started(arn)) => restarted(&arn, format!("restarted as {arn} ({why})")),
-        Ok(Start::AlreadyStarted(arn)) => restarted(&arn, format!("already restarted as {arn} by an earlier delivery")),
+        Ok(Start::AlreadyStarted(arn)) => {
+            // Ours only if it runs the same input: an earlier delivery, or an attempt whose
+            // response was lost after Step Functions started it. Anything else is a name
+            // collision, never to be taken for our restart.
+            let Some(existing) = ExecutionArn::parse(&arn) else {
+                return done(StepResult::Failed, format!("StartExecution answered with an unreadable ARN {arn}"));
+            };
+            match executions.describe(&existing).await {
+                Ok(info) if info.input.as_ref().map(|i| i.0.as_str()) == Some(input.0.as_str()) => {
+                    restarted(&arn, format!("already restarted as {arn} (an earlier attempt started it; same input)"))
+                }
+                Ok(_) => done(
+                    StepResult::Failed,
+                    format!("an execution named {arn} exists with a different input: not remediator's restart"),
+                ),
+                Err(e) => failed("DescribeExecution (confirming an existing restart)", &e),
+            }
+        }
         Err(e) => failed("StartExecution", &e),
     }
 }

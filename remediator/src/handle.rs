@@ -274,11 +274,6 @@ impl Handler {
         };
         outcome.actions = apply(&plan, &incident, info.as_ref(), &services).await;
         outcome.resolution = resolve(deciding, &outcome.actions);
-        for follow_up in outcome.actions.iter().filter_map(|a| a.follow_up.as_deref()) {
-            if let Err(e) = self.log.follow(follow_up, &key).await {
-                warn!(incident = %key, error = %e, "could not record the retry to verify");
-            }
-        }
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
         if let Err(e) = self.record_guards(&incident, &plan, &guards, &mut outcome, now).await {
             // The remediation happened; the guards' bookkeeping failed. Say so, and let
@@ -301,10 +296,22 @@ impl Handler {
 
         // Notify first, then record whether it was delivered: a lost summary is re-sent
         // by the next delivery instead of being lost.
-        let published = match &summary {
-            Some(s) => Some(self.notifier.publish(s).await),
-            None => None,
+        // The retries to verify are recorded while the summary goes out.
+        let follow_ups: Vec<String> = outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect();
+        let follow = async {
+            for follow_up in &follow_ups {
+                if let Err(e) = self.log.follow(follow_up, &key).await {
+                    warn!(incident = %key, error = %e, "could not record the retry to verify");
+                }
+            }
         };
+        let publish = async {
+            match &summary {
+                Some(s) => Some(self.notifier.publish(s).await),
+                None => None,
+            }
+        };
+        let ((), published) = tokio::join!(follow, publish);
         outcome.summary = summary.as_ref().map(|s| SentSummary {
             subject: s.subject.clone(),
             message_id: published.as_ref().and_then(|p| p.as_ref().ok().cloned()),

@@ -7,6 +7,7 @@
 //! exits. `Drop` also kills it explicitly.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod runtime_api;
 
 use std::io::{BufRead, BufReader, Write};
@@ -80,8 +81,13 @@ impl Emulator {
 
     /// The environment the `remediator` binary runs with.
     pub fn env(&self) -> Vec<(String, String)> {
+        self.env_via(&self.endpoint)
+    }
+
+    /// The environment with AWS reached through `endpoint` (a fault proxy).
+    pub fn env_via(&self, endpoint: &str) -> Vec<(String, String)> {
         [
-            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ENDPOINT_URL", endpoint),
             ("AWS_REGION", REGION),
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),
