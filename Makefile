@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR ?= never
 SAM_STAMP := .venv-sam/.installed-$(shell sha256sum infra/lint-sam-requirements.txt | cut -c1-12)
 CHECKOV_STAMP := .venv-checkov/.installed-$(shell sha256sum infra/lint-checkov-requirements.txt | cut -c1-12)
 
-.PHONY: demo test emulator build bench fmt clean lint-infra template package deploy
+.PHONY: demo test emulator build bench fmt clean lint-infra template package deploy fuzz
 
 ## demo: start the emulator, build a miniature Thera pipeline, heal one failure, report another
 demo: emulator
@@ -36,6 +36,17 @@ $(EMULATOR_STAMP): tests/emulator-requirements.txt
 
 build:
 	cargo build --release --bin remediator
+
+## fuzz: coverage-guided fuzzing of the event parser, policy loader and pattern compiler
+## (cargo-fuzz with a nightly toolchain; FUZZ_SECONDS per target, default 60)
+FUZZ_SECONDS ?= 60
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || { echo "make fuzz needs a nightly toolchain: rustup toolchain install nightly"; exit 2; }
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
+	cd fuzz && for t in event_parser policy_loader pattern_compiler; do \
+		mkdir -p target/corpus-$$t && \
+		cargo +nightly fuzz run $$t target/corpus-$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 ## template: regenerate infra/template.json from the policies and the actions' permissions
 template:

@@ -163,3 +163,32 @@ fn rules_cover_the_shipped_policies() {
     assert_eq!(sources, ["aws.states", "aws.events", "aws.s3", "aws.cloudwatch", "aws.states"]);
     assert_eq!(rules["rules"][4]["eventPattern"]["detail"]["status"][0], "SUCCEEDED", "verification of retries");
 }
+
+#[test]
+fn the_fuzzers_corpus_goes_through_the_cli_without_a_crash() {
+    let corpus = workspace().join("fuzz/corpus");
+    let exit_is_clean = |o: &Output| matches!(o.status.code(), Some(0 | 1));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(corpus.join("event_parser")).unwrap().flatten() {
+        let out =
+            remediator(&["explain", "--policies", "policies", "--event", entry.path().to_str().unwrap(), "--why"]);
+        assert!(exit_is_clean(&out), "{}: {:?}", entry.path().display(), out);
+        seen += 1;
+    }
+    for entry in std::fs::read_dir(corpus.join("policy_loader")).unwrap().flatten() {
+        let out = remediator(&["validate", "--policies", entry.path().to_str().unwrap()]);
+        assert!(exit_is_clean(&out), "{}: {:?}", entry.path().display(), out);
+        seen += 1;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(corpus.join("pattern_compiler")).unwrap().flatten() {
+        let pattern = std::fs::read_to_string(entry.path()).unwrap();
+        let file = dir.path().join("p.yaml");
+        std::fs::write(&file, format!("policies:\n  - name: fuzzed\n    match: {pattern}\n    actions: [notify]\n"))
+            .unwrap();
+        let out = remediator(&["validate", "--policies", file.to_str().unwrap()]);
+        assert!(exit_is_clean(&out), "{}: {:?}", entry.path().display(), out);
+        seen += 1;
+    }
+    assert!(seen > 20, "the corpus is there ({seen})");
+}

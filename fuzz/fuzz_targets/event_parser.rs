@@ -1,0 +1,19 @@
+//! Any bytes as an event: parsed or rejected with a reason, never a panic; a parsed
+//! event goes through the offline engine with the bundled policies.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use remediator::config::PolicySource;
+use remediator::guard::AllowList;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match remediator::event::Event::parse(text) {
+        Ok(_) => {
+            let policies = PolicySource::Bundled.load().expect("bundled policies load");
+            let doc: serde_json::Value = serde_json::from_str(text).expect("parsed once already");
+            let _ = remediator::explain::explain(&policies, &AllowList::default_list(), doc, None, true);
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+});
