@@ -96,4 +96,5 @@ clean:
 
 ## bench: throughput of the policy engine (release build), printed as a table
 bench:
-	cargo run --release --quiet --example bench_engine
+	cargo build --release --quiet --bin remediator --example bench_engine
+	./target/release/examples/bench_engine

@@ -99,6 +99,46 @@ fn run(set: &PolicySet, lines: &[String], rounds: usize) -> (f64, usize) {
     (start.elapsed().as_secs_f64(), decided)
 }
 
+/// Cold start: the release binary from process start to its first decision
+/// (`explain` of one failure with the bundled policies), its peak RSS, and the size of
+/// the Lambda zip if `make package` built it.
+fn cold_start() {
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe.parent().and_then(|p| p.parent()).expect("target dir").join("remediator");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let event = root.join("policies/cases/fixtures/thera-daily-failed-2022.json");
+    let history = root.join("policies/cases/fixtures/lambda-invoke-throttled.json");
+    let mut times = Vec::new();
+    let mut rss = String::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        let out = std::process::Command::new(&bin)
+            .args(["explain", "--event"])
+            .arg(&event)
+            .arg("--history")
+            .arg(&history)
+            .env("REMEDIATOR_REPORT_PEAK_RSS", "1")
+            .output()
+            .expect("run remediator");
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("redrive-transient-errors"));
+        rss = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find_map(|l| l.strip_prefix("peak-rss "))
+            .unwrap_or("?")
+            .to_string();
+    }
+    times.sort_by(f64::total_cmp);
+    let zip = root.join("target/lambda/remediator/bootstrap.zip");
+    let zip_size = std::fs::metadata(&zip)
+        .map(|m| format!("{:.1} MB", m.len() as f64 / 1e6))
+        .unwrap_or_else(|_| "(run make package)".into());
+    println!("\ncold start: release binary, process start to first decision (explain, bundled policies), 50 runs\n");
+    println!("| p50 | p90 | max | peak RSS | Lambda zip |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!("| {:.1} ms | {:.1} ms | {:.1} ms | {rss} | {zip_size} |", times[25], times[45], times[49]);
+}
+
 fn main() {
     let lines: Vec<String> = (0..10_000).map(event).collect();
     let size = lines.iter().map(String::len).sum::<usize>() / lines.len();
@@ -140,4 +180,5 @@ fn main() {
             secs * 1e6 / n as f64
         );
     }
+    cold_start();
 }
