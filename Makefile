@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR ?= never
 SAM_STAMP := .venv-sam/.installed-$(shell sha256sum infra/lint-sam-requirements.txt | cut -c1-12)
 CHECKOV_STAMP := .venv-checkov/.installed-$(shell sha256sum infra/lint-checkov-requirements.txt | cut -c1-12)
 
-.PHONY: demo test emulator build bench fmt clean lint-infra template package deploy fuzz
+.PHONY: demo test emulator build bench bench-storm fmt clean lint-infra template package deploy fuzz
 
 ## demo: start the emulator, build a miniature Thera pipeline, heal one failure, report another
 demo: emulator
@@ -47,6 +47,11 @@ fuzz:
 		mkdir -p target/corpus-$$t && \
 		cargo +nightly fuzz run $$t target/corpus-$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+## bench-storm: a storm of failures with duplicates against the emulator (STORM_EVENTS, default 10000)
+bench-storm: emulator
+	cargo build --release --quiet --bin remediator --example bench_storm
+	./target/release/examples/bench_storm
 
 ## template: regenerate infra/template.json from the policies and the actions' permissions
 template:

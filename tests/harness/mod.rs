@@ -68,11 +68,21 @@ impl Emulator {
         Emulator { child, _stdin: stdin, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
+    /// The emulator's process id (for its CPU time in benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn sdk(&self) -> SdkConfig {
+        self.sdk_via(&self.endpoint)
+    }
+
+    /// SDK configuration reaching AWS through `endpoint` (a proxy).
+    pub fn sdk_via(&self, endpoint: &str) -> SdkConfig {
         SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(endpoint)
             .credentials_provider(aws_sdk_sfn::config::SharedCredentialsProvider::new(
                 aws_sdk_sfn::config::Credentials::new("test", "test", None, None, "harness"),
             ))
