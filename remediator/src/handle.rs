@@ -209,10 +209,12 @@ impl Handler {
             lease: self.lease,
             event_id: incident.event.id.clone(),
             source: incident.event.source.clone(),
+            input_hash: input_hash(&incident.event.document),
         };
         match self.log.claim(&request).await.map_err(aws)? {
             Claim::Claimed => {}
-            Claim::Done { outcome: recorded, unsent_summary } => {
+            Claim::Done { outcome: recorded, unsent_summary, input_hash: stored_hash } => {
+                let differs = stored_hash.is_some_and(|h| h != request.input_hash);
                 outcome.resolution = Resolution::Duplicate;
                 outcome.recorded = recorded;
                 if let Some((subject, body)) = unsent_summary {
@@ -222,6 +224,10 @@ impl Handler {
                     self.log.summary_sent(&key).await.map_err(aws)?;
                     outcome.summary = Some(SentSummary { subject: summary.subject, message_id: Some(id), error: None });
                     outcome.note = Some("already handled; its summary had not been delivered and now is".into());
+                } else if differs {
+                    outcome.note = Some(
+                        "already handled by an earlier delivery of the same incident, whose event differed: nothing done".into(),
+                    );
                 } else {
                     outcome.note = Some("already handled by an earlier delivery: nothing done".into());
                 }
@@ -368,6 +374,7 @@ impl Handler {
             lease: self.lease,
             event_id: incident.event.id.clone(),
             source: incident.event.source.clone(),
+            input_hash: input_hash(&incident.event.document),
         };
         if !matches!(self.log.claim(&request).await.map_err(aws)?, Claim::Claimed) {
             outcome.resolution = Resolution::Duplicate;
@@ -470,6 +477,11 @@ impl Handler {
             warn!(incident = %incident.key, error = %e, "could not release the claim; it expires with its lease");
         }
     }
+}
+
+/// A digest of an event's content (the decision's input).
+fn input_hash(document: &Value) -> String {
+    crate::incident::IncidentKey::from_stored(document.to_string()).digest(16)
 }
 
 /// Whether a run is one remediator may have made: a redrive or a named restart.

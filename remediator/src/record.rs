@@ -23,6 +23,8 @@ pub struct ClaimRequest {
     pub lease: Duration,
     pub event_id: String,
     pub source: String,
+    /// A digest of the event, so a later delivery can tell it saw the same content.
+    pub input_hash: String,
 }
 
 /// What the claim found.
@@ -31,7 +33,7 @@ pub enum Claim {
     /// Ours: go ahead.
     Claimed,
     /// Handled before: the stored outcome, and a summary still owed if sending it failed.
-    Done { outcome: Option<Value>, unsent_summary: Option<(String, String)> },
+    Done { outcome: Option<Value>, unsent_summary: Option<(String, String)>, input_hash: Option<String> },
     /// Another invocation holds a live lease.
     InProgress { owner: String },
 }

@@ -215,7 +215,7 @@ impl IncidentLog for StateTable {
             )
             .update_expression(
                 "SET #status = :in_progress, #owner = :owner, lease_until = :lease, claimed_at = :now, \
-                 event_id = :event, event_source = :source, expires_at = :expires, incident = :incident \
+                 event_id = :event, event_source = :source, expires_at = :expires, incident = :incident, input_hash = :hash \
                  ADD deliveries :one",
             )
             .expression_attribute_names("#status", "status")
@@ -229,6 +229,7 @@ impl IncidentLog for StateTable {
             .expression_attribute_values(":source", s(&request.source))
             .expression_attribute_values(":expires", n(now + RETENTION_SECS))
             .expression_attribute_values(":incident", s(request.key.as_str()))
+            .expression_attribute_values(":hash", s(&request.input_hash))
             .expression_attribute_values(":one", n(1))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -271,7 +272,7 @@ impl IncidentLog for StateTable {
             (false, Some(subject), Some(body)) => Some((subject, body)),
             _ => None,
         };
-        Ok(Claim::Done { outcome, unsent_summary })
+        Ok(Claim::Done { outcome, unsent_summary, input_hash: text("input_hash") })
     }
 
     async fn complete(&self, c: &Completion) -> Result<(), AwsError> {
