@@ -173,7 +173,8 @@ impl Handler {
             Signal::Execution(change) => {
                 outcome.execution = Some(change.execution.to_string());
                 if change.status == "SUCCEEDED" && is_retry(change) {
-                    return self.verify_success(event, outcome, owner).await;
+                    let run = IncidentKey::for_event(&event).to_string();
+                    return self.verify_success(event, outcome, owner, &run).await;
                 }
                 if !change.is_failure() {
                     outcome.note = Some(format!("execution status {}: nothing to heal", change.status));
@@ -181,6 +182,10 @@ impl Handler {
                 }
             }
             Signal::Alarm(alarm) => {
+                if alarm.state == "OK" && alarm.previous_state.as_deref() == Some("ALARM") {
+                    let follow = format!("alarm:{}", alarm.name);
+                    return self.verify_success(event, outcome, owner, &follow).await;
+                }
                 if !alarm.is_failure() {
                     outcome.note = Some(format!(
                         "alarm {} is {}: only transitions into ALARM are acted on",
@@ -303,7 +308,11 @@ impl Handler {
         // Notify first, then record whether it was delivered: a lost summary is re-sent
         // by the next delivery instead of being lost.
         // The retries to verify are recorded while the summary goes out.
-        let follow_ups: Vec<String> = outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect();
+        let mut follow_ups: Vec<String> = outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect();
+        // An alarm's incident closes when the alarm returns to OK.
+        if let Signal::Alarm(alarm) = &incident.event.signal {
+            follow_ups.push(format!("alarm:{}", alarm.name));
+        }
         let follow = async {
             for follow_up in &follow_ups {
                 if let Err(e) = self.log.follow(follow_up, &key).await {
@@ -358,13 +367,21 @@ impl Handler {
     }
 
     /// A retry remediator made succeeded: close its incident as healed, once.
-    async fn verify_success(&self, event: Event, mut outcome: Outcome, owner: &str) -> Result<Outcome, HandleError> {
+    /// The end of what remediator watches (a retry that succeeded, an alarm back to
+    /// `OK`) closes the incident it answered, once, with a final summary.
+    async fn verify_success(
+        &self,
+        event: Event,
+        mut outcome: Outcome,
+        owner: &str,
+        run: &str,
+    ) -> Result<Outcome, HandleError> {
         let incident = Incident::new(event, None);
         let key = incident.key.clone();
         let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
-        let run = key.to_string();
+        let run = run.to_string();
         let Some(previous) = self.log.followed(&run).await.map_err(aws)? else {
-            outcome.note = Some("execution SUCCEEDED; not a retry remediator made".into());
+            outcome.note = Some("not the end of anything remediator watches: nothing to close".into());
             return Ok(outcome);
         };
         outcome.incident = Some(key.to_string());

@@ -203,9 +203,12 @@ pub fn healed(run: &Incident, previous: &crate::incident::IncidentKey) -> Summar
         }
         _ => (run.event.source.clone(), String::new(), String::new()),
     };
-    let subject = clean_subject(&format!("[healed] {pipeline}: the retry succeeded"));
+    let subject = match &run.event.signal {
+        Signal::Alarm(a) => clean_subject(&format!("[healed] {}: alarm back to OK", a.name)),
+        _ => clean_subject(&format!("[healed] {pipeline}: the retry succeeded")),
+    };
     let body = format!(
-        "remediator's retry of a failed execution SUCCEEDED: the incident is closed.\n\n  {:<14} {pipeline}\n  {:<14} {execution}\n  {:<14} {previous}\n\nLinks\n  https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}\n",
+        "What remediator watched has ended well (a retry succeeded, or an alarm is OK again): the incident is closed.\n\n  {:<14} {pipeline}\n  {:<14} {execution}\n  {:<14} {previous}\n\nLinks\n  https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}\n",
         "Pipeline:", "Retry:", "Incident:"
     );
     let mut attributes = BTreeMap::new();

@@ -313,6 +313,21 @@ impl Pipeline {
         arn
     }
 
+    /// Starts an execution without waiting for it.
+    pub async fn start_execution(&self, name: &str, job: &str) -> String {
+        let input = json!({"job": job, "since": "2026-11-28", "apollo_api_key": SEEDED_SECRET}).to_string();
+        self.sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input)
+            .send()
+            .await
+            .expect("StartExecution")
+            .execution_arn()
+            .to_string()
+    }
+
     /// Waits until an execution is no longer running; returns its status.
     pub async fn wait(&self, arn: &str) -> String {
         for _ in 0..100 {
