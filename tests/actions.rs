@@ -290,3 +290,51 @@ async fn undo_puts_back_the_before_image_and_history_shows_the_incidents() {
         run(bin(), &emulator, &["history", "--since", "1h", "--policy", "reenable-pipeline-rules", "--json"], None);
     assert_eq!(outcomes(&only).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_delay_becomes_a_durable_timer_whose_due_work_retries_once() {
+    let (emulator, p) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(harness::workspace().join("policies/thera-pipeline.yaml")).unwrap();
+    std::fs::write(dir.path().join("p.yaml"), shipped.replace("redrive: {delay: 10s}", "redrive: {delay: 5m}"))
+        .unwrap();
+    let policies = dir.path().to_str().unwrap().to_string();
+    let timer_env = [
+        ("REMEDIATOR_POLICIES", policies.as_str()),
+        ("REMEDIATOR_SELF_ARN", "arn:aws:lambda:us-east-1:123456789012:function:remediator"),
+        ("REMEDIATOR_SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/remediator-scheduler"),
+    ];
+    p.set_apollo_quota("throttled").await;
+    let without = p.run_execution("later-without-timer", "apollo-delta").await;
+    let with = p.run_execution("later-with-timer", "apollo-delta").await;
+    p.set_apollo_quota("ok").await;
+
+    // Without a timer configured, a 5-minute wait is refused rather than held in Lambda.
+    let event = p.status_event(&without, false).await;
+    let out = run_with(bin(), &emulator, &["handle", "--event", "-"], Some(&event.to_string()), &timer_env[..1]);
+    let refused = &outcomes(&out)[0];
+    assert_eq!(refused["resolution"], "refused", "{refused}");
+    assert!(refused["actions"][0]["detail"].as_str().unwrap().contains("needs a durable timer"), "{refused}");
+
+    // With one, the retry is scheduled and nothing runs yet.
+    let event = p.status_event(&with, false).await;
+    let scheduler = aws_sdk_scheduler::Client::new(&p.sdk);
+    let out = run_with(bin(), &emulator, &["handle", "--event", "-"], Some(&event.to_string()), &timer_env);
+    let scheduled = &outcomes(&out)[0];
+    let detail = scheduled["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("retry scheduled for"), "{scheduled}");
+    assert_eq!(p.execution_names().await.len(), 2, "nothing runs before the timer");
+    let name = detail.rsplit("schedule ").next().unwrap().trim_end_matches(')');
+    let schedule = scheduler.get_schedule().name(name).send().await.expect("the schedule exists");
+    assert!(schedule.schedule_expression().unwrap().starts_with("at("));
+
+    // The emulator's timers never fire: run the due work directly, as the schedule would.
+    let due: Value = serde_json::from_str(schedule.target().unwrap().input().unwrap()).unwrap();
+    let out = run_with(bin(), &emulator, &["handle", "--event", "-"], Some(&due.to_string()), &timer_env);
+    let retried = &outcomes(&out)[0];
+    assert_eq!(retried["resolution"], "remediated", "{retried}");
+    assert!(retried["actions"][0]["detail"].as_str().unwrap().starts_with("restarted as"));
+    let again = run_with(bin(), &emulator, &["handle", "--event", "-"], Some(&due.to_string()), &timer_env);
+    assert_eq!(outcomes(&again)[0]["resolution"], "duplicate", "a timer that fires twice retries once");
+    assert_eq!(p.execution_names().await.len(), 3, "two failures, one retry");
+}

@@ -102,6 +102,7 @@ async fn main() {
             aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
         ))),
         locks: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
+        timers: None,
         guards: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         log: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), harness::topic_arn())),

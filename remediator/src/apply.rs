@@ -15,7 +15,7 @@ use crate::diagnose::HistoryEvent;
 use crate::error::AwsError;
 use crate::event::{parse_timestamp, ExecutionArn, Signal};
 use crate::incident::Incident;
-use crate::plan::{restart_name, split_object_arn, Disposition, Plan, Step};
+use crate::plan::{restart_name, split_object_arn, Disposition, Plan, Step, MAX_INLINE_DELAY};
 use crate::policy::Action;
 use crate::redact;
 
@@ -154,6 +154,22 @@ pub trait ChangeLocks: Send + Sync {
     async fn last_change(&self, target: &str, change: &str) -> Result<Option<i64>, AwsError>;
 }
 
+/// Whether a timer was created or already existed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Timer {
+    Created,
+    Existing,
+}
+
+/// Durable one-time timers that invoke remediator later.
+#[async_trait]
+pub trait Timers: Send + Sync {
+    async fn schedule(&self, name: &str, at: i64, payload: &Value) -> Result<Timer, AwsError>;
+}
+
+/// The detail-type of the payload a timer delivers.
+pub const DEFERRED_RETRY: &str = "Deferred Retry";
+
 /// The AWS capabilities `apply` uses.
 pub struct Services<'a> {
     pub executions: &'a dyn Executions,
@@ -161,6 +177,9 @@ pub struct Services<'a> {
     pub rules: &'a dyn Rules,
     pub objects: &'a dyn ObjectVersions,
     pub locks: &'a dyn ChangeLocks,
+    /// `None` when no timer is configured: retries due later than a Lambda should wait
+    /// are then refused.
+    pub timers: Option<&'a dyn Timers>,
 }
 
 /// How a step ended.
@@ -282,6 +301,9 @@ async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, ser
                 let how = if redrivable { "redrive the execution" } else { "restart the execution under a new name" };
                 return done(StepResult::WouldHave, format!("would {how}"));
             }
+            if *delay > MAX_INLINE_DELAY {
+                return defer(step, incident, services.timers, *delay).await;
+            }
             if !delay.is_zero() {
                 tokio::time::sleep(*delay).await;
             }
@@ -331,6 +353,52 @@ async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, ser
         }
         Action::EnableRule { .. } => enable_rule(step, services.rules, target).await,
         Action::RestoreObject { .. } => restore_object(step, incident, services.objects, target).await,
+    }
+}
+
+/// Schedules the retry with a durable timer instead of waiting for it.
+async fn defer(step: &Step, incident: &Incident, timers: Option<&dyn Timers>, delay: std::time::Duration) -> Done {
+    let Some(timers) = timers else {
+        return done(
+            StepResult::Refused,
+            format!(
+                "a delay of {} needs a durable timer: set REMEDIATOR_SELF_ARN and REMEDIATOR_SCHEDULER_ROLE_ARN (at most {} is waited in-process)",
+                crate::policy::format_duration(delay),
+                crate::policy::format_duration(MAX_INLINE_DELAY)
+            ),
+        );
+    };
+    let at = crate::handle::now() + delay.as_secs() as i64;
+    let name = format!("remediator-{}", incident.key.digest(24));
+    let mut event = incident.event.document.clone();
+    if let Some(obj) = event.as_object_mut() {
+        obj.remove("diagnosis");
+    }
+    let payload = serde_json::json!({
+        "version": "0",
+        "id": format!("deferred:{}", incident.key),
+        "source": "remediator",
+        "detail-type": DEFERRED_RETRY,
+        "detail": {"incident": incident.key.as_str(), "policy": step.policy, "attempt": step.attempt, "event": event},
+    });
+    if step.dry_run {
+        return done(StepResult::WouldHave, format!("would schedule the retry at {}", crate::guard::format_time(at)));
+    }
+    match timers.schedule(&name, at, &payload).await {
+        Ok(timer) => {
+            let how = if timer == Timer::Existing { "already scheduled" } else { "scheduled" };
+            Done {
+                short: Some(format!("retry at {}", &crate::guard::format_time(at)[11..16])),
+                ..done(
+                    StepResult::Done,
+                    format!(
+                        "retry {how} for {} (EventBridge Scheduler schedule {name})",
+                        crate::guard::format_time(at)
+                    ),
+                )
+            }
+        }
+        Err(e) => failed("CreateSchedule", &e),
     }
 }
 

@@ -30,6 +30,9 @@ pub struct Config {
     pub lease: Duration,
     /// ARN patterns remediator may act on.
     pub allow: AllowList,
+    /// remediator's own function ARN and the role EventBridge Scheduler assumes to
+    /// invoke it: the durable timer for retries due later than an invocation waits.
+    pub timer: Option<(String, String)>,
 }
 
 /// Every problem with the environment.
@@ -117,8 +120,30 @@ impl Config {
                 AllowList::default_list()
             }),
         };
+        let timer = match (
+            get("REMEDIATOR_SELF_ARN").filter(|v| !v.is_empty()),
+            get("REMEDIATOR_SCHEDULER_ROLE_ARN").filter(|v| !v.is_empty()),
+        ) {
+            (Some(target), Some(role)) => {
+                if !target.starts_with("arn:") || !target.contains(":lambda:") {
+                    errors.push(format!("REMEDIATOR_SELF_ARN `{target}` is not a Lambda function ARN"));
+                }
+                if !role.starts_with("arn:") || !role.contains(":iam:") {
+                    errors.push(format!("REMEDIATOR_SCHEDULER_ROLE_ARN `{role}` is not an IAM role ARN"));
+                }
+                Some((target, role))
+            }
+            (None, None) => None,
+            _ => {
+                errors.push(
+                    "REMEDIATOR_SELF_ARN and REMEDIATOR_SCHEDULER_ROLE_ARN go together (the durable timer needs both)"
+                        .into(),
+                );
+                None
+            }
+        };
         if errors.is_empty() {
-            Ok(Config { table, topic_arn, policies, dry_run, lease, allow })
+            Ok(Config { table, topic_arn, policies, dry_run, lease, allow, timer })
         } else {
             Err(ConfigErrors(errors))
         }

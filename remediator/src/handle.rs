@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::apply::{
     apply, ChangeLocks, ExecutionInfo, Executions, FunctionSettings, ObjectVersions, Rules, Services, StepOutcome,
-    StepResult,
+    StepResult, Timers, DEFERRED_RETRY,
 };
 use crate::decide::decide_applied;
 use crate::diagnose::{diagnose, diagnose_alarm, Diagnosis};
@@ -140,6 +140,8 @@ pub struct Handler {
     pub rules: Arc<dyn Rules>,
     pub objects: Arc<dyn ObjectVersions>,
     pub locks: Arc<dyn ChangeLocks>,
+    /// Durable timers for retries due later than an invocation should wait.
+    pub timers: Option<Arc<dyn Timers>>,
     pub guards: Arc<dyn GuardStore>,
     pub log: Arc<dyn IncidentLog>,
     pub notifier: Arc<dyn Notifier>,
@@ -156,6 +158,9 @@ impl Handler {
     pub async fn handle(&self, document: Value, owner: &str) -> Result<Outcome, HandleError> {
         let event = Event::from_value(document)?;
         tracing::Span::current().record("event", event.id.as_str());
+        if event.source == "remediator" && event.detail_type == DEFERRED_RETRY {
+            return self.run_deferred(event, owner).await;
+        }
         let mut outcome = Outcome {
             event_id: event.id.clone(),
             source: event.source.clone(),
@@ -282,6 +287,7 @@ impl Handler {
             rules: self.rules.as_ref(),
             objects: self.objects.as_ref(),
             locks: self.locks.as_ref(),
+            timers: self.timers.as_deref(),
         };
         outcome.actions = apply(&plan, &incident, info.as_ref(), &services).await;
         outcome.resolution = resolve(deciding, &outcome.actions);
@@ -367,6 +373,102 @@ impl Handler {
     }
 
     /// A retry remediator made succeeded: close its incident as healed, once.
+    /// A retry a timer deferred is due: claim it once, check the guards again (a person
+    /// may have paused remediator since), and run the retry of the original incident.
+    async fn run_deferred(&self, timer_event: Event, owner: &str) -> Result<Outcome, HandleError> {
+        let detail = timer_event.document.get("detail").cloned().unwrap_or_default();
+        let original = detail.get("event").cloned().ok_or(EventError::MissingDetail("event"))?;
+        let policy_name = detail.get("policy").and_then(Value::as_str).unwrap_or_default().to_string();
+        let timer = Incident::new(timer_event, None);
+        let key = timer.key.clone();
+        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
+        let mut incident = Incident::new(Event::from_value(original)?, None);
+        let mut outcome = Outcome {
+            event_id: timer.event.id.clone(),
+            source: timer.event.source.clone(),
+            incident: Some(key.to_string()),
+            resolution: Resolution::Ignored,
+            execution: None,
+            diagnosis: None,
+            policy: Some(policy_name.clone()),
+            actions: Vec::new(),
+            summary: None,
+            note: Some(format!("scheduled retry of incident {}", incident.key)),
+            recorded: None,
+        };
+        let request = ClaimRequest {
+            key: key.clone(),
+            owner: owner.to_string(),
+            lease: self.lease,
+            event_id: timer.event.id.clone(),
+            source: timer.event.source.clone(),
+            input_hash: input_hash(&timer.event.document),
+        };
+        if !matches!(self.log.claim(&request).await.map_err(aws)?, Claim::Claimed) {
+            outcome.resolution = Resolution::Duplicate;
+            return Ok(outcome);
+        }
+        let now = now();
+        let (diagnosed, guards) = tokio::join!(self.diagnose(&mut incident), self.guards.load(now));
+        let (info, guards) = match (diagnosed, guards) {
+            (Ok(info), Ok(guards)) => (info, guards),
+            (Err(e), _) | (_, Err(e)) => {
+                self.release(&timer, owner, &outcome, &e).await;
+                return Err(aws(e));
+            }
+        };
+        let Some(policy) = self.policies.get(&policy_name) else {
+            outcome.resolution = Resolution::Refused;
+            outcome.note = Some(format!("policy {policy_name} no longer exists: the scheduled retry is dropped"));
+            let completion = completion(&timer, owner, Status::Completed, &outcome, None, false);
+            self.log.complete(&completion).await.map_err(aws)?;
+            return Ok(outcome);
+        };
+        // The retry itself, now, with the policy's limits and the guards in force now.
+        let mut now_policy = policy.clone();
+        now_policy.actions = vec![crate::policy::Action::Redrive { delay: Duration::ZERO }];
+        let mut plan = plan(&incident, &[&now_policy], self.dry_run);
+        guard(&mut plan, &self.allow, &guards, now);
+        let services = Services {
+            executions: self.executions.as_ref(),
+            functions: self.functions.as_ref(),
+            rules: self.rules.as_ref(),
+            objects: self.objects.as_ref(),
+            locks: self.locks.as_ref(),
+            timers: None,
+        };
+        outcome.actions = apply(&plan, &incident, info.as_ref(), &services).await;
+        outcome.resolution = resolve(Some(policy), &outcome.actions);
+        outcome.execution = match &incident.event.signal {
+            Signal::Execution(c) => Some(c.execution.to_string()),
+            _ => None,
+        };
+        for follow_up in outcome.actions.iter().filter_map(|a| a.follow_up.as_deref()) {
+            if let Err(e) = self.log.follow(follow_up, &incident.key).await {
+                warn!(incident = %key, error = %e, "could not record the retry to verify");
+            }
+        }
+        let summary = compose(&Facts {
+            incident: &incident,
+            policy: Some(policy),
+            steps: &outcome.actions,
+            resolution: outcome.resolution.as_str(),
+            dry_run: self.dry_run,
+            note: outcome.note.as_deref(),
+        });
+        let published = self.notifier.publish(&summary).await;
+        outcome.summary = Some(SentSummary {
+            subject: summary.subject.clone(),
+            message_id: published.as_ref().ok().cloned(),
+            error: published.as_ref().err().map(|e| e.to_string()),
+        });
+        let status = if outcome.resolution == Resolution::Failed { Status::Failed } else { Status::Completed };
+        let completion = completion(&timer, owner, status, &outcome, Some(&summary), published.is_ok());
+        self.log.complete(&completion).await.map_err(aws)?;
+        published.map_err(aws)?;
+        Ok(outcome)
+    }
+
     /// The end of what remediator watches (a retry that succeeded, an alarm back to
     /// `OK`) closes the incident it answered, once, with a final summary.
     async fn verify_success(

@@ -45,6 +45,10 @@ fn resources_for(action: &str) -> Value {
         ("s3", "s3:ListBucketVersions") => json!([{"Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}"}]),
         ("s3", _) => json!([{"Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}/${DataPrefix}*"}]),
         ("dynamodb", _) => json!([{"Fn::GetAtt": ["StateTable", "Arn"]}]),
+        ("scheduler", _) => {
+            json!([{"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/default/remediator-*"}])
+        }
+        ("iam", "iam:PassRole") => json!([{"Fn::GetAtt": ["SchedulerRole", "Arn"]}]),
         ("sns", _) => json!([{"Ref": "SummaryTopic"}]),
         _ => json!([]),
     }
@@ -93,8 +97,24 @@ pub fn template(policies: &PolicySet) -> Value {
         "REMEDIATOR_ALLOW": {"Fn::Join": [",", {"Ref": "AllowList"}]},
         "REMEDIATOR_STATE_MACHINES": {"Fn::Join": [",", {"Ref": "StateMachineArns"}]},
         "REMEDIATOR_LOG": {"Ref": "LogLevel"},
-        "REMEDIATOR_LEASE": "15m"
+        "REMEDIATOR_LEASE": "15m",
+        "REMEDIATOR_SELF_ARN": {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-remediator"},
+        "REMEDIATOR_SCHEDULER_ROLE_ARN": {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
     });
+    resources.insert("SchedulerRole".into(), json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": "EventBridge Scheduler invokes remediator when a deferred retry is due",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+            }]},
+            "Policies": [{"PolicyName": "invoke-remediator", "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "lambda:InvokeFunction",
+                "Resource": {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-remediator"}
+            }]}}]
+        }
+    }));
     resources.insert("StateTable".into(), json!({
         "Type": "AWS::DynamoDB::Table",
         "DeletionPolicy": "Retain",
@@ -168,6 +188,7 @@ pub fn template(policies: &PolicySet) -> Value {
             {"id": "CKV_AWS_173", "comment": "the environment holds names and ARNs, no secrets; AWS encrypts it at rest by default"}
         ]}},
         "Properties": {
+            "FunctionName": {"Fn::Sub": "${AWS::StackName}-remediator"},
             "Description": "remediator: self-healing for the Thera pipeline",
             "CodeUri": "../target/lambda/remediator/bootstrap.zip",
             "Handler": "bootstrap",

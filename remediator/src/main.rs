@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 use remediator::aws::{
-    dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects, sdk_config, sns::SummaryTopic,
-    stepfunctions::StepFunctions,
+    dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects, scheduler::Scheduler, sdk_config,
+    sns::SummaryTopic, stepfunctions::StepFunctions,
 };
 use remediator::config::{Config, PolicySource};
 use remediator::diagnose::{events_from_json, HistoryEvent};
@@ -262,6 +262,10 @@ async fn build_handler() -> Result<Handler> {
         rules: Arc::new(EventRules::new(aws_sdk_eventbridge::Client::new(&sdk))),
         objects: Arc::new(Objects::new(s3)),
         locks: table.clone(),
+        timers: config.timer.as_ref().map(|(target, role)| {
+            Arc::new(Scheduler::new(aws_sdk_scheduler::Client::new(&sdk), target, role))
+                as Arc<dyn remediator::apply::Timers>
+        }),
         guards: table.clone(),
         log: table,
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)),

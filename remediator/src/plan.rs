@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::event::Signal;
 use crate::incident::Incident;
-use crate::policy::{format_duration, Action, Limits, Policy};
+use crate::policy::{Action, Limits, Policy};
 
 /// Longest delay waited inside one invocation; longer ones need a durable timer.
 pub const MAX_INLINE_DELAY: Duration = Duration::from_secs(60);
@@ -111,14 +111,6 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
                     "attempts exhausted: {used} of {} already used",
                     policy.limits.max_attempts
                 ));
-            } else if let Action::Redrive { delay } = action {
-                if *delay > MAX_INLINE_DELAY {
-                    step.disposition = Disposition::Refuse(format!(
-                        "a delay of {} needs a durable timer, which this version does not have (at most {})",
-                        format_duration(*delay),
-                        format_duration(MAX_INLINE_DELAY)
-                    ));
-                }
             }
         }
         Action::Notify { .. } => step.target = Some("summary topic".into()),
@@ -282,10 +274,11 @@ mod tests {
     }
 
     #[test]
-    fn long_delays_are_refused_until_there_is_a_durable_timer() {
+    fn long_delays_are_planned_and_left_to_a_durable_timer() {
         let set = policies("[{redrive: {delay: 5m}}]");
         let plan = plan(&incident("run-1", 0), &[&set.policies()[0]], false);
-        assert!(matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("durable timer")));
+        assert_eq!(plan.steps[0].disposition, Disposition::Act);
+        assert_eq!(plan.steps[0].action, Action::Redrive { delay: Duration::from_secs(300) });
     }
 
     #[test]

@@ -117,7 +117,14 @@ impl Action {
     /// The IAM actions this step needs (checked against `infra/`).
     pub fn permissions(&self) -> &'static [&'static str] {
         match self {
-            Action::Redrive { .. } => &["states:RedriveExecution", "states:DescribeExecution", "states:StartExecution"],
+            // A delay longer than an invocation should wait becomes a Scheduler timer.
+            Action::Redrive { .. } => &[
+                "states:RedriveExecution",
+                "states:DescribeExecution",
+                "states:StartExecution",
+                "scheduler:CreateSchedule",
+                "iam:PassRole",
+            ],
             Action::StartExecution { .. } => &["states:StartExecution", "states:DescribeExecution"],
             Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } => {
                 &["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"]

@@ -8,6 +8,7 @@ pub mod dynamodb;
 pub mod eventbridge;
 pub mod lambda;
 pub mod s3;
+pub mod scheduler;
 pub mod sns;
 pub mod stepfunctions;
 
