@@ -195,6 +195,25 @@ async fn an_errors_alarm_is_reported_and_its_return_to_ok_closes_the_incident() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_change_made_by_remediators_own_role_session_is_ignored() {
+    let (emulator, p) = setup().await;
+    let mut event = p.disable_rule(RULES[0]).await;
+    event["detail"]["userIdentity"]["arn"] =
+        Value::from("arn:aws:sts::123456789012:assumed-role/remediator-role/remediator-prod");
+    let out = run_with(
+        bin(),
+        &emulator,
+        &["handle", "--event", "-"],
+        Some(&event.to_string()),
+        &[("AWS_LAMBDA_FUNCTION_NAME", "remediator-prod")],
+    );
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["resolution"], "ignored", "{outcome}");
+    assert!(outcome["note"].as_str().unwrap().contains("caused by remediator itself"));
+    assert_eq!(p.rule_state(RULES[0]).await, "DISABLED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_rule_disabled_again_and_again_is_enabled_at_most_max_attempts_times() {
     let (emulator, p) = setup().await;
     for round in 0..3 {

@@ -103,6 +103,7 @@ async fn main() {
         ))),
         locks: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         timers: None,
+        own_session: None,
         guards: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         log: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), harness::topic_arn())),

@@ -142,6 +142,9 @@ pub struct Handler {
     pub locks: Arc<dyn ChangeLocks>,
     /// Durable timers for retries due later than an invocation should wait.
     pub timers: Option<Arc<dyn Timers>>,
+    /// remediator's own role session name (its Lambda function's name), to ignore the
+    /// CloudTrail events of its own calls.
+    pub own_session: Option<String>,
     pub guards: Arc<dyn GuardStore>,
     pub log: Arc<dyn IncidentLog>,
     pub notifier: Arc<dyn Notifier>,
@@ -200,6 +203,17 @@ impl Handler {
                 }
             }
             Signal::Other => {
+                // The loop breaker: a CloudTrail call made by remediator itself (its
+                // Lambda's role session is named after the function) is never a failure
+                // to remediate.
+                if let Some(own) = self.own_session.as_deref() {
+                    let caller =
+                        event.document.pointer("/detail/userIdentity/arn").and_then(Value::as_str).unwrap_or_default();
+                    if caller.ends_with(&format!("/{own}")) && caller.contains(":assumed-role/") {
+                        outcome.note = Some(format!("caused by remediator itself ({caller}): ignored"));
+                        return Ok(outcome);
+                    }
+                }
                 // Only events some policy wants become incidents.
                 if decide_applied(&self.policies, &event.document).is_empty() {
                     outcome.note = Some("no policy matches this event".into());

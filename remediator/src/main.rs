@@ -266,6 +266,7 @@ async fn build_handler() -> Result<Handler> {
             Arc::new(Scheduler::new(aws_sdk_scheduler::Client::new(&sdk), target, role))
                 as Arc<dyn remediator::apply::Timers>
         }),
+        own_session: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|n| !n.is_empty()),
         guards: table.clone(),
         log: table,
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)),
