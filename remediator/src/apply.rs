@@ -606,7 +606,7 @@ async fn enable_rule(step: &Step, rules: &dyn Rules, arn: &str) -> Done {
     match rules.describe(name).await {
         Ok(i) if i.state == "ENABLED" => Done {
             before,
-            short: Some(format!("{name} enabled")),
+            short: Some("enabled".into()),
             ..done(StepResult::Done, format!("enabled rule {name}"))
         },
         Ok(i) => {
@@ -663,7 +663,7 @@ async fn restore_object(step: &Step, incident: &Incident, objects: &dyn ObjectVe
     match objects.head(bucket, key).await {
         Ok(Some(current)) => Done {
             before,
-            short: Some(format!("{key} restored")),
+            short: Some("restored".into()),
             ..done(
                 StepResult::Done,
                 format!("restored s3://{bucket}/{key}: removed delete marker, version {current} is current"),
