@@ -357,3 +357,37 @@ async fn a_long_delay_becomes_a_durable_timer_whose_due_work_retries_once() {
     assert_eq!(outcomes(&again)[0]["resolution"], "duplicate", "a timer that fires twice retries once");
     assert_eq!(p.execution_names().await.len(), 3, "two failures, one retry");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_storm_later_summaries_fold_into_one_digest() {
+    let (emulator, p) = setup().await;
+    let mut events = Vec::new();
+    for i in 0..3 {
+        let arn = p.run_execution(&format!("storm-auth-{i}"), "firecrawl").await;
+        events.push(p.status_event(&arn, false).await);
+    }
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let window = [("REMEDIATOR_DIGEST_WINDOW", "2s")];
+    let out = run_with(bin(), &emulator, &["handle", "--event", "-"], Some(&text), &window);
+    let all = outcomes(&out);
+    assert_eq!(all.iter().filter(|o| o["summary"]["folded"] == true).count(), 2, "{all:#?}");
+    let first = p.summaries().await;
+    assert_eq!(first.len(), 1, "the first incident notifies at once");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let out = run_with(bin(), &emulator, &["digests"], None, &window);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 digest(s) sent"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let digest = p.summaries().await;
+    assert_eq!(digest.len(), 1);
+    assert_eq!(
+        digest[0]["Subject"],
+        "[digest] thera-pipeline-prod-daily: 2 more incident(s) under never-retry-auth-errors"
+    );
+    assert!(digest[0]["Message"].as_str().unwrap().contains("storm-auth-"));
+    let again = run_with(bin(), &emulator, &["digests"], None, &window);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 digest(s) sent"), "a digest goes out once");
+}

@@ -104,6 +104,8 @@ async fn main() {
         locks: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         timers: None,
         own_session: None,
+        digests: None,
+        digest_window: std::time::Duration::ZERO,
         guards: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         log: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), harness::topic_arn())),

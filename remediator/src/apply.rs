@@ -604,11 +604,9 @@ async fn enable_rule(step: &Step, rules: &dyn Rules, arn: &str) -> Done {
         return failed("EnableRule", &e);
     }
     match rules.describe(name).await {
-        Ok(i) if i.state == "ENABLED" => Done {
-            before,
-            short: Some("enabled".into()),
-            ..done(StepResult::Done, format!("enabled rule {name}"))
-        },
+        Ok(i) if i.state == "ENABLED" => {
+            Done { before, short: Some("enabled".into()), ..done(StepResult::Done, format!("enabled rule {name}")) }
+        }
         Ok(i) => {
             Done { before, ..done(StepResult::Failed, format!("rule {name} is still {} after EnableRule", i.state)) }
         }

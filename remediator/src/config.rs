@@ -33,6 +33,9 @@ pub struct Config {
     /// remediator's own function ARN and the role EventBridge Scheduler assumes to
     /// invoke it: the durable timer for retries due later than an invocation waits.
     pub timer: Option<(String, String)>,
+    /// Storm control: later summaries of one policy and target within this window fold
+    /// into one digest (zero: every summary on its own).
+    pub digest_window: Duration,
 }
 
 /// Every problem with the environment.
@@ -142,8 +145,15 @@ impl Config {
                 None
             }
         };
+        let digest_window = match get("REMEDIATOR_DIGEST_WINDOW") {
+            None => Duration::from_secs(300),
+            Some(v) => parse_duration(&v).unwrap_or_else(|e| {
+                errors.push(format!("REMEDIATOR_DIGEST_WINDOW: {e} (e.g. 5m, or 0s for no digests)"));
+                Duration::from_secs(300)
+            }),
+        };
         if errors.is_empty() {
-            Ok(Config { table, topic_arn, policies, dry_run, lease, allow, timer })
+            Ok(Config { table, topic_arn, policies, dry_run, lease, allow, timer, digest_window })
         } else {
             Err(ConfigErrors(errors))
         }

@@ -31,7 +31,7 @@ use crate::plan::plan;
 use crate::policy::{NotifyWhen, Policy, PolicySet};
 use crate::record::{Claim, ClaimRequest, Completion, IncidentLog, Status};
 use crate::redact;
-use crate::summary::{compose, Facts, Notifier, Summary};
+use crate::summary::{compose, Digests, Facts, Notifier, Summary};
 
 /// Why an event could not be handled.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +123,9 @@ pub struct Outcome {
 #[derive(Clone, Debug, Serialize)]
 pub struct SentSummary {
     pub subject: String,
+    /// Folded into the digest of its policy and target instead of sent on its own.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub folded: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +143,9 @@ pub struct Handler {
     pub rules: Arc<dyn Rules>,
     pub objects: Arc<dyn ObjectVersions>,
     pub locks: Arc<dyn ChangeLocks>,
+    /// Storm digests, and their window (zero: every summary on its own).
+    pub digests: Option<Arc<dyn Digests>>,
+    pub digest_window: Duration,
     /// Durable timers for retries due later than an invocation should wait.
     pub timers: Option<Arc<dyn Timers>>,
     /// remediator's own role session name (its Lambda function's name), to ignore the
@@ -163,6 +169,25 @@ impl Handler {
         tracing::Span::current().record("event", event.id.as_str());
         if event.source == "remediator" && event.detail_type == DEFERRED_RETRY {
             return self.run_deferred(event, owner).await;
+        }
+        if event.source == "remediator" && event.detail_type == crate::summary::DIGEST_DUE {
+            let sent =
+                self.flush_digests().await.map_err(|source| HandleError::Aws { incident: event.id.clone(), source })?;
+            let mut outcome = Outcome {
+                event_id: event.id.clone(),
+                source: event.source.clone(),
+                incident: None,
+                resolution: Resolution::Ignored,
+                execution: None,
+                diagnosis: None,
+                policy: None,
+                actions: Vec::new(),
+                summary: None,
+                note: None,
+                recorded: None,
+            };
+            outcome.note = Some(format!("{sent} digest(s) sent"));
+            return Ok(outcome);
         }
         let mut outcome = Outcome {
             event_id: event.id.clone(),
@@ -246,7 +271,12 @@ impl Handler {
                     let summary = Summary { subject, body, attributes: Default::default() };
                     let id = self.notifier.publish(&summary).await.map_err(aws)?;
                     self.log.summary_sent(&key).await.map_err(aws)?;
-                    outcome.summary = Some(SentSummary { subject: summary.subject, message_id: Some(id), error: None });
+                    outcome.summary = Some(SentSummary {
+                        subject: summary.subject,
+                        folded: false,
+                        message_id: Some(id),
+                        error: None,
+                    });
                     outcome.note = Some("already handled; its summary had not been delivered and now is".into());
                 } else if differs {
                     outcome.note = Some(
@@ -313,7 +343,7 @@ impl Handler {
             outcome.note = Some(format!("guard state not recorded: {}", redact::text(&e.to_string())));
         }
 
-        let summary = should_notify(deciding, outcome.resolution, &outcome.actions).then(|| {
+        let mut summary = should_notify(deciding, outcome.resolution, &outcome.actions).then(|| {
             compose(&Facts {
                 incident: &incident,
                 policy: deciding,
@@ -324,6 +354,39 @@ impl Handler {
             })
         });
         let status = if outcome.resolution == Resolution::Failed { Status::Failed } else { Status::Completed };
+        // In a storm, later summaries of one policy and target fold into a digest. A
+        // failed remediation always goes out at once.
+        let mut folded = None;
+        if let (Some(s), Some(digests)) = (&summary, &self.digests) {
+            if outcome.resolution != Resolution::Failed && !self.digest_window.is_zero() {
+                let line = format!("{} ({})", s.subject, incident.key);
+                let digest_key = crate::summary::digest_key(s);
+                match digests.open_or_fold(&digest_key, self.digest_window.as_secs() as i64, &line, now).await {
+                    Ok(crate::summary::Fold::Opened) => {}
+                    Ok(crate::summary::Fold::Folded { closes_at }) => {
+                        folded = summary.take();
+                        // Wake up when the window closes (one timer per window); without
+                        // timers the scheduled sweep sends it.
+                        if let Some(timers) = &self.timers {
+                            let name = format!(
+                                "remediator-digest-{}",
+                                IncidentKey::from_stored(format!("{digest_key}@{closes_at}")).digest(24)
+                            );
+                            let payload = serde_json::json!({
+                                "version": "0", "id": name, "source": "remediator",
+                                "detail-type": crate::summary::DIGEST_DUE, "detail": {"digest": digest_key},
+                            });
+                            if let Err(e) = timers.schedule(&name, closes_at + 1, &payload).await {
+                                warn!(incident = %key, error = %e, "could not schedule the digest; the sweep will send it");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(incident = %key, error = %e, "digest state unavailable: sending the summary on its own")
+                    }
+                }
+            }
+        }
 
         // Notify first, then record whether it was delivered: a lost summary is re-sent
         // by the next delivery instead of being lost.
@@ -347,8 +410,9 @@ impl Handler {
             }
         };
         let ((), published) = tokio::join!(follow, publish);
-        outcome.summary = summary.as_ref().map(|s| SentSummary {
+        outcome.summary = summary.as_ref().or(folded.as_ref()).map(|s| SentSummary {
             subject: s.subject.clone(),
+            folded: folded.is_some(),
             message_id: published.as_ref().and_then(|p| p.as_ref().ok().cloned()),
             error: published.as_ref().and_then(|p| p.as_ref().err().map(|e| e.to_string())),
         });
@@ -387,6 +451,21 @@ impl Handler {
     }
 
     /// A retry remediator made succeeded: close its incident as healed, once.
+    /// Sends the digests whose window has closed (run by the scheduled sweep and by
+    /// `remediator digests`). Returns how many were sent.
+    pub async fn flush_digests(&self) -> Result<usize, AwsError> {
+        let Some(digests) = &self.digests else { return Ok(0) };
+        let mut sent = 0;
+        for (key, lines) in digests.take_due(now()).await? {
+            if lines.is_empty() {
+                continue;
+            }
+            self.notifier.publish(&crate::summary::digest(&key, &lines)).await?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
     /// A retry a timer deferred is due: claim it once, check the guards again (a person
     /// may have paused remediator since), and run the retry of the original incident.
     async fn run_deferred(&self, timer_event: Event, owner: &str) -> Result<Outcome, HandleError> {
@@ -473,6 +552,7 @@ impl Handler {
         let published = self.notifier.publish(&summary).await;
         outcome.summary = Some(SentSummary {
             subject: summary.subject.clone(),
+            folded: false,
             message_id: published.as_ref().ok().cloned(),
             error: published.as_ref().err().map(|e| e.to_string()),
         });
@@ -521,6 +601,7 @@ impl Handler {
         let published = self.notifier.publish(&summary).await;
         outcome.summary = Some(SentSummary {
             subject: summary.subject.clone(),
+            folded: false,
             message_id: published.as_ref().ok().cloned(),
             error: published.as_ref().err().map(|e| e.to_string()),
         });

@@ -106,6 +106,8 @@ enum Command {
     },
     /// List the pauses in force.
     Pauses,
+    /// Send the storm digests whose window has closed (the scheduled sweep does too).
+    Digests,
     /// Handle every execution of the state machines that failed since the last sweep
     /// (status-change events are best effort; this catches the ones never delivered).
     Sweep {
@@ -178,6 +180,13 @@ fn main() -> ExitCode {
         }
         Command::Resume { policy, target } => runtime().and_then(|rt| rt.block_on(resume_cmd(scope(policy, target)))),
         Command::Pauses => runtime().and_then(|rt| rt.block_on(pauses_cmd())),
+        Command::Digests => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let sent = build_handler().await?.flush_digests().await.context("sending digests")?;
+                println!("{sent} digest(s) sent");
+                Ok(ExitCode::SUCCESS)
+            })
+        }),
         Command::Sweep { state_machines, since } => {
             runtime().and_then(|rt| rt.block_on(sweep_cmd(state_machines, since.as_deref())))
         }
@@ -267,6 +276,8 @@ async fn build_handler() -> Result<Handler> {
                 as Arc<dyn remediator::apply::Timers>
         }),
         own_session: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|n| !n.is_empty()),
+        digests: Some(table.clone() as Arc<dyn remediator::summary::Digests>),
+        digest_window: config.digest_window,
         guards: table.clone(),
         log: table,
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)),
@@ -829,6 +840,9 @@ mod lambda {
                     tracing::error!(error = %e, "sweep: event not handled");
                 }
             }
+        }
+        if let Err(e) = state.handler.flush_digests().await {
+            tracing::error!(error = %e, "sweep: digests not sent");
         }
         if failed == 0 {
             state

@@ -218,6 +218,56 @@ pub fn healed(run: &Incident, previous: &crate::incident::IncidentKey) -> Summar
     Summary { subject, body, attributes }
 }
 
+/// Storm control: the first summary of a policy and target in a window goes out at
+/// once; later ones fold into one digest sent when the window closes.
+#[async_trait]
+pub trait Digests: Send + Sync {
+    /// Opens a window for `key` (send now), or folds `line` into the open one.
+    async fn open_or_fold(&self, key: &str, window_secs: i64, line: &str, now: i64) -> Result<Fold, AwsError>;
+    /// Closes every window due at `now`, returning each one's key and folded lines.
+    async fn take_due(&self, now: i64) -> Result<Vec<(String, Vec<String>)>, AwsError>;
+}
+
+/// What became of a summary in storm control.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fold {
+    /// A new window: send this summary now.
+    Opened,
+    /// Folded into the open window, which closes at this time (Unix seconds).
+    Folded { closes_at: i64 },
+}
+
+/// The detail-type of the payload a timer delivers when a digest window closes.
+pub const DIGEST_DUE: &str = "Digest Due";
+
+/// The digest key of a summary: its policy and what it is about (pipeline or target).
+pub fn digest_key(summary: &Summary) -> String {
+    format!(
+        "{}|{}",
+        summary.attributes.get("policy").map(String::as_str).unwrap_or("none"),
+        summary.attributes.get("pipeline").map(String::as_str).unwrap_or("-")
+    )
+}
+
+/// The digest of the incidents folded into one window.
+pub fn digest(key: &str, lines: &[String]) -> Summary {
+    let (policy, pipeline) = key.split_once('|').unwrap_or((key, "-"));
+    let subject = clean_subject(&format!("[digest] {pipeline}: {} more incident(s) under {policy}", lines.len()));
+    let mut body = format!(
+        "{} more incident(s) of policy {policy} on {pipeline} arrived while the first one's summary was fresh.\nEach is in the state table (remediator history --policy {policy}).\n\n",
+        lines.len()
+    );
+    for l in lines {
+        body.push_str(&format!("  - {}\n", redact::text(l)));
+    }
+    let mut attributes = BTreeMap::new();
+    attributes.insert("outcome".to_string(), "digest".to_string());
+    attributes.insert("severity".to_string(), "info".to_string());
+    attributes.insert("policy".to_string(), policy.to_string());
+    attributes.insert("pipeline".to_string(), pipeline.to_string());
+    Summary { subject, body, attributes }
+}
+
 /// The message for `MessageStructure=json`: text by default (e-mail, SQS), the subject
 /// alone for SMS, and the AWS Chatbot custom-notification JSON for chat (HTTPS).
 pub fn per_protocol(summary: &Summary) -> serde_json::Value {

@@ -21,6 +21,7 @@ use crate::error::AwsError;
 use crate::guard::{Circuit, GuardState, GuardStore, Pause, PauseScope, CIRCUIT_THRESHOLD};
 use crate::incident::IncidentKey;
 use crate::record::{Claim, ClaimRequest, Completion, IncidentLog};
+use crate::summary::{Digests, Fold};
 
 const RETENTION_SECS: u64 = 90 * 86400;
 
@@ -595,5 +596,112 @@ impl ChangeLocks for StateTable {
             .iter()
             .filter_map(|i| i.get("at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()))
             .max())
+    }
+}
+
+/// Digest windows live in one partition (`pk = DIGEST`, `sk` = policy|target): a
+/// conditional put opens a window, a conditional append folds into it, and a
+/// conditional delete closes it, so concurrent invocations never send one twice.
+#[async_trait]
+impl Digests for StateTable {
+    async fn open_or_fold(&self, key: &str, window_secs: i64, line: &str, now: i64) -> Result<Fold, AwsError> {
+        for _ in 0..2 {
+            let opened = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s("DIGEST"))
+                .item("sk", s(key))
+                .item("window_end", AttributeValue::N((now + window_secs).to_string()))
+                .item("lines", AttributeValue::L(Vec::new()))
+                .item("expires_at", n(now.max(0) as u64 + RETENTION_SECS))
+                .condition_expression("attribute_not_exists(sk) OR window_end < :now")
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .send()
+                .await;
+            match opened {
+                Ok(_) => return Ok(Fold::Opened),
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {}
+                Err(e) => return Err(AwsError::sdk("PutItem (digest)", e)),
+            }
+            let folded = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s("DIGEST"))
+                .key("sk", s(key))
+                .update_expression("SET #lines = list_append(#lines, :line)")
+                .condition_expression("window_end >= :now")
+                .expression_attribute_names("#lines", "lines")
+                .expression_attribute_values(":line", AttributeValue::L(vec![s(line)]))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await;
+            match folded {
+                Ok(out) => {
+                    let closes_at = out
+                        .attributes()
+                        .and_then(|a| a.get("window_end"))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(now);
+                    return Ok(Fold::Folded { closes_at });
+                }
+                // The window closed in between: open a new one.
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => continue,
+                Err(e) => return Err(AwsError::sdk("UpdateItem (digest)", e)),
+            }
+        }
+        Ok(Fold::Opened)
+    }
+
+    async fn take_due(&self, now: i64) -> Result<Vec<(String, Vec<String>)>, AwsError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s("DIGEST"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("Query (digests)", e))?;
+        let mut due = Vec::new();
+        for item in out.items() {
+            let window_end =
+                item.get("window_end").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
+            if window_end > now {
+                continue;
+            }
+            let Some(key) = item.get("sk").and_then(|v| v.as_s().ok()).cloned() else { continue };
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s("DIGEST"))
+                .key("sk", s(&key))
+                .condition_expression("window_end = :we")
+                .expression_attribute_values(":we", AttributeValue::N(window_end.to_string()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+                .send()
+                .await;
+            match deleted {
+                Ok(out) => {
+                    let lines = out
+                        .attributes()
+                        .and_then(|a| a.get("lines"))
+                        .and_then(|v| v.as_l().ok())
+                        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+                        .unwrap_or_default();
+                    due.push((key, lines));
+                }
+                // Another flusher took it.
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+                Err(e) => return Err(AwsError::sdk("DeleteItem (digest)", e)),
+            }
+        }
+        Ok(due)
     }
 }
