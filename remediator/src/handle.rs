@@ -119,6 +119,25 @@ pub struct Outcome {
     pub recorded: Option<Value>,
 }
 
+impl Outcome {
+    /// The outcome of an event before anything is known: ignored, no incident.
+    pub fn for_event(event: &Event) -> Outcome {
+        Outcome {
+            event_id: event.id.clone(),
+            source: event.source.clone(),
+            incident: None,
+            resolution: Resolution::Ignored,
+            execution: None,
+            diagnosis: None,
+            policy: None,
+            actions: Vec::new(),
+            summary: None,
+            note: None,
+            recorded: None,
+        }
+    }
+}
+
 /// A summary that was published.
 #[derive(Clone, Debug, Serialize)]
 pub struct SentSummary {
@@ -173,35 +192,9 @@ impl Handler {
         if event.source == "remediator" && event.detail_type == crate::summary::DIGEST_DUE {
             let sent =
                 self.flush_digests().await.map_err(|source| HandleError::Aws { incident: event.id.clone(), source })?;
-            let mut outcome = Outcome {
-                event_id: event.id.clone(),
-                source: event.source.clone(),
-                incident: None,
-                resolution: Resolution::Ignored,
-                execution: None,
-                diagnosis: None,
-                policy: None,
-                actions: Vec::new(),
-                summary: None,
-                note: None,
-                recorded: None,
-            };
-            outcome.note = Some(format!("{sent} digest(s) sent"));
-            return Ok(outcome);
+            return Ok(Outcome { note: Some(format!("{sent} digest(s) sent")), ..Outcome::for_event(&event) });
         }
-        let mut outcome = Outcome {
-            event_id: event.id.clone(),
-            source: event.source.clone(),
-            incident: None,
-            resolution: Resolution::Ignored,
-            execution: None,
-            diagnosis: None,
-            policy: None,
-            actions: Vec::new(),
-            summary: None,
-            note: None,
-            recorded: None,
-        };
+        let mut outcome = Outcome::for_event(&event);
         match &event.signal {
             Signal::Execution(change) => {
                 outcome.execution = Some(change.execution.to_string());
@@ -477,17 +470,10 @@ impl Handler {
         let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
         let mut incident = Incident::new(Event::from_value(original)?, None);
         let mut outcome = Outcome {
-            event_id: timer.event.id.clone(),
-            source: timer.event.source.clone(),
             incident: Some(key.to_string()),
-            resolution: Resolution::Ignored,
-            execution: None,
-            diagnosis: None,
             policy: Some(policy_name.clone()),
-            actions: Vec::new(),
-            summary: None,
             note: Some(format!("scheduled retry of incident {}", incident.key)),
-            recorded: None,
+            ..Outcome::for_event(&timer.event)
         };
         let request = ClaimRequest {
             key: key.clone(),

@@ -41,18 +41,14 @@ mod tests {
     use super::*;
 
     fn outcome(resolution: Resolution, note: Option<&str>) -> Outcome {
+        let event =
+            crate::event::Event::parse(r#"{"id":"e","source":"aws.states","detail-type":"x","detail":{}}"#).unwrap();
         Outcome {
-            event_id: "e".into(),
-            source: "aws.states".into(),
             incident: Some("k".into()),
             resolution,
-            execution: None,
-            diagnosis: None,
             policy: Some("redrive-transient-errors".into()),
-            actions: Vec::new(),
-            summary: None,
             note: note.map(str::to_string),
-            recorded: None,
+            ..Outcome::for_event(&event)
         }
     }
 
