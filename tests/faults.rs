@@ -106,16 +106,16 @@ async fn a_duplicate_costs_one_call_and_a_healed_incident_few() {
     let out = handle_via(&emulator, &proxy, &event);
     assert!(out.status.success());
     let healed = proxy.log();
-    // claim; history ∥ describe ∥ guards; start; follow-up; publish; complete.
+    // Four rounds: the claim; history ∥ describe ∥ guards; the restart; the summary ∥
+    // the completion with its follow-up record (one transaction).
     let expected = [
         "UpdateItem",
         "GetExecutionHistory",
         "DescribeExecution",
         "Query",
         "StartExecution",
-        "PutItem",
         "Publish",
-        "UpdateItem",
+        "TransactWriteItems",
     ];
     let mut sorted_got = healed.clone();
     sorted_got.sort();
@@ -127,4 +127,37 @@ async fn a_duplicate_costs_one_call_and_a_healed_incident_few() {
     let dup = handle_via(&emulator, &proxy, &event);
     assert_eq!(outcomes(&dup)[0]["resolution"], "duplicate");
     assert_eq!(proxy.log(), ["UpdateItem"], "a duplicate costs the claim only");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_summary_that_could_not_be_published_is_sent_by_the_next_delivery() {
+    let (emulator, p, proxy) = setup().await;
+    let event = throttled_failure(&p, "unsent").await;
+    proxy.arm("Publish", Fault::ServerError, 100);
+    let out = handle_via(&emulator, &proxy, &event);
+    assert_eq!(out.status.code(), Some(1), "a lost summary makes the event come back");
+    assert!(p.summaries().await.is_empty());
+    assert_eq!(p.execution_names().await.len(), 2, "the remediation itself happened");
+
+    proxy.clear();
+    let again = handle_via(&emulator, &proxy, &event);
+    assert!(again.status.success());
+    let outcome = &outcomes(&again)[0];
+    assert_eq!(outcome["resolution"], "duplicate", "{outcome}");
+    assert!(outcome["note"].as_str().unwrap().contains("summary had not been delivered"), "{outcome}");
+    let summaries = p.summaries().await;
+    assert_eq!(summaries.len(), 1, "sent once, by the redelivery");
+    assert_eq!(p.execution_names().await.len(), 2, "and nothing acted twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_slower_than_the_sdk_attempt_timeout_is_retried() {
+    let (emulator, p, proxy) = setup().await;
+    let event = throttled_failure(&p, "slow").await;
+    // One attempt of DescribeExecution hangs past the 10 s attempt timeout.
+    proxy.arm("DescribeExecution", Fault::Delay(std::time::Duration::from_secs(12)), 1);
+    let out = handle_via(&emulator, &proxy, &event);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(outcomes(&out)[0]["resolution"], "remediated");
+    assert!(proxy.counts()["DescribeExecution"] >= 2, "{:?}", proxy.counts());
 }

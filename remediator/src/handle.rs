@@ -263,7 +263,7 @@ impl Handler {
                     // The first delivery acted but could not notify: finish its job.
                     let summary = Summary { subject, body, attributes: Default::default() };
                     let id = self.notifier.publish(&summary).await.map_err(aws)?;
-                    self.log.summary_sent(&key).await.map_err(aws)?;
+                    self.log.mark_summary(&key, true).await.map_err(aws)?;
                     outcome.summary = Some(SentSummary {
                         subject: summary.subject,
                         folded: false,
@@ -381,37 +381,40 @@ impl Handler {
             }
         }
 
-        // Notify first, then record whether it was delivered: a lost summary is re-sent
-        // by the next delivery instead of being lost.
-        // The retries to verify are recorded while the summary goes out.
+        // Record ∥ notify: the completion (with the retries to verify, in one
+        // transaction) and the summary go out together. The record assumes delivery; if
+        // the summary fails, it is marked owed and the event is returned for a retry,
+        // whose duplicate path sends it.
         let mut follow_ups: Vec<String> = outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect();
         // An alarm's incident closes when the alarm returns to OK.
         if let Signal::Alarm(alarm) = &incident.event.signal {
             follow_ups.push(format!("alarm:{}", alarm.name));
         }
-        let follow = async {
-            for follow_up in &follow_ups {
-                if let Err(e) = self.log.follow(follow_up, &key).await {
-                    warn!(incident = %key, error = %e, "could not record the retry to verify");
-                }
-            }
-        };
+        outcome.summary = summary.as_ref().or(folded.as_ref()).map(|s| SentSummary {
+            subject: s.subject.clone(),
+            folded: folded.is_some(),
+            message_id: None,
+            error: None,
+        });
+        let mut completion = completion(&incident, owner, status, &outcome, summary.as_ref(), summary.is_some());
+        completion.follow_ups = follow_ups;
         let publish = async {
             match &summary {
                 Some(s) => Some(self.notifier.publish(s).await),
                 None => None,
             }
         };
-        let ((), published) = tokio::join!(follow, publish);
-        outcome.summary = summary.as_ref().or(folded.as_ref()).map(|s| SentSummary {
-            subject: s.subject.clone(),
-            folded: folded.is_some(),
-            message_id: published.as_ref().and_then(|p| p.as_ref().ok().cloned()),
-            error: published.as_ref().and_then(|p| p.as_ref().err().map(|e| e.to_string())),
-        });
-        let summary_sent = matches!(published, Some(Ok(_)));
-        let completion = completion(&incident, owner, status, &outcome, summary.as_ref(), summary_sent);
-        self.log.complete(&completion).await.map_err(aws)?;
+        let (recorded, published) = tokio::join!(self.log.complete(&completion), publish);
+        if let Some(sent) = outcome.summary.as_mut() {
+            sent.message_id = published.as_ref().and_then(|p| p.as_ref().ok().cloned());
+            sent.error = published.as_ref().and_then(|p| p.as_ref().err().map(|e| e.to_string()));
+        }
+        if matches!(published, Some(Err(_))) {
+            if let Err(e) = self.log.mark_summary(&key, false).await {
+                warn!(incident = %key, error = %e, "could not mark the summary as owed");
+            }
+        }
+        recorded.map_err(aws)?;
         info!(
             incident = %key,
             policy = outcome.policy.as_deref().unwrap_or("-"),
@@ -522,6 +525,7 @@ impl Handler {
             Signal::Execution(c) => Some(c.execution.to_string()),
             _ => None,
         };
+        // The retry answers the original incident: its end closes that one.
         for follow_up in outcome.actions.iter().filter_map(|a| a.follow_up.as_deref()) {
             if let Err(e) = self.log.follow(follow_up, &incident.key).await {
                 warn!(incident = %key, error = %e, "could not record the retry to verify");
@@ -761,5 +765,6 @@ fn completion(
         outcome: serde_json::to_value(outcome).unwrap_or(Value::Null),
         summary: summary.map(|s| (s.subject.clone(), s.body.clone())),
         summary_sent,
+        follow_ups: Vec::new(),
     }
 }

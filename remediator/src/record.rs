@@ -72,6 +72,9 @@ pub struct Completion {
     /// The summary's subject and body, and whether it was delivered.
     pub summary: Option<(String, String)>,
     pub summary_sent: bool,
+    /// Runs (execution ARN#redriveCount) whose end verifies this incident's retries,
+    /// recorded with the completion in one transaction.
+    pub follow_ups: Vec<String>,
 }
 
 /// Where incidents are claimed and recorded.
@@ -79,8 +82,8 @@ pub struct Completion {
 pub trait IncidentLog: Send + Sync {
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim, AwsError>;
     async fn complete(&self, completion: &Completion) -> Result<(), AwsError>;
-    /// Marks a stored summary as delivered.
-    async fn summary_sent(&self, key: &IncidentKey) -> Result<(), AwsError>;
+    /// Records whether an incident's stored summary was delivered.
+    async fn mark_summary(&self, key: &IncidentKey, sent: bool) -> Result<(), AwsError>;
     /// Remembers that the run `execution` (ARN#redriveCount) is the retry of `incident`.
     async fn follow(&self, execution: &str, incident: &IncidentKey) -> Result<(), AwsError>;
     /// The incident whose retry `execution` is, if any.

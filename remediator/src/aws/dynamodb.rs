@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
 use crate::apply::ChangeLocks;
@@ -277,27 +277,25 @@ impl IncidentLog for StateTable {
     }
 
     async fn complete(&self, c: &Completion) -> Result<(), AwsError> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(&c.key)))
-            .condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":owner", s(&c.owner))
-            .expression_attribute_values(":status", s(c.status.as_str()))
-            .expression_attribute_values(":resolution", s(&c.resolution))
-            .expression_attribute_values(":outcome", s(c.outcome.to_string()))
-            .expression_attribute_values(":done", n(now()))
-            .expression_attribute_values(":sent", AttributeValue::Bool(c.summary_sent));
-        let mut sets = vec![
+        let mut names =
+            HashMap::from([("#owner".to_string(), "owner".to_string()), ("#status".to_string(), "status".to_string())]);
+        let mut values = HashMap::from([
+            (":owner".to_string(), s(&c.owner)),
+            (":status".to_string(), s(c.status.as_str())),
+            (":resolution".to_string(), s(&c.resolution)),
+            (":outcome".to_string(), s(c.outcome.to_string())),
+            (":done".to_string(), n(now())),
+            (":sent".to_string(), AttributeValue::Bool(c.summary_sent)),
+        ]);
+        let mut sets: Vec<String> = [
             "#status = :status",
             "resolution = :resolution",
             "outcome = :outcome",
             "completed_at = :done",
             "summary_sent = :sent",
-        ];
+        ]
+        .map(str::to_string)
+        .to_vec();
         let optional = [
             ("policy", ":policy", &c.policy),
             ("execution_arn", ":execution", &c.execution),
@@ -305,25 +303,58 @@ impl IncidentLog for StateTable {
             ("failed_state", ":state", &c.state),
             ("error_name", ":error", &c.error),
         ];
-        let mut set_exprs: Vec<String> = sets.drain(..).map(str::to_string).collect();
         for (attr, placeholder, value) in optional {
             if let Some(v) = value {
-                set_exprs.push(format!("{attr} = {placeholder}"));
-                update = update.expression_attribute_values(placeholder, s(v));
+                sets.push(format!("{attr} = {placeholder}"));
+                values.insert(placeholder.to_string(), s(v));
             }
         }
         if let Some((subject, body)) = &c.summary {
-            set_exprs.push("summary_subject = :subject".into());
-            set_exprs.push("summary_body = :body".into());
-            update = update
-                .expression_attribute_values(":subject", s(subject))
-                .expression_attribute_values(":body", s(body));
+            sets.push("summary_subject = :subject".into());
+            sets.push("summary_body = :body".into());
+            values.insert(":subject".into(), s(subject));
+            values.insert(":body".into(), s(body));
         }
-        update
-            .update_expression(format!("SET {}", set_exprs.join(", ")))
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("UpdateItem (complete)", e))?;
+        let expression = format!("SET {}", sets.join(", "));
+        if c.follow_ups.is_empty() {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(self.key(&c.key)))
+                .condition_expression("#owner = :owner")
+                .update_expression(expression)
+                .set_expression_attribute_names(Some(std::mem::take(&mut names)))
+                .set_expression_attribute_values(Some(std::mem::take(&mut values)))
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("UpdateItem (complete)", e))?;
+            return Ok(());
+        }
+        // The completion and the records of the retries to verify, in one round trip.
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| AwsError::invalid("TransactWriteItems", e.to_string());
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&c.key)))
+            .condition_expression("#owner = :owner")
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(invalid)?;
+        let mut request =
+            self.client.transact_write_items().transact_items(TransactWriteItem::builder().update(update).build());
+        for run in &c.follow_ups {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(format!("FOLLOWUP#{run}")))
+                .item("sk", s("FOLLOWUP"))
+                .item("incident", s(c.key.as_str()))
+                .item("expires_at", n(now() + RETENTION_SECS))
+                .build()
+                .map_err(invalid)?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        request.send().await.map_err(|e| AwsError::sdk("TransactWriteItems (complete)", e))?;
         Ok(())
     }
 
@@ -375,16 +406,16 @@ impl IncidentLog for StateTable {
         Ok(())
     }
 
-    async fn summary_sent(&self, key: &IncidentKey) -> Result<(), AwsError> {
+    async fn mark_summary(&self, key: &IncidentKey, sent: bool) -> Result<(), AwsError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(key)))
-            .update_expression("SET summary_sent = :t")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .update_expression("SET summary_sent = :sent")
+            .expression_attribute_values(":sent", AttributeValue::Bool(sent))
             .send()
             .await
-            .map_err(|e| AwsError::sdk("UpdateItem (summary sent)", e))?;
+            .map_err(|e| AwsError::sdk("UpdateItem (summary)", e))?;
         Ok(())
     }
 }
