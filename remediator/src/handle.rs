@@ -385,11 +385,7 @@ impl Handler {
         // transaction) and the summary go out together. The record assumes delivery; if
         // the summary fails, it is marked owed and the event is returned for a retry,
         // whose duplicate path sends it.
-        let mut follow_ups: Vec<String> = outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect();
-        // An alarm's incident closes when the alarm returns to OK.
-        if let Signal::Alarm(alarm) = &incident.event.signal {
-            follow_ups.push(format!("alarm:{}", alarm.name));
-        }
+        let follow_ups: Vec<String> = outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect();
         outcome.summary = summary.as_ref().or(folded.as_ref()).map(|s| SentSummary {
             subject: s.subject.clone(),
             folded: folded.is_some(),
@@ -404,7 +400,17 @@ impl Handler {
                 None => None,
             }
         };
-        let (recorded, published) = tokio::join!(self.log.complete(&completion), publish);
+        // An alarm's incident closes when the alarm returns to OK. Every incident of one
+        // alarm points at the latest, so this is a plain write (last one wins), outside the
+        // completion's transaction, where concurrent incidents would conflict on it.
+        let alarm_pointer = async {
+            if let Signal::Alarm(alarm) = &incident.event.signal {
+                if let Err(e) = self.log.follow(&format!("alarm:{}", alarm.name), &key).await {
+                    warn!(incident = %key, error = %e, "could not record the alarm to watch");
+                }
+            }
+        };
+        let (recorded, published, ()) = tokio::join!(self.log.complete(&completion), publish, alarm_pointer);
         if let Some(sent) = outcome.summary.as_mut() {
             sent.message_id = published.as_ref().and_then(|p| p.as_ref().ok().cloned());
             sent.error = published.as_ref().and_then(|p| p.as_ref().err().map(|e| e.to_string()));
