@@ -420,7 +420,13 @@ impl Handler {
                 warn!(incident = %key, error = %e, "could not mark the summary as owed");
             }
         }
-        recorded.map_err(aws)?;
+        if let Err(e) = recorded {
+            // The record did not land: release the claim so the retry EventBridge makes
+            // takes the incident over at once (its actions are idempotent: a restart is
+            // confirmed by name and input, not run twice).
+            self.release(&incident, owner, &outcome, &e).await;
+            return Err(aws(e));
+        }
         info!(
             incident = %key,
             policy = outcome.policy.as_deref().unwrap_or("-"),
