@@ -253,6 +253,12 @@ fn load_policies(path: Option<&Path>) -> Result<PolicySet, PolicyErrors> {
 
 /// Builds the handler from the environment: config, policies, SDK clients.
 async fn build_handler() -> Result<Handler> {
+    Ok(build().await?.0)
+}
+
+/// The handler and the state table it records in, from one configuration and one SDK
+/// setup (the Lambda's init builds them once).
+async fn build() -> Result<(Handler, Arc<StateTable>)> {
     let config = Config::from_env()?;
     let policies = config.policies.load()?;
     let sdk = sdk_config().await;
@@ -261,7 +267,7 @@ async fn build_handler() -> Result<Handler> {
     let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
     let s3 =
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
-    Ok(Handler {
+    let handler = Handler {
         policies,
         dry_run: config.dry_run,
         lease: config.lease,
@@ -279,9 +285,10 @@ async fn build_handler() -> Result<Handler> {
         digests: Some(table.clone() as Arc<dyn remediator::summary::Digests>),
         digest_window: config.digest_window,
         guards: table.clone(),
-        log: table,
+        log: table.clone(),
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)),
-    })
+    };
+    Ok((handler, table))
 }
 
 fn scope(policy: Option<String>, target: Option<String>) -> PauseScope {
@@ -330,8 +337,7 @@ async fn sweep_cmd(mut state_machines: Vec<String>, since: Option<&str>) -> Resu
     if state_machines.is_empty() {
         bail!("name the state machines: --state-machine ARN (repeatable) or REMEDIATOR_STATE_MACHINES");
     }
-    let handler = build_handler().await?;
-    let table = state_table().await?;
+    let (handler, table) = build().await?;
     let started = remediator::handle::now();
     let since = match since {
         Some(d) => {
@@ -365,8 +371,7 @@ async fn sweep_cmd(mut state_machines: Vec<String>, since: Option<&str>) -> Resu
 }
 
 async fn undo_cmd(incident: &str) -> Result<ExitCode> {
-    let handler = build_handler().await?;
-    let table = state_table().await?;
+    let (handler, table) = build().await?;
     let key = remediator::incident::IncidentKey::from_stored(incident);
     let item = table.get(&key).await?.with_context(|| format!("no incident {incident} in the state table"))?;
     let outcome: Value = item
@@ -754,18 +759,15 @@ mod lambda {
 
     struct State {
         handler: Handler,
-        table: StateTable,
+        table: Arc<StateTable>,
         state_machines: Vec<String>,
     }
 
     pub fn main() -> Result<()> {
         init_logging(true);
         runtime()?.block_on(async {
-            let state = Arc::new(State {
-                handler: build_handler().await?,
-                table: state_table().await?,
-                state_machines: state_machines_from_env(),
-            });
+            let (handler, table) = build().await?;
+            let state = Arc::new(State { handler, table, state_machines: state_machines_from_env() });
             lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
                 let state = Arc::clone(&state);
                 async move {
