@@ -245,14 +245,7 @@ impl Handler {
         outcome.incident = Some(key.to_string());
         let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
 
-        let request = ClaimRequest {
-            key: key.clone(),
-            owner: owner.to_string(),
-            lease: self.lease,
-            event_id: incident.event.id.clone(),
-            source: incident.event.source.clone(),
-            input_hash: input_hash(&incident.event.document),
-        };
+        let request = self.claim_request(&incident, owner);
         match self.log.claim(&request).await.map_err(aws)? {
             Claim::Claimed => {}
             Claim::Done { outcome: recorded, unsent_summary, input_hash: stored_hash } => {
@@ -318,15 +311,7 @@ impl Handler {
         outcome.policy = deciding.map(|p| p.name.clone());
         let mut plan = plan(&incident, &applied, self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
-        let services = Services {
-            executions: self.executions.as_ref(),
-            functions: self.functions.as_ref(),
-            rules: self.rules.as_ref(),
-            objects: self.objects.as_ref(),
-            locks: self.locks.as_ref(),
-            timers: self.timers.as_deref(),
-        };
-        outcome.actions = apply(&plan, &incident, info.as_ref(), &services).await;
+        outcome.actions = apply(&plan, &incident, info.as_ref(), &self.services()).await;
         outcome.resolution = resolve(deciding, &outcome.actions);
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
         if let Err(e) = self.record_guards(&incident, &plan, &guards, &mut outcome, now).await {
@@ -450,6 +435,30 @@ impl Handler {
         Ok(outcome)
     }
 
+    /// The claim of an incident by this invocation.
+    fn claim_request(&self, incident: &Incident, owner: &str) -> ClaimRequest {
+        ClaimRequest {
+            key: incident.key.clone(),
+            owner: owner.to_string(),
+            lease: self.lease,
+            event_id: incident.event.id.clone(),
+            source: incident.event.source.clone(),
+            input_hash: input_hash(&incident.event.document),
+        }
+    }
+
+    /// The AWS capabilities `apply` is lent.
+    fn services(&self) -> Services<'_> {
+        Services {
+            executions: self.executions.as_ref(),
+            functions: self.functions.as_ref(),
+            rules: self.rules.as_ref(),
+            objects: self.objects.as_ref(),
+            locks: self.locks.as_ref(),
+            timers: self.timers.as_deref(),
+        }
+    }
+
     /// The incident this run retries, if remediator started or redrove it.
     async fn retry_of(&self, run: &Option<String>) -> Result<Option<IncidentKey>, AwsError> {
         match run {
@@ -490,14 +499,7 @@ impl Handler {
             note: Some(format!("scheduled retry of incident {}", incident.key)),
             ..Outcome::for_event(&timer.event)
         };
-        let request = ClaimRequest {
-            key: key.clone(),
-            owner: owner.to_string(),
-            lease: self.lease,
-            event_id: timer.event.id.clone(),
-            source: timer.event.source.clone(),
-            input_hash: input_hash(&timer.event.document),
-        };
+        let request = self.claim_request(&timer, owner);
         if !matches!(self.log.claim(&request).await.map_err(aws)?, Claim::Claimed) {
             outcome.resolution = Resolution::Duplicate;
             return Ok(outcome);
@@ -523,15 +525,7 @@ impl Handler {
         now_policy.actions = vec![crate::policy::Action::Redrive { delay: Duration::ZERO }];
         let mut plan = plan(&incident, &[&now_policy], self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
-        let services = Services {
-            executions: self.executions.as_ref(),
-            functions: self.functions.as_ref(),
-            rules: self.rules.as_ref(),
-            objects: self.objects.as_ref(),
-            locks: self.locks.as_ref(),
-            timers: None,
-        };
-        outcome.actions = apply(&plan, &incident, info.as_ref(), &services).await;
+        outcome.actions = apply(&plan, &incident, info.as_ref(), &self.services()).await;
         outcome.resolution = resolve(Some(policy), &outcome.actions);
         outcome.execution = match &incident.event.signal {
             Signal::Execution(c) => Some(c.execution.to_string()),
@@ -551,18 +545,8 @@ impl Handler {
             dry_run: self.dry_run,
             note: outcome.note.as_deref(),
         });
-        let published = self.notifier.publish(&summary).await;
-        outcome.summary = Some(SentSummary {
-            subject: summary.subject.clone(),
-            folded: false,
-            message_id: published.as_ref().ok().cloned(),
-            error: published.as_ref().err().map(|e| e.to_string()),
-        });
         let status = if outcome.resolution == Resolution::Failed { Status::Failed } else { Status::Completed };
-        let completion = completion(&timer, owner, status, &outcome, Some(&summary), published.is_ok());
-        self.log.complete(&completion).await.map_err(aws)?;
-        published.map_err(aws)?;
-        Ok(outcome)
+        self.notify_and_complete(&timer, owner, status, outcome, &summary).await
     }
 
     /// The end of what remediator watches (a retry that succeeded, an alarm back to
@@ -583,14 +567,7 @@ impl Handler {
             return Ok(outcome);
         };
         outcome.incident = Some(key.to_string());
-        let request = ClaimRequest {
-            key: key.clone(),
-            owner: owner.to_string(),
-            lease: self.lease,
-            event_id: incident.event.id.clone(),
-            source: incident.event.source.clone(),
-            input_hash: input_hash(&incident.event.document),
-        };
+        let request = self.claim_request(&incident, owner);
         if !matches!(self.log.claim(&request).await.map_err(aws)?, Claim::Claimed) {
             outcome.resolution = Resolution::Duplicate;
             outcome.note = Some("verification already recorded".into());
@@ -600,14 +577,27 @@ impl Handler {
         outcome.resolution = Resolution::Healed;
         outcome.note = Some(format!("closes incident {previous}"));
         let summary = crate::summary::healed(&incident, &previous);
-        let published = self.notifier.publish(&summary).await;
+        self.notify_and_complete(&incident, owner, Status::Completed, outcome, &summary).await
+    }
+
+    /// Publishes a summary, then records the outcome with whether it was delivered.
+    async fn notify_and_complete(
+        &self,
+        incident: &Incident,
+        owner: &str,
+        status: Status,
+        mut outcome: Outcome,
+        summary: &Summary,
+    ) -> Result<Outcome, HandleError> {
+        let aws = |source: AwsError| HandleError::Aws { incident: incident.key.to_string(), source };
+        let published = self.notifier.publish(summary).await;
         outcome.summary = Some(SentSummary {
             subject: summary.subject.clone(),
             folded: false,
             message_id: published.as_ref().ok().cloned(),
             error: published.as_ref().err().map(|e| e.to_string()),
         });
-        let completion = completion(&incident, owner, Status::Completed, &outcome, Some(&summary), published.is_ok());
+        let completion = completion(incident, owner, status, &outcome, Some(summary), published.is_ok());
         self.log.complete(&completion).await.map_err(aws)?;
         published.map_err(aws)?;
         Ok(outcome)
