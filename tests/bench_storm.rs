@@ -19,7 +19,7 @@ use remediator::aws::{
 };
 use remediator::config::PolicySource;
 use remediator::guard::AllowList;
-use remediator::handle::{Handler, Resolution};
+use remediator::handle::{Handler, Invocation, Resolution};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -93,7 +93,6 @@ async fn main() {
     let handler = Arc::new(Handler {
         policies: PolicySource::Bundled.load().unwrap(),
         dry_run: false,
-        lease: std::time::Duration::from_secs(900),
         allow: AllowList::default_list(),
         executions: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&sdk))),
         functions: Arc::new(Functions::new(aws_sdk_lambda::Client::new(&sdk))),
@@ -103,7 +102,7 @@ async fn main() {
         ))),
         locks: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         timers: None,
-        own_session: None,
+        identity: Default::default(),
         digests: None,
         digest_window: std::time::Duration::ZERO,
         guards: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
@@ -122,7 +121,8 @@ async fn main() {
             loop {
                 let Some(event) = queue.lock().await.pop() else { break };
                 let t = Instant::now();
-                let outcome = handler.handle(event.clone(), &format!("storm-{w}")).await;
+                let inv = Invocation::for_lease(format!("storm-{w}"), std::time::Duration::from_secs(900));
+                let outcome = handler.handle(event.clone(), &inv).await;
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 results.lock().await.push((
                     outcome.map(|o| (o.resolution, o.actions)).map_err(|e| e.to_string()),
@@ -154,7 +154,8 @@ async fn main() {
     let redelivered = failed_events.len();
     for event in failed_events {
         let t = Instant::now();
-        let outcome = handler.handle(event.clone(), "storm-redelivery").await;
+        let inv = Invocation::for_lease("storm-redelivery", std::time::Duration::from_secs(900));
+        let outcome = handler.handle(event.clone(), &inv).await;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         results.lock().await.push((outcome.map(|o| (o.resolution, o.actions)).map_err(|e| e.to_string()), ms, event));
     }

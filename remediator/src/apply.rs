@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use crate::diagnose::HistoryEvent;
 use crate::error::AwsError;
+use crate::error::ErrorKind;
 use crate::event::{parse_timestamp, ExecutionArn, Signal};
 use crate::incident::Incident;
-use crate::plan::{restart_name, split_object_arn, Disposition, Plan, Step, MAX_INLINE_DELAY};
+use crate::plan::{restart_name, split_object_arn, Disposition, Plan, Refusal, Step, MAX_INLINE_DELAY};
 use crate::policy::Action;
 use crate::redact;
 
@@ -170,6 +171,22 @@ pub trait Timers: Send + Sync {
 /// The detail-type of the payload a timer delivers.
 pub const DEFERRED_RETRY: &str = "Deferred Retry";
 
+/// The last word before a change: called immediately before every mutating call, with
+/// the before-image when there is one. The driver re-reads the pauses here (a person
+/// may have paused remediator during a minute-long wait) and writes the before-image to
+/// the incident's journal, so a crash right after the change loses neither.
+#[async_trait]
+pub trait Preflight: Send + Sync {
+    async fn before_change(&self, step: &Step, target: &str, before: Option<&Value>) -> Result<Go, AwsError>;
+}
+
+/// What the preflight allows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Go {
+    Proceed,
+    Refuse(Refusal, String),
+}
+
 /// The AWS capabilities `apply` uses.
 pub struct Services<'a> {
     pub executions: &'a dyn Executions,
@@ -180,6 +197,20 @@ pub struct Services<'a> {
     /// `None` when no timer is configured: retries due later than a Lambda should wait
     /// are then refused.
     pub timers: Option<&'a dyn Timers>,
+    /// `None` offline and in tests that do not need it: changes go ahead unchecked.
+    pub preflight: Option<&'a dyn Preflight>,
+}
+
+impl Services<'_> {
+    /// Runs the preflight for a change; `Some(done)` when it stops the step.
+    async fn preflight(&self, step: &Step, target: &str, before: Option<&Value>) -> Option<Done> {
+        let preflight = self.preflight?;
+        match preflight.before_change(step, target, before).await {
+            Ok(Go::Proceed) => None,
+            Ok(Go::Refuse(refusal, reason)) => Some(refused(refusal, reason)),
+            Err(e) => Some(failed("checking pauses and recording the before-image", &e)),
+        }
+    }
 }
 
 /// How a step ended.
@@ -198,10 +229,20 @@ pub enum StepResult {
 pub struct StepOutcome {
     pub policy: String,
     pub action: &'static str,
+    /// Whether the action changes AWS (a notification does not).
+    #[serde(skip)]
+    pub mutating: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     pub result: StepResult,
     pub detail: String,
+    /// For a refused step: why, as a kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<Refusal>,
+    /// For a failed step: the kind of the AWS error, which decides whether the event is
+    /// delivered again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<String>,
     /// What the target looked like before the change (for `undo`).
@@ -219,17 +260,26 @@ pub struct StepOutcome {
 struct Done {
     result: StepResult,
     detail: String,
+    refusal: Option<Refusal>,
+    error_kind: Option<ErrorKind>,
     before: Option<Value>,
     short: Option<String>,
     follow_up: Option<String>,
 }
 
 fn done(result: StepResult, detail: impl Into<String>) -> Done {
-    Done { result, detail: detail.into(), before: None, short: None, follow_up: None }
+    Done { result, detail: detail.into(), refusal: None, error_kind: None, before: None, short: None, follow_up: None }
+}
+
+fn refused(refusal: Refusal, detail: impl Into<String>) -> Done {
+    Done { refusal: Some(refusal), ..done(StepResult::Refused, detail) }
 }
 
 fn failed(what: &str, e: &AwsError) -> Done {
-    done(StepResult::Failed, format!("{what} failed: {}", redact::text(&e.to_string())))
+    Done {
+        error_kind: Some(e.kind),
+        ..done(StepResult::Failed, format!("{what} failed: {}", redact::text(&e.to_string())))
+    }
 }
 
 /// Applies a plan step by step. After a failed or refused mutating step the remaining
@@ -246,18 +296,22 @@ pub async fn apply(
         let mut out = StepOutcome {
             policy: step.policy.clone(),
             action: step.action.name(),
+            mutating: step.action.is_mutating(),
             target: step.target.clone(),
             result: StepResult::Done,
             detail: String::new(),
+            refusal: None,
+            error_kind: None,
             attempt: step.attempt.map(|(n, max)| format!("{n} of {max}")),
             before: None,
             short: None,
             follow_up: None,
         };
         match (&step.disposition, &blocked) {
-            (Disposition::Refuse(reason), _) => {
+            (Disposition::Refuse { refusal, reason }, _) => {
                 out.result = StepResult::Refused;
                 out.detail = reason.clone();
+                out.refusal = Some(*refusal);
             }
             (Disposition::Act, Some(reason)) if step.action.is_mutating() => {
                 out.result = StepResult::Skipped;
@@ -267,6 +321,8 @@ pub async fn apply(
                 let d = run(step, incident, info, services).await;
                 out.result = d.result;
                 out.detail = d.detail;
+                out.refusal = d.refusal;
+                out.error_kind = d.error_kind;
                 out.before = d.before;
                 out.short = d.short;
                 out.follow_up = d.follow_up;
@@ -287,7 +343,7 @@ async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, ser
         Action::Notify { severity } => done(StepResult::Done, format!("summary sent ({})", severity.as_str())),
         Action::Redrive { delay } => {
             let Signal::Execution(change) = &incident.event.signal else {
-                return done(StepResult::Refused, "no execution");
+                return refused(Refusal::NoTarget, "no execution");
             };
             let info = info.cloned().unwrap_or_default();
             if matches!(info.status.as_str(), "RUNNING" | "SUCCEEDED" | "PENDING_REDRIVE") {
@@ -302,10 +358,17 @@ async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, ser
                 return done(StepResult::WouldHave, format!("would {how}"));
             }
             if *delay > MAX_INLINE_DELAY {
+                if let Some(stop) = services.preflight(step, target, None).await {
+                    return stop;
+                }
                 return defer(step, incident, services.timers, *delay).await;
             }
             if !delay.is_zero() {
                 tokio::time::sleep(*delay).await;
+            }
+            // After the wait, not before it: a pause set meanwhile wins.
+            if let Some(stop) = services.preflight(step, target, None).await {
+                return stop;
             }
             let token = format!("remediator-{}", incident.key.digest(32));
             let why_restart = if redrivable {
@@ -331,7 +394,7 @@ async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, ser
         }
         Action::StartExecution { state_machine, input } => {
             let Signal::Execution(change) = &incident.event.signal else {
-                return done(StepResult::Refused, "no execution");
+                return refused(Refusal::NoTarget, "no execution");
             };
             if step.dry_run {
                 return done(StepResult::WouldHave, "would start a new execution");
@@ -343,6 +406,9 @@ async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, ser
             if let Some(input) = input {
                 info.input = Some(Secret(input.to_string()));
             }
+            if let Some(stop) = services.preflight(step, target, None).await {
+                return stop;
+            }
             restart(incident, &change.execution, &info, services.executions, "policy asks for a new execution").await
         }
         Action::RaiseTimeout { factor, max_seconds } => {
@@ -351,16 +417,16 @@ async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, ser
         Action::RaiseMemory { factor, max_mb } => {
             raise(step, incident, services, target, Kind::Memory, *factor, *max_mb).await
         }
-        Action::EnableRule { .. } => enable_rule(step, services.rules, target).await,
-        Action::RestoreObject { .. } => restore_object(step, incident, services.objects, target).await,
+        Action::EnableRule { .. } => enable_rule(step, services, target).await,
+        Action::RestoreObject { .. } => restore_object(step, incident, services, target).await,
     }
 }
 
 /// Schedules the retry with a durable timer instead of waiting for it.
 async fn defer(step: &Step, incident: &Incident, timers: Option<&dyn Timers>, delay: std::time::Duration) -> Done {
     let Some(timers) = timers else {
-        return done(
-            StepResult::Refused,
+        return refused(
+            Refusal::NotApplicable,
             format!(
                 "a delay of {} needs a durable timer: set REMEDIATOR_SELF_ARN and REMEDIATOR_SCHEDULER_ROLE_ARN (at most {} is waited in-process)",
                 crate::policy::format_duration(delay),
@@ -368,12 +434,10 @@ async fn defer(step: &Step, incident: &Incident, timers: Option<&dyn Timers>, de
             ),
         );
     };
-    let at = crate::handle::now() + delay.as_secs() as i64;
+    let at = crate::clock::now() + delay.as_secs() as i64;
     let name = format!("remediator-{}", incident.key.digest(24));
-    let mut event = incident.event.document.clone();
-    if let Some(obj) = event.as_object_mut() {
-        obj.remove("diagnosis");
-    }
+    // The event without the execution's input: the retry reads it from Step Functions.
+    let event = incident.event.storable();
     let payload = serde_json::json!({
         "version": "0",
         "id": format!("deferred:{}", incident.key),
@@ -516,8 +580,8 @@ async fn raise(
         }
     }
     if current >= cap {
-        return done(
-            StepResult::Refused,
+        return refused(
+            Refusal::NotApplicable,
             format!("{} is already at the cap of {cap}{unit}: a person must look", kind.name()),
         );
     }
@@ -529,6 +593,9 @@ async fn raise(
             short: Some(short.clone()),
             ..done(StepResult::WouldHave, format!("would raise {short}"))
         };
+    }
+    if let Some(stop) = services.preflight(step, function, before.as_ref()).await {
+        return stop;
     }
     match services.locks.claim_change(function, kind.name(), &current.to_string(), incident.key.as_str()).await {
         Ok(true) => {}
@@ -583,7 +650,8 @@ fn failure_time(incident: &Incident) -> Option<i64> {
 }
 
 /// Enables a rule only if it is disabled; rules managed by another service are reported.
-async fn enable_rule(step: &Step, rules: &dyn Rules, arn: &str) -> Done {
+async fn enable_rule(step: &Step, services: &Services<'_>, arn: &str) -> Done {
+    let rules = services.rules;
     let name = arn.rsplit_once("rule/").map_or(arn, |(_, n)| n);
     // Rules on a custom bus: `rule/BUS/NAME`; EnableRule here covers the default bus.
     let info = match rules.describe(name).await {
@@ -591,7 +659,7 @@ async fn enable_rule(step: &Step, rules: &dyn Rules, arn: &str) -> Done {
         Err(e) => return failed("DescribeRule", &e),
     };
     if let Some(service) = &info.managed_by {
-        return done(StepResult::Refused, format!("rule {name} is managed by {service}: not touched"));
+        return refused(Refusal::NotApplicable, format!("rule {name} is managed by {service}: not touched"));
     }
     if info.state != "DISABLED" {
         return done(StepResult::Done, format!("rule {name} is {}: nothing to do", info.state));
@@ -599,6 +667,9 @@ async fn enable_rule(step: &Step, rules: &dyn Rules, arn: &str) -> Done {
     let before = Some(serde_json::json!({"state": info.state}));
     if step.dry_run {
         return Done { before, ..done(StepResult::WouldHave, format!("would enable rule {name}")) };
+    }
+    if let Some(stop) = services.preflight(step, arn, before.as_ref()).await {
+        return stop;
     }
     if let Err(e) = rules.enable(name).await {
         return failed("EnableRule", &e);
@@ -616,9 +687,10 @@ async fn enable_rule(step: &Step, rules: &dyn Rules, arn: &str) -> Done {
 
 /// Restores the newest earlier version of an object in a versioned bucket by removing
 /// the delete marker that hides it; an object that exists is never overwritten.
-async fn restore_object(step: &Step, incident: &Incident, objects: &dyn ObjectVersions, arn: &str) -> Done {
+async fn restore_object(step: &Step, incident: &Incident, services: &Services<'_>, arn: &str) -> Done {
+    let objects = services.objects;
     let Some((bucket, key)) = split_object_arn(arn) else {
-        return done(StepResult::Refused, format!("{arn} is not an S3 object"));
+        return refused(Refusal::NoTarget, format!("{arn} is not an S3 object"));
     };
     let versions = match objects.versions(bucket, key).await {
         Ok(v) => v,
@@ -627,10 +699,10 @@ async fn restore_object(step: &Step, incident: &Incident, objects: &dyn ObjectVe
     // In a bucket that was never versioned every object's version id is "null", and a
     // deleted object is simply gone: there is nothing to restore from.
     if versions.iter().all(|v| v.version_id == "null") {
-        return done(StepResult::Refused, format!("bucket {bucket} is not versioned: nothing to restore from"));
+        return refused(Refusal::NotApplicable, format!("bucket {bucket} is not versioned: nothing to restore from"));
     }
     let Some(latest) = versions.first() else {
-        return done(StepResult::Refused, format!("s3://{bucket}/{key} has no versions to restore"));
+        return refused(Refusal::NotApplicable, format!("s3://{bucket}/{key} has no versions to restore"));
     };
     if !latest.delete_marker {
         let newer = match (latest.last_modified, failure_time(incident)) {
@@ -643,7 +715,7 @@ async fn restore_object(step: &Step, incident: &Incident, objects: &dyn ObjectVe
         );
     }
     let Some(previous) = versions.iter().find(|v| !v.delete_marker) else {
-        return done(StepResult::Refused, format!("s3://{bucket}/{key} has only delete markers"));
+        return refused(Refusal::NotApplicable, format!("s3://{bucket}/{key} has only delete markers"));
     };
     let before = Some(serde_json::json!({"delete_marker": latest.version_id, "restored_version": previous.version_id}));
     if step.dry_run {
@@ -654,6 +726,9 @@ async fn restore_object(step: &Step, incident: &Incident, objects: &dyn ObjectVe
                 format!("would remove delete marker {} to restore version {}", latest.version_id, previous.version_id),
             )
         };
+    }
+    if let Some(stop) = services.preflight(step, arn, before.as_ref()).await {
+        return stop;
     }
     if let Err(e) = objects.delete_version(bucket, key, &latest.version_id).await {
         return failed("DeleteObject (delete marker)", &e);

@@ -26,8 +26,11 @@ pub struct Config {
     pub topic_arn: String,
     pub policies: PolicySource,
     pub dry_run: bool,
-    /// How long a claim holds before another delivery may take over (≥ Lambda timeout).
+    /// How long a CLI run's claims hold before another delivery may take over (the
+    /// Lambda's claims last until its invocation's deadline plus a margin instead).
     pub lease: Duration,
+    /// The role remediator runs as: its CloudTrail calls are recognised by it.
+    pub role_arn: Option<String>,
     /// ARN patterns remediator may act on.
     pub allow: AllowList,
     /// remediator's own function ARN and the role EventBridge Scheduler assumes to
@@ -109,6 +112,15 @@ impl Config {
                 false
             }),
         };
+        let role_arn = get("REMEDIATOR_ROLE_ARN").filter(|r| !r.trim().is_empty());
+        if let Some(role) = &role_arn {
+            let is_role = role.starts_with("arn:aws") && role.contains(":iam::") && role.contains(":role/");
+            if !is_role {
+                errors.push(format!(
+                    "REMEDIATOR_ROLE_ARN: `{role}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+                ));
+            }
+        }
         let lease = match get("REMEDIATOR_LEASE") {
             None => Duration::from_secs(900),
             Some(v) => parse_duration(&v).unwrap_or_else(|e| {
@@ -153,7 +165,7 @@ impl Config {
             }),
         };
         if errors.is_empty() {
-            Ok(Config { table, topic_arn, policies, dry_run, lease, allow, timer, digest_window })
+            Ok(Config { table, topic_arn, policies, dry_run, lease, role_arn, allow, timer, digest_window })
         } else {
             Err(ConfigErrors(errors))
         }

@@ -223,6 +223,24 @@ pub const SFN_SOURCE: &str = "aws.states";
 pub const SFN_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
 
 impl Event {
+    /// The event as remediator keeps it (with a claim, in a timer's payload): without
+    /// the execution's input and output, which may hold API keys and personal data and
+    /// which Step Functions already keeps, nor remediator's own `diagnosis`.
+    pub fn storable(&self) -> Value {
+        let mut document = self.document.clone();
+        if let Some(obj) = document.as_object_mut() {
+            obj.remove("diagnosis");
+            if let Some(detail) = obj.get_mut("detail").and_then(Value::as_object_mut) {
+                for field in ["input", "output"] {
+                    if detail.remove(field).is_some() {
+                        detail.insert(format!("{field}Details"), serde_json::json!({"included": false}));
+                    }
+                }
+            }
+        }
+        document
+    }
+
     /// Parses one event from JSON text.
     pub fn parse(text: &str) -> Result<Event, EventError> {
         let document: Value = serde_json::from_str(text).map_err(EventError::Json)?;

@@ -14,6 +14,7 @@ use crate::guard::{guard, AllowList};
 use crate::incident::Incident;
 use crate::plan::{plan, Disposition};
 use crate::policy::PolicySet;
+use crate::triage::{triage, Identity, Triage};
 
 /// One line of `remediator explain`.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -45,11 +46,18 @@ pub fn explain(
 ) -> Result<Explanation, String> {
     let event = Event::from_value(document).map_err(|e| e.to_string())?;
     let mut notes = Vec::new();
+    // The same triage as `handle`, with no identity (offline, any caller is a person).
+    let triaged = triage(&event, policies, &Identity::default());
+    match &triaged {
+        Triage::Ignore(why) => notes.push(format!("the handler ignores it: {why}")),
+        Triage::Verification { .. } => notes.push(
+            "the end of a run or alarm remediator may watch: the handler closes the incident it answers, if it made that retry".into(),
+        ),
+        Triage::Internal(_) => notes.push("remediator's own timer event: the handler runs the work it carries".into()),
+        Triage::Incident => {}
+    }
     let diagnosis = match &event.signal {
         Signal::Execution(change) => {
-            if !change.is_failure() {
-                notes.push(format!("execution status {}: the handler ignores it", change.status));
-            }
             let mut d = match history {
                 Some(h) => diagnose(&change.execution, h),
                 None => {
@@ -61,23 +69,14 @@ pub fn explain(
             d.cause = d.cause.or_else(|| change.cause.clone());
             Some(d)
         }
-        Signal::Alarm(alarm) => {
-            if !alarm.is_failure() {
-                notes.push(format!("alarm state {}: only transitions into ALARM are acted on", alarm.state));
-            }
-            Some(crate::diagnose::diagnose_alarm(
-                alarm,
-                event.region.as_deref().unwrap_or_default(),
-                event.account.as_deref().unwrap_or_default(),
-            ))
-        }
+        Signal::Alarm(alarm) => Some(crate::diagnose::diagnose_alarm(
+            alarm,
+            event.region.as_deref().unwrap_or_default(),
+            event.account.as_deref().unwrap_or_default(),
+        )),
         Signal::Other => None,
     };
-    let is_ignored_status = match &event.signal {
-        Signal::Execution(c) => !c.is_failure(),
-        Signal::Alarm(a) => !a.is_failure(),
-        Signal::Other => false,
-    };
+    let is_ignored_status = triaged != Triage::Incident;
     let mut incident = Incident::new(event, diagnosis);
     let decision = decide(policies, incident.document());
     let document = &incident.event.document;
@@ -92,7 +91,7 @@ pub fn explain(
             target: s.target.clone(),
             refused: match &s.disposition {
                 Disposition::Act => None,
-                Disposition::Refuse(r) => Some(r.clone()),
+                Disposition::Refuse { reason, .. } => Some(reason.clone()),
             },
         })
         .collect();

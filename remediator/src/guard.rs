@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::AwsError;
 
 use crate::pattern::Glob;
-use crate::plan::{Disposition, Plan};
+use crate::plan::{Disposition, Plan, Refusal};
 
 /// ARN patterns remediator may act on.
 #[derive(Clone, Debug)]
@@ -117,15 +117,31 @@ pub struct Pause {
 }
 
 impl Pause {
+    /// Whether the pause covers a step of `policy` on `target`. A pause of a state
+    /// machine covers its executions (an execution's circuit is its state machine).
     fn covers(&self, policy: &str, target: Option<&str>) -> bool {
         match &self.scope {
             PauseScope::Global => true,
             PauseScope::Policy(p) => p == policy,
-            PauseScope::Target(t) => {
-                target.is_some_and(|target| Glob::new(t).map(|g| g.matches(target)).unwrap_or(false) || t == target)
-            }
+            PauseScope::Target(t) => target.is_some_and(|target| {
+                let matches = |arn: &str| t == arn || Glob::new(t).map(|g| g.matches(arn)).unwrap_or(false);
+                matches(target) || matches(&circuit_key(target))
+            }),
         }
     }
+}
+
+/// The pause that stops a step of `policy` on `target` now, as a reason, if any. The
+/// guard applies it when planning, and the driver again right before each change.
+pub fn pause_refusal(state: &GuardState, policy: &str, target: Option<&str>, now: i64) -> Option<String> {
+    let pause = state.pauses.iter().find(|p| p.until > now && p.covers(policy, target))?;
+    Some(format!(
+        "paused ({}) until {} by {}: {}",
+        pause.scope.describe(),
+        format_time(pause.until),
+        pause.by,
+        pause.reason
+    ))
 }
 
 /// A circuit breaker of one target.
@@ -173,31 +189,23 @@ pub fn guard(plan: &mut Plan, allow: &AllowList, state: &GuardState, now: i64) {
         if step.disposition != Disposition::Act || !step.action.is_mutating() {
             continue;
         }
-        if let Some(pause) =
-            state.pauses.iter().find(|p| p.until > now && p.covers(&step.policy, step.target.as_deref()))
-        {
-            step.disposition = Disposition::Refuse(format!(
-                "paused ({}) until {} by {}: {}",
-                pause.scope.describe(),
-                format_time(pause.until),
-                pause.by,
-                pause.reason
-            ));
+        if let Some(reason) = pause_refusal(state, &step.policy, step.target.as_deref(), now) {
+            step.disposition = Disposition::refuse(Refusal::Paused, reason);
             continue;
         }
         let target = match &step.target {
             Some(t) if allow.allows(t) => t.clone(),
             Some(t) => {
-                step.disposition = Disposition::Refuse(format!("{t} is outside the allow-list"));
+                step.disposition = Disposition::refuse(Refusal::NotAllowed, format!("{t} is outside the allow-list"));
                 continue;
             }
             None => {
-                step.disposition = Disposition::Refuse("no target to act on".into());
+                step.disposition = Disposition::refuse(Refusal::NoTarget, "no target to act on");
                 continue;
             }
         };
         if state.circuits.get(&circuit_key(&target)).is_some_and(|c| c.open) {
-            step.disposition = Disposition::Refuse(format!(
+            step.disposition = Disposition::refuse(Refusal::CircuitOpen, format!(
                 "circuit open for {target} after {CIRCUIT_THRESHOLD} failed remediations: run `remediator reset {target}` once it is fixed"
             ));
             continue;
@@ -212,17 +220,23 @@ pub fn guard(plan: &mut Plan, allow: &AllowList, state: &GuardState, now: i64) {
         let window = limits.window.as_secs() as i64;
         let recent = times.iter().filter(|t| **t > now - window).count() as u32;
         if recent >= limits.max_attempts {
-            step.disposition = Disposition::Refuse(format!(
-                "attempts exhausted: {recent} of {} within {}; a person must look",
-                limits.max_attempts,
-                crate::policy::format_duration(limits.window)
-            ));
+            step.disposition = Disposition::refuse(
+                Refusal::AttemptsExhausted,
+                format!(
+                    "attempts exhausted: {recent} of {} within {}; a person must look",
+                    limits.max_attempts,
+                    crate::policy::format_duration(limits.window)
+                ),
+            );
         } else if let Some(last) = times.iter().max().filter(|t| now - **t < limits.cooldown.as_secs() as i64) {
-            step.disposition = Disposition::Refuse(format!(
-                "cooling down: last change at {}, cooldown {}",
-                format_time(*last),
-                crate::policy::format_duration(limits.cooldown)
-            ));
+            step.disposition = Disposition::refuse(
+                Refusal::CoolingDown,
+                format!(
+                    "cooling down: last change at {}, cooldown {}",
+                    format_time(*last),
+                    crate::policy::format_duration(limits.cooldown)
+                ),
+            );
         }
     }
 }
@@ -295,7 +309,9 @@ mod tests {
     fn a_target_outside_the_allow_list_is_refused() {
         let mut plan = Plan { steps: vec![step("p", "arn:aws:events:us-east-1:1:rule/billing-export")] };
         guard(&mut plan, &AllowList::default_list(), &GuardState::default(), 0);
-        assert!(matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("outside the allow-list")));
+        assert!(
+            matches!(&plan.steps[0].disposition, Disposition::Refuse { reason: r, .. } if r.contains("outside the allow-list"))
+        );
     }
 
     #[test]
@@ -311,7 +327,7 @@ mod tests {
             let mut plan = Plan { steps: vec![step("p", RULE)] };
             guard(&mut plan, &allow, &with_pauses(vec![pause(scope.clone())]), 999);
             assert!(
-                matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("paused") && r.contains("emergency stop")),
+                matches!(&plan.steps[0].disposition, Disposition::Refuse { reason: r, .. } if r.contains("paused") && r.contains("emergency stop")),
                 "{scope:?}"
             );
             let mut expired = Plan { steps: vec![step("p", RULE)] };
@@ -339,13 +355,15 @@ mod tests {
         let mut plan = Plan { steps: vec![s.clone()] };
         guard(&mut plan, &allow, &state, 2500);
         assert!(
-            matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("attempts exhausted: 2 of 2"))
+            matches!(&plan.steps[0].disposition, Disposition::Refuse { reason: r, .. } if r.contains("attempts exhausted: 2 of 2"))
         );
         // One old change outside the window, one within the cooldown.
         state.attempts.insert(key, vec![0, 4900]);
         let mut plan = Plan { steps: vec![s.clone()] };
         guard(&mut plan, &allow, &state, 5000);
-        assert!(matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("cooling down")));
+        assert!(
+            matches!(&plan.steps[0].disposition, Disposition::Refuse { reason: r, .. } if r.contains("cooling down"))
+        );
         // After the cooldown it may act again.
         let mut plan = Plan { steps: vec![s] };
         guard(&mut plan, &allow, &state, 5300);
@@ -359,7 +377,7 @@ mod tests {
         let mut plan = Plan { steps: vec![step("p", RULE)] };
         guard(&mut plan, &AllowList::default_list(), &state, 0);
         assert!(
-            matches!(&plan.steps[0].disposition, Disposition::Refuse(r) if r.contains("circuit open") && r.contains("remediator reset"))
+            matches!(&plan.steps[0].disposition, Disposition::Refuse { reason: r, .. } if r.contains("circuit open") && r.contains("remediator reset"))
         );
     }
 

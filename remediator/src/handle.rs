@@ -1,37 +1,46 @@
-//! Handling one event, top to bottom, as the Lambda and `remediator handle` both do:
+//! The driver: one event, top to bottom, as the Lambda, `remediator handle` and the
+//! sweep all run it.
 //!
 //! ```text
-//! event ─parse─▶ incident ─claim─▶ diagnose (history ∥ describe) ─decide─▶ plan
-//!       ─apply─▶ outcome ─▶ record ∥ notify
+//! event ─triage (pure)─▶ incident ─claim─▶ diagnose ∥ guards ─decide, plan, guard (pure)─▶
+//!       apply (preflight before every change) ─▶ finish: guards' bookkeeping, outcome,
+//!       summary (or digest), record ∥ notify, error mapping
 //! ```
 //!
-//! The claim comes first so that a duplicate delivery costs one call and acts on
-//! nothing. "No policy matched", "attempts exhausted" and "duplicate" are outcomes;
-//! errors are only what should make EventBridge deliver the event again (a malformed
-//! event is an error too, but not a retryable one).
+//! Every path (an incident, a deferred retry, a verification) ends in the same
+//! [`Handler::finish`]. Errors are only what should make the event come back: an AWS
+//! error whose kind is retryable, a claim another invocation holds ("in progress" is a
+//! retryable error, so a redelivery that arrives while a dead handling's lease runs is
+//! not acknowledged and lost), a remediation that failed in a way a retry may fix. A
+//! denied, missing or invalid call is recorded and reported once, and the event is
+//! acknowledged: redelivering it would fail the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::apply::{
-    apply, ChangeLocks, ExecutionInfo, Executions, FunctionSettings, ObjectVersions, Rules, Services, StepOutcome,
-    StepResult, Timers, DEFERRED_RETRY,
+    apply, ChangeLocks, ExecutionInfo, Executions, FunctionSettings, Go, ObjectVersions, Preflight, Rules, Services,
+    StepOutcome, StepResult, Timers,
 };
+use crate::clock;
 use crate::decide::decide_applied;
 use crate::diagnose::{diagnose, diagnose_alarm, Diagnosis};
-use crate::error::AwsError;
+use crate::error::{AwsError, ErrorKind};
 use crate::event::{Event, EventError, Signal};
-use crate::guard::{guard, AllowList, GuardState, GuardStore};
+use crate::guard::{guard, pause_refusal, AllowList, GuardState, GuardStore};
 use crate::incident::{Incident, IncidentKey};
-use crate::plan::plan;
-use crate::policy::{NotifyWhen, Policy, PolicySet};
-use crate::record::{Claim, ClaimRequest, Completion, IncidentLog, Status};
+pub use crate::outcome::{Outcome, Resolution, SentSummary};
+use crate::plan::{plan, Plan, Refusal, Step};
+use crate::policy::{Action, NotifyWhen, Policy, PolicySet};
+use crate::record::{
+    Claim, ClaimRequest, Completion, IncidentLog, JournalEntry, OwedSummary, Status, SummaryState, Takeover, Verdict,
+};
 use crate::redact;
-use crate::summary::{compose, Digests, Facts, Notifier, Summary};
+use crate::summary::{compose, may_fold, Digests, Facts, Fold, Notifier, Summary};
+use crate::triage::{alarm_watch_key, is_retry, triage, Identity, Internal, Triage};
 
 /// Why an event could not be handled.
 #[derive(Debug, thiserror::Error)]
@@ -39,123 +48,58 @@ pub enum HandleError {
     /// Retrying will not help; the event goes to the DLQ.
     #[error("malformed event: {0}")]
     BadEvent(#[from] EventError),
-    /// AWS failed; EventBridge should deliver the event again.
+    /// AWS failed; whether a redelivery may succeed is the error's kind.
     #[error("AWS call failed while handling incident {incident}: {source}")]
     Aws {
         incident: String,
         #[source]
         source: AwsError,
     },
-    /// A remediation step failed; recorded and reported, and the event is retried.
+    /// Another invocation holds the incident: deliver it again later (the holder may be
+    /// dead, and its lease ends at `lease_until`).
+    #[error("incident {incident} is being handled by {owner} (lease until {lease_until}): deliver again later")]
+    InProgress { incident: String, owner: String, lease_until: i64 },
+    /// A remediation step failed in a way a retry may fix; recorded and reported, and
+    /// the event is delivered again.
     #[error("remediation failed for incident {incident}: {detail}")]
     Remediation { incident: String, detail: String, outcome: Box<Outcome> },
 }
 
 impl HandleError {
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, HandleError::BadEvent(_))
-    }
-}
-
-/// What happened to one event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Resolution {
-    /// Not a failure and no policy wants it.
-    Ignored,
-    /// Handled before; nothing done this time.
-    Duplicate,
-    /// Another invocation is handling it right now.
-    InProgress,
-    NoPolicy,
-    Remediated,
-    /// A retry remediator made has succeeded: the incident it answered is closed.
-    Healed,
-    WouldRemediate,
-    Notified,
-    Refused,
-    Failed,
-}
-
-impl Resolution {
-    pub fn as_str(self) -> &'static str {
         match self {
-            Resolution::Ignored => "ignored",
-            Resolution::Duplicate => "duplicate",
-            Resolution::InProgress => "in-progress",
-            Resolution::NoPolicy => "no-policy",
-            Resolution::Remediated => "remediated",
-            Resolution::Healed => "healed",
-            Resolution::WouldRemediate => "would-remediate",
-            Resolution::Notified => "notified",
-            Resolution::Refused => "refused",
-            Resolution::Failed => "failed",
+            HandleError::BadEvent(_) => false,
+            HandleError::Aws { source, .. } => source.is_retryable(),
+            HandleError::InProgress { .. } | HandleError::Remediation { .. } => true,
         }
     }
 }
 
-/// The outcome printed by `remediator handle` and returned by the Lambda.
-#[derive(Clone, Debug, Serialize)]
-pub struct Outcome {
-    pub event_id: String,
-    pub source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incident: Option<String>,
-    pub resolution: Resolution,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub execution: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diagnosis: Option<Diagnosis>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub actions: Vec<StepOutcome>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub summary: Option<SentSummary>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// For duplicates: the outcome recorded by the delivery that handled it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recorded: Option<Value>,
+/// One invocation: who it is, and until when its claims are its own (its deadline
+/// plus a margin: a live handling is never taken over, a dead one is soon after).
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub owner: String,
+    pub lease_until: i64,
 }
 
-impl Outcome {
-    /// The outcome of an event before anything is known: ignored, no incident.
-    pub fn for_event(event: &Event) -> Outcome {
-        Outcome {
-            event_id: event.id.clone(),
-            source: event.source.clone(),
-            incident: None,
-            resolution: Resolution::Ignored,
-            execution: None,
-            diagnosis: None,
-            policy: None,
-            actions: Vec::new(),
-            summary: None,
-            note: None,
-            recorded: None,
-        }
+impl Invocation {
+    /// A lease of `lease` from now (the CLI and the sweep; `REMEDIATOR_LEASE`).
+    pub fn for_lease(owner: impl Into<String>, lease: Duration) -> Invocation {
+        Invocation { owner: owner.into(), lease_until: clock::now().saturating_add(lease.as_secs() as i64) }
     }
-}
 
-/// A summary that was published.
-#[derive(Clone, Debug, Serialize)]
-pub struct SentSummary {
-    pub subject: String,
-    /// Folded into the digest of its policy and target instead of sent on its own.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub folded: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    /// A Lambda invocation whose deadline is `deadline_ms` (Unix milliseconds).
+    pub fn for_deadline(owner: impl Into<String>, deadline_ms: u64, margin: Duration) -> Invocation {
+        let deadline = (deadline_ms / 1000) as i64;
+        Invocation { owner: owner.into(), lease_until: deadline.saturating_add(margin.as_secs() as i64) }
+    }
 }
 
 /// Everything handling needs, built once (at Lambda init or CLI start).
 pub struct Handler {
     pub policies: PolicySet,
     pub dry_run: bool,
-    pub lease: Duration,
     pub allow: AllowList,
     pub executions: Arc<dyn Executions>,
     pub functions: Arc<dyn FunctionSettings>,
@@ -167,250 +111,418 @@ pub struct Handler {
     pub digest_window: Duration,
     /// Durable timers for retries due later than an invocation should wait.
     pub timers: Option<Arc<dyn Timers>>,
-    /// remediator's own role session name (its Lambda function's name), to ignore the
-    /// CloudTrail events of its own calls.
-    pub own_session: Option<String>,
+    /// Who remediator is, to ignore the CloudTrail events of its own calls.
+    pub identity: Identity,
     pub guards: Arc<dyn GuardStore>,
     pub log: Arc<dyn IncidentLog>,
     pub notifier: Arc<dyn Notifier>,
 }
 
-/// Now, in Unix seconds.
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+/// How a handling ends, before the record: the facts [`Handler::finish`] needs.
+struct Finish<'a> {
+    /// The incident the claim is for (a timer's own key for a deferred retry).
+    claim: &'a Incident,
+    /// The incident the summary is about.
+    about: &'a Incident,
+    plan: Option<&'a Plan>,
+    guards: Option<&'a GuardState>,
+    policy: Option<&'a Policy>,
+    dry_run: bool,
+    /// A summary already composed (verifications); otherwise composed from the facts.
+    summary: Option<Summary>,
+    now: i64,
+}
+
+/// Whether the claim went our way.
+enum Begin {
+    Go(Option<Takeover>),
+    Stop(Result<Outcome, HandleError>),
 }
 
 impl Handler {
-    /// Handles one event. `owner` identifies this invocation in the claim.
-    #[tracing::instrument(skip_all, fields(event = tracing::field::Empty, incident = tracing::field::Empty))]
-    pub async fn handle(&self, document: Value, owner: &str) -> Result<Outcome, HandleError> {
+    /// Handles one event.
+    #[tracing::instrument(skip_all, fields(event = tracing::field::Empty))]
+    pub async fn handle(&self, document: Value, inv: &Invocation) -> Result<Outcome, HandleError> {
         let event = Event::from_value(document)?;
         tracing::Span::current().record("event", event.id.as_str());
-        if event.source == "remediator" && event.detail_type == DEFERRED_RETRY {
-            return self.run_deferred(event, owner).await;
-        }
-        if event.source == "remediator" && event.detail_type == crate::summary::DIGEST_DUE {
-            let sent =
-                self.flush_digests().await.map_err(|source| HandleError::Aws { incident: event.id.clone(), source })?;
-            return Ok(Outcome { note: Some(format!("{sent} digest(s) sent")), ..Outcome::for_event(&event) });
-        }
-        let mut outcome = Outcome::for_event(&event);
-        match &event.signal {
-            Signal::Execution(change) => {
-                outcome.execution = Some(change.execution.to_string());
-                if change.status == "SUCCEEDED" && is_retry(change) {
-                    let run = IncidentKey::for_event(&event).to_string();
-                    return self.verify_success(event, outcome, owner, &run).await;
-                }
-                if !change.is_failure() {
-                    outcome.note = Some(format!("execution status {}: nothing to heal", change.status));
-                    return Ok(outcome);
-                }
+        match triage(&event, &self.policies, &self.identity) {
+            Triage::Ignore(note) => {
+                Ok(Outcome { note: Some(note), execution: execution_of(&event), ..Outcome::for_event(&event) })
             }
-            Signal::Alarm(alarm) => {
-                if alarm.state == "OK" && alarm.previous_state.as_deref() == Some("ALARM") {
-                    let follow = format!("alarm:{}", alarm.name);
-                    return self.verify_success(event, outcome, owner, &follow).await;
-                }
-                if !alarm.is_failure() {
-                    outcome.note = Some(format!(
-                        "alarm {} is {}: only transitions into ALARM are acted on",
-                        alarm.name, alarm.state
-                    ));
-                    return Ok(outcome);
-                }
+            Triage::Internal(Internal::DigestDue) => {
+                let sent = self
+                    .flush_digests(inv)
+                    .await
+                    .map_err(|source| HandleError::Aws { incident: event.id.clone(), source })?;
+                Ok(Outcome { note: Some(format!("{sent} digest(s) sent")), ..Outcome::for_event(&event) })
             }
-            Signal::Other => {
-                // The loop breaker: a CloudTrail call made by remediator itself (its
-                // Lambda's role session is named after the function) is never a failure
-                // to remediate.
-                if let Some(own) = self.own_session.as_deref() {
-                    let caller =
-                        event.document.pointer("/detail/userIdentity/arn").and_then(Value::as_str).unwrap_or_default();
-                    if caller.ends_with(&format!("/{own}")) && caller.contains(":assumed-role/") {
-                        outcome.note = Some(format!("caused by remediator itself ({caller}): ignored"));
-                        return Ok(outcome);
-                    }
-                }
-                // Only events some policy wants become incidents.
-                if decide_applied(&self.policies, &event.document).is_empty() {
-                    outcome.note = Some("no policy matches this event".into());
-                    return Ok(outcome);
-                }
-            }
+            Triage::Internal(Internal::DeferredRetry) => self.deferred_retry(event, inv).await,
+            Triage::Verification { watched } => self.verification(event, inv, &watched).await,
+            Triage::Incident => self.incident(event, inv).await,
         }
+    }
+
+    /// A failure: claim, diagnose ∥ guards, decide, plan, guard, apply, finish.
+    async fn incident(&self, event: Event, inv: &Invocation) -> Result<Outcome, HandleError> {
         let mut incident = Incident::new(event, None);
-        let key = incident.key.clone();
-        tracing::Span::current().record("incident", key.as_str());
-        outcome.incident = Some(key.to_string());
-        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
-
-        let request = self.claim_request(&incident, owner);
-        match self.log.claim(&request).await.map_err(aws)? {
-            Claim::Claimed => {}
-            Claim::Done { outcome: recorded, unsent_summary, input_hash: stored_hash } => {
-                let differs = stored_hash.is_some_and(|h| h != request.input_hash);
-                outcome.resolution = Resolution::Duplicate;
-                outcome.recorded = recorded;
-                if let Some((subject, body)) = unsent_summary {
-                    // The first delivery acted but could not notify: finish its job.
-                    let summary = Summary { subject, body, attributes: Default::default() };
-                    let id = self.notifier.publish(&summary).await.map_err(aws)?;
-                    self.log.mark_summary(&key, true).await.map_err(aws)?;
-                    outcome.summary = Some(SentSummary {
-                        subject: summary.subject,
-                        folded: false,
-                        message_id: Some(id),
-                        error: None,
-                    });
-                    outcome.note = Some("already handled; its summary had not been delivered and now is".into());
-                } else if differs {
-                    outcome.note = Some(
-                        "already handled by an earlier delivery of the same incident, whose event differed: nothing done".into(),
-                    );
-                } else {
-                    outcome.note = Some("already handled by an earlier delivery: nothing done".into());
-                }
-                info!(incident = %key, outcome = "duplicate", "duplicate delivery absorbed");
-                return Ok(outcome);
-            }
-            Claim::InProgress { owner } => {
-                outcome.resolution = Resolution::InProgress;
-                outcome.note = Some(format!("being handled by {owner}: nothing done"));
-                return Ok(outcome);
-            }
-        }
-
-        // Diagnose, and read the guards' state, at once. A failure of either releases the
-        // claim and asks for a retry: a pause that cannot be read must not be ignored.
-        let now = now();
-        let incident_run = run_key(&incident);
-        let (diagnosed, pauses, previous) =
-            tokio::join!(self.diagnose(&mut incident), self.guards.load(now), self.retry_of(&incident_run));
-        let (info, guards) = match (diagnosed, pauses) {
+        let mut outcome = Outcome {
+            incident: Some(incident.key.to_string()),
+            execution: execution_of(&incident.event),
+            ..Outcome::for_event(&incident.event)
+        };
+        let takeover = match self.begin(&incident, inv, &mut outcome).await {
+            Begin::Go(takeover) => takeover,
+            Begin::Stop(result) => return result,
+        };
+        outcome.took_over_from = takeover.as_ref().map(|t| t.previous_owner.clone());
+        let now = clock::now();
+        let run = run_key(&incident);
+        let (diagnosed, guards, previous) =
+            tokio::join!(self.diagnose(&mut incident), self.guards.load(now), self.retry_of(run.as_deref()));
+        let (info, guards) = match (diagnosed, guards) {
             (Ok(info), Ok(guards)) => (info, guards),
-            (Err(e), _) | (_, Err(e)) => {
-                self.release(&incident, owner, &outcome, &e).await;
-                return Err(aws(e));
-            }
+            (Err(e), _) | (_, Err(e)) => return self.could_not_read(&incident, inv, outcome, e, now).await,
         };
         outcome.diagnosis = incident.diagnosis.clone().map(redacted);
         // This run was remediator's retry of an earlier incident, and it failed again.
         if let Ok(Some(previous)) = previous {
-            if let Err(e) =
-                self.log.verify(&previous, "still-failing", incident_run.as_deref().unwrap_or_default()).await
+            if let Err(e) = self.log.verify(&previous, Verdict::StillFailing, run.as_deref().unwrap_or_default()).await
             {
                 warn!(incident = %previous, error = %e, "could not record the verification");
             }
             outcome.note = Some(format!("this run was the retry of incident {previous}, which is still failing"));
         }
-
-        let document = incident.document();
-        let applied = decide_applied(&self.policies, document);
-        let deciding: Option<&Policy> = applied.first().copied();
+        let applied = decide_applied(&self.policies, incident.document());
+        let deciding = applied.first().copied();
         outcome.policy = deciding.map(|p| p.name.clone());
         let mut plan = plan(&incident, &applied, self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
-        outcome.actions = apply(&plan, &incident, info.as_ref(), &self.services()).await;
-        outcome.resolution = resolve(deciding, &outcome.actions);
+        outcome.actions = self.apply(&plan, &incident, &incident, inv, info.as_ref()).await;
+        keep_before_images(&mut outcome.actions, takeover.as_ref());
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
-        if let Err(e) = self.record_guards(&incident, &plan, &guards, &mut outcome, now).await {
-            // The remediation happened; the guards' bookkeeping failed. Say so, and let
-            // the retry (which finds the incident done) not act again.
-            warn!(incident = %key, error = %e, "could not record attempts or circuit state");
-            outcome.note = Some(format!("guard state not recorded: {}", redact::text(&e.to_string())));
-        }
+        let finish = Finish {
+            claim: &incident,
+            about: &incident,
+            plan: Some(&plan),
+            guards: Some(&guards),
+            policy: deciding,
+            dry_run,
+            summary: None,
+            now,
+        };
+        self.finish(finish, inv, outcome).await
+    }
 
-        let mut summary = should_notify(deciding, outcome.resolution, &outcome.actions).then(|| {
-            compose(&Facts {
-                incident: &incident,
-                policy: deciding,
-                steps: &outcome.actions,
-                resolution: outcome.resolution.as_str(),
-                dry_run,
-                note: outcome.note.as_deref(),
-            })
-        });
-        let status = if outcome.resolution == Resolution::Failed { Status::Failed } else { Status::Completed };
-        // In a storm, later summaries of one policy and target fold into a digest. A
-        // failed remediation always goes out at once.
-        let mut folded = None;
-        if let (Some(s), Some(digests)) = (&summary, &self.digests) {
-            if outcome.resolution != Resolution::Failed && !self.digest_window.is_zero() {
-                let line = format!("{} ({})", s.subject, incident.key);
-                let digest_key = crate::summary::digest_key(s);
-                match digests.open_or_fold(&digest_key, self.digest_window.as_secs() as i64, &line, now).await {
-                    Ok(crate::summary::Fold::Opened) => {}
-                    Ok(crate::summary::Fold::Folded { closes_at }) => {
-                        folded = summary.take();
-                        // Wake up when the window closes (one timer per window); without
-                        // timers the scheduled sweep sends it.
-                        if let Some(timers) = &self.timers {
-                            let name = format!(
-                                "remediator-digest-{}",
-                                IncidentKey::from_stored(format!("{digest_key}@{closes_at}")).digest(24)
-                            );
-                            let payload = serde_json::json!({
-                                "version": "0", "id": name, "source": "remediator",
-                                "detail-type": crate::summary::DIGEST_DUE, "detail": {"digest": digest_key},
-                            });
-                            if let Err(e) = timers.schedule(&name, closes_at + 1, &payload).await {
-                                warn!(incident = %key, error = %e, "could not schedule the digest; the sweep will send it");
-                            }
+    /// A retry a timer deferred is due: claimed once under the timer's key, the guards
+    /// read again (a person may have paused remediator since), and the retry run with
+    /// the policy's limits in force now; it ends as any incident does.
+    async fn deferred_retry(&self, timer_event: Event, inv: &Invocation) -> Result<Outcome, HandleError> {
+        let detail = timer_event.document.get("detail").cloned().unwrap_or_default();
+        let original = detail.get("event").cloned().ok_or(EventError::MissingDetail("event"))?;
+        let policy_name = detail.get("policy").and_then(Value::as_str).unwrap_or_default().to_string();
+        let timer = Incident::new(timer_event, None);
+        let mut incident = Incident::new(Event::from_value(original)?, None);
+        let mut outcome = Outcome {
+            incident: Some(timer.key.to_string()),
+            policy: Some(policy_name.clone()),
+            execution: execution_of(&incident.event),
+            note: Some(format!("scheduled retry of incident {}", incident.key)),
+            ..Outcome::for_event(&timer.event)
+        };
+        let takeover = match self.begin(&timer, inv, &mut outcome).await {
+            Begin::Go(takeover) => takeover,
+            Begin::Stop(result) => return result,
+        };
+        let now = clock::now();
+        let (diagnosed, guards) = tokio::join!(self.diagnose(&mut incident), self.guards.load(now));
+        let (info, guards) = match (diagnosed, guards) {
+            (Ok(info), Ok(guards)) => (info, guards),
+            (Err(e), _) | (_, Err(e)) => return self.could_not_read(&timer, inv, outcome, e, now).await,
+        };
+        outcome.diagnosis = incident.diagnosis.clone().map(redacted);
+        let Some(policy) = self.policies.get(&policy_name) else {
+            outcome.resolution = Resolution::Refused;
+            outcome.note = Some(format!("policy {policy_name} no longer exists: the scheduled retry is dropped"));
+            let finish = Finish {
+                claim: &timer,
+                about: &incident,
+                plan: None,
+                guards: None,
+                policy: None,
+                dry_run: self.dry_run,
+                summary: None,
+                now,
+            };
+            return self.finish(finish, inv, outcome).await;
+        };
+        // The retry itself, now, with the policy's limits and the guards in force now.
+        let mut now_policy = policy.clone();
+        now_policy.actions = vec![Action::Redrive { delay: Duration::ZERO }];
+        let mut plan = plan(&incident, &[&now_policy], self.dry_run);
+        guard(&mut plan, &self.allow, &guards, now);
+        outcome.actions = self.apply(&plan, &incident, &timer, inv, info.as_ref()).await;
+        keep_before_images(&mut outcome.actions, takeover.as_ref());
+        let finish = Finish {
+            claim: &timer,
+            about: &incident,
+            plan: Some(&plan),
+            guards: Some(&guards),
+            policy: Some(policy),
+            dry_run: self.dry_run || policy.dry_run,
+            summary: None,
+            now,
+        };
+        self.finish(finish, inv, outcome).await
+    }
+
+    /// The end of what remediator watches (a retry that succeeded, an alarm back to
+    /// `OK`) closes the incident it answered, once, with a final summary.
+    async fn verification(&self, event: Event, inv: &Invocation, watched: &str) -> Result<Outcome, HandleError> {
+        let incident = Incident::new(event, None);
+        let mut outcome = Outcome { execution: execution_of(&incident.event), ..Outcome::for_event(&incident.event) };
+        let aws = |source: AwsError| HandleError::Aws { incident: incident.key.to_string(), source };
+        let Some(previous) = self.log.followed(watched).await.map_err(aws)? else {
+            outcome.note = Some("not the end of anything remediator watches: nothing to close".into());
+            return Ok(outcome);
+        };
+        outcome.incident = Some(incident.key.to_string());
+        if let Begin::Stop(result) = self.begin(&incident, inv, &mut outcome).await {
+            return result;
+        }
+        let now = clock::now();
+        if let Err(e) = self.log.verify(&previous, Verdict::Healed, watched).await {
+            return self.could_not_read(&incident, inv, outcome, e, now).await;
+        }
+        outcome.resolution = Resolution::Healed;
+        outcome.note = Some(format!("closes incident {previous}"));
+        let summary = crate::summary::healed(&incident, &previous);
+        let finish = Finish {
+            claim: &incident,
+            about: &incident,
+            plan: None,
+            guards: None,
+            policy: None,
+            dry_run: false,
+            summary: Some(summary),
+            now,
+        };
+        self.finish(finish, inv, outcome).await
+    }
+
+    /// Claims an incident for this invocation. A duplicate finishes the job of the
+    /// delivery that handled it (a summary it owes) and is an outcome; a live claim of
+    /// another invocation is a retryable error.
+    async fn begin(&self, incident: &Incident, inv: &Invocation, outcome: &mut Outcome) -> Begin {
+        let key = &incident.key;
+        let request = ClaimRequest {
+            key: key.clone(),
+            owner: inv.owner.clone(),
+            lease_until: inv.lease_until,
+            event_id: incident.event.id.clone(),
+            source: incident.event.source.clone(),
+            input_hash: input_hash(&incident.event.document),
+            event: incident.event.storable(),
+        };
+        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
+        let claim = match self.log.claim(&request).await {
+            Ok(claim) => claim,
+            Err(e) => return Begin::Stop(Err(aws(e))),
+        };
+        match claim {
+            Claim::Claimed { takeover } => {
+                if let Some(t) = &takeover {
+                    warn!(incident = %key, previous = %t.previous_owner, "taking over an incident whose handling did not complete");
+                }
+                Begin::Go(takeover)
+            }
+            Claim::InProgress { owner, lease_until } => {
+                outcome.resolution = Resolution::InProgress;
+                Begin::Stop(Err(HandleError::InProgress { incident: key.to_string(), owner, lease_until }))
+            }
+            Claim::Done { outcome: recorded, owed_summary, input_hash } => {
+                outcome.resolution = Resolution::Duplicate;
+                outcome.recorded = recorded;
+                let differs = input_hash.is_some_and(|h| h != request.input_hash);
+                outcome.note = Some(if differs {
+                    "already handled by an earlier delivery of the same incident, whose event differed: nothing done"
+                        .into()
+                } else {
+                    "already handled by an earlier delivery: nothing done".into()
+                });
+                if let Some(owed) = owed_summary {
+                    // The first delivery acted but could not notify: finish its job, once.
+                    match self.send_owed(key, inv, owed).await {
+                        Ok(Some(sent)) => {
+                            outcome.summary = Some(sent);
+                            outcome.note =
+                                Some("already handled; its summary had not been delivered and now is".into());
                         }
-                    }
-                    Err(e) => {
-                        warn!(incident = %key, error = %e, "digest state unavailable: sending the summary on its own")
+                        Ok(None) => {}
+                        Err(e) => return Begin::Stop(Err(aws(e))),
                     }
                 }
+                info!(incident = %key, outcome = "duplicate", "duplicate delivery absorbed");
+                Begin::Stop(Ok(outcome.clone()))
             }
         }
+    }
 
-        // Record ∥ notify: the completion (with the retries to verify, in one
-        // transaction) and the summary go out together. The record assumes delivery; if
-        // the summary fails, it is marked owed and the event is returned for a retry,
-        // whose duplicate path sends it.
-        let follow_ups: Vec<String> = outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect();
+    /// Sends a summary a completed incident owes, if no one else is sending it.
+    async fn send_owed(
+        &self,
+        key: &IncidentKey,
+        inv: &Invocation,
+        owed: OwedSummary,
+    ) -> Result<Option<SentSummary>, AwsError> {
+        if !self.log.take_summary(key, &inv.owner, inv.lease_until, clock::now()).await? {
+            return Ok(None);
+        }
+        let summary = Summary { subject: owed.subject, body: owed.body, attributes: Default::default() };
+        match self.notifier.publish(&summary).await {
+            Ok(id) => {
+                self.log.mark_summary(key, SummaryState::Sent).await?;
+                Ok(Some(SentSummary { subject: summary.subject, folded: false, message_id: Some(id), error: None }))
+            }
+            Err(e) => {
+                if let Err(mark) = self.log.mark_summary(key, SummaryState::Owed).await {
+                    warn!(incident = %key, error = %mark, "could not mark the summary as owed; it is retaken after the lease");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Diagnosis or the guards could not be read. A retryable error gives the claim back
+    /// for the redelivery (a pause that cannot be read must not be ignored); any other
+    /// kind is recorded and reported once, and the event is acknowledged.
+    async fn could_not_read(
+        &self,
+        incident: &Incident,
+        inv: &Invocation,
+        mut outcome: Outcome,
+        e: AwsError,
+        now: i64,
+    ) -> Result<Outcome, HandleError> {
+        if e.is_retryable() {
+            if let Err(release) = self.log.release(&incident.key, &inv.owner, &redact::text(&e.to_string())).await {
+                warn!(incident = %incident.key, error = %release, "could not release the claim; it is taken over after its lease");
+            }
+            return Err(HandleError::Aws { incident: incident.key.to_string(), source: e });
+        }
+        outcome.resolution = Resolution::Failed;
+        outcome.note = Some(format!(
+            "not handled: {} ({}); a person must look, the event is not retried",
+            redact::text(&e.to_string()),
+            e.kind.as_str()
+        ));
+        let finish = Finish {
+            claim: incident,
+            about: incident,
+            plan: None,
+            guards: None,
+            policy: None,
+            dry_run: self.dry_run,
+            summary: None,
+            now,
+        };
+        self.finish(finish, inv, outcome).await
+    }
+
+    /// Applies a plan with the preflight that re-reads pauses and journals before-images
+    /// under the claim of `claim`.
+    async fn apply(
+        &self,
+        plan: &Plan,
+        incident: &Incident,
+        claim: &Incident,
+        inv: &Invocation,
+        info: Option<&ExecutionInfo>,
+    ) -> Vec<StepOutcome> {
+        let preflight =
+            Gate { guards: self.guards.as_ref(), log: self.log.as_ref(), key: &claim.key, owner: &inv.owner };
+        let services = Services {
+            executions: self.executions.as_ref(),
+            functions: self.functions.as_ref(),
+            rules: self.rules.as_ref(),
+            objects: self.objects.as_ref(),
+            locks: self.locks.as_ref(),
+            timers: self.timers.as_deref(),
+            preflight: Some(&preflight),
+        };
+        apply(plan, incident, info, &services).await
+    }
+
+    /// The one end of every handling: the guards' bookkeeping, the outcome and its
+    /// status, the summary (alone or folded into a digest), record ∥ notify, and the
+    /// mapping to an error when the event must come back.
+    async fn finish(&self, f: Finish<'_>, inv: &Invocation, mut outcome: Outcome) -> Result<Outcome, HandleError> {
+        let key = &f.claim.key;
+        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
+        if !matches!(outcome.resolution, Resolution::Healed | Resolution::Failed | Resolution::Refused) {
+            outcome.resolution = resolve(f.policy, &outcome.actions);
+        }
+        if let (Some(plan), Some(guards)) = (f.plan, f.guards) {
+            if let Err(e) = self.record_guards(f.claim, plan, guards, &mut outcome, f.now).await {
+                // The remediation happened; the guards' bookkeeping failed. Say so.
+                warn!(incident = %key, error = %e, "could not record attempts or circuit state");
+                outcome.note = Some(format!("guard state not recorded: {}", redact::text(&e.to_string())));
+            }
+        }
+        let retry = retry_may_help(&outcome);
+        let status = if retry { Status::Released } else { Status::Completed };
+        let summary = match f.summary {
+            Some(s) => Some(s),
+            None => should_notify(f.policy, outcome.resolution, &outcome.actions).then(|| {
+                compose(&Facts {
+                    incident: f.about,
+                    policy: f.policy,
+                    steps: &outcome.actions,
+                    resolution: outcome.resolution,
+                    dry_run: f.dry_run,
+                    note: outcome.note.as_deref(),
+                })
+            }),
+        };
+        // In a storm, later summaries that say the same thing fold into a digest.
+        let (summary, folded) = match summary {
+            Some(s) if may_fold(&s) => self.fold(s, f.claim, f.now).await,
+            other => (other, None),
+        };
         outcome.summary = summary.as_ref().or(folded.as_ref()).map(|s| SentSummary {
             subject: s.subject.clone(),
             folded: folded.is_some(),
             message_id: None,
             error: None,
         });
-        let mut completion = completion(&incident, owner, status, &outcome, summary.as_ref(), summary.is_some());
-        completion.follow_ups = follow_ups;
+        let completion = completion(f.claim, &f.about.key, inv, status, &outcome, summary.as_ref());
+        // Record ∥ notify. The record carries the summary as "sending": a crash before the
+        // publish is known leaves it owed (the next delivery sends it), never lost.
         let publish = async {
             match &summary {
                 Some(s) => Some(self.notifier.publish(s).await),
                 None => None,
             }
         };
-        // An alarm's incident closes when the alarm returns to OK. Every incident of one
-        // alarm points at the latest, so this is a plain write (last one wins), outside the
-        // completion's transaction, where concurrent incidents would conflict on it.
-        let alarm_pointer = async {
-            if let Signal::Alarm(alarm) = &incident.event.signal {
-                if let Err(e) = self.log.follow(&format!("alarm:{}", alarm.name), &key).await {
-                    warn!(incident = %key, error = %e, "could not record the alarm to watch");
-                }
-            }
-        };
+        let alarm_pointer = self.watch_alarm(f.claim);
         let (recorded, published, ()) = tokio::join!(self.log.complete(&completion), publish, alarm_pointer);
         if let Some(sent) = outcome.summary.as_mut() {
             sent.message_id = published.as_ref().and_then(|p| p.as_ref().ok().cloned());
             sent.error = published.as_ref().and_then(|p| p.as_ref().err().map(|e| e.to_string()));
         }
-        if matches!(published, Some(Err(_))) {
-            if let Err(e) = self.log.mark_summary(&key, false).await {
-                warn!(incident = %key, error = %e, "could not mark the summary as owed");
-            }
-        }
         if let Err(e) = recorded {
-            // The record did not land: release the claim so the retry EventBridge makes
-            // takes the incident over at once (its actions are idempotent: a restart is
-            // confirmed by name and input, not run twice).
-            self.release(&incident, owner, &outcome, &e).await;
+            // The record did not land (or its answer was lost): give the claim back. The
+            // release applies only to a claim still in progress, so a completion that did
+            // land is never turned into a failure; the journal keeps the before-images.
+            if let Err(release) = self.log.release(key, &inv.owner, &redact::text(&e.to_string())).await {
+                warn!(incident = %key, error = %release, "could not release the claim; it is taken over after its lease");
+            }
             return Err(aws(e));
+        }
+        if let Some(published) = &published {
+            let state = if published.is_ok() { SummaryState::Sent } else { SummaryState::Owed };
+            if let Err(e) = self.log.mark_summary(key, state).await {
+                warn!(incident = %key, error = %e, "could not record the summary's delivery");
+            }
         }
         info!(
             incident = %key,
@@ -422,7 +534,7 @@ impl Handler {
         if let Some(Err(e)) = published {
             return Err(aws(e));
         }
-        if status == Status::Failed {
+        if retry {
             let detail = outcome
                 .actions
                 .iter()
@@ -435,172 +547,82 @@ impl Handler {
         Ok(outcome)
     }
 
-    /// The claim of an incident by this invocation.
-    fn claim_request(&self, incident: &Incident, owner: &str) -> ClaimRequest {
-        ClaimRequest {
-            key: incident.key.clone(),
-            owner: owner.to_string(),
-            lease: self.lease,
-            event_id: incident.event.id.clone(),
-            source: incident.event.source.clone(),
-            input_hash: input_hash(&incident.event.document),
+    /// Folds a summary into its digest window, or lets it go alone.
+    async fn fold(&self, summary: Summary, claim: &Incident, now: i64) -> (Option<Summary>, Option<Summary>) {
+        let Some(digests) = self.digests.as_ref().filter(|_| !self.digest_window.is_zero()) else {
+            return (Some(summary), None);
+        };
+        let line = format!("{} ({})", summary.subject, claim.key);
+        let digest_key = crate::summary::digest_key(&summary);
+        match digests.open_or_fold(&digest_key, self.digest_window.as_secs() as i64, &line, now).await {
+            Ok(Fold::Opened | Fold::Alone) => (Some(summary), None),
+            Ok(Fold::Folded { closes_at }) => {
+                // Wake up when the window closes (one timer per window); without timers
+                // the scheduled sweep sends it.
+                if let Some(timers) = &self.timers {
+                    let name = format!(
+                        "remediator-digest-{}",
+                        IncidentKey::from_stored(format!("{digest_key}@{closes_at}")).digest(24)
+                    );
+                    let payload = serde_json::json!({
+                        "version": "0", "id": name, "source": crate::triage::OWN_SOURCE,
+                        "detail-type": crate::summary::DIGEST_DUE, "detail": {"digest": digest_key},
+                    });
+                    if let Err(e) = timers.schedule(&name, closes_at + 1, &payload).await {
+                        warn!(incident = %claim.key, error = %e, "could not schedule the digest; the sweep will send it");
+                    }
+                }
+                (None, Some(summary))
+            }
+            Err(e) => {
+                warn!(incident = %claim.key, error = %e, "digest state unavailable: sending the summary on its own");
+                (Some(summary), None)
+            }
         }
     }
 
-    /// The AWS capabilities `apply` is lent.
-    fn services(&self) -> Services<'_> {
-        Services {
-            executions: self.executions.as_ref(),
-            functions: self.functions.as_ref(),
-            rules: self.rules.as_ref(),
-            objects: self.objects.as_ref(),
-            locks: self.locks.as_ref(),
-            timers: self.timers.as_deref(),
+    /// An alarm's incident closes when the alarm returns to OK. Every incident of one
+    /// alarm points at the latest, so this is a plain write (last one wins), outside the
+    /// completion's transaction, where concurrent incidents would conflict on it.
+    async fn watch_alarm(&self, incident: &Incident) {
+        if let Signal::Alarm(alarm) = &incident.event.signal {
+            if let Err(e) = self.log.follow(&alarm_watch_key(&alarm.name), &incident.key).await {
+                warn!(incident = %incident.key, error = %e, "could not record the alarm to watch");
+            }
         }
     }
 
     /// The incident this run retries, if remediator started or redrove it.
-    async fn retry_of(&self, run: &Option<String>) -> Result<Option<IncidentKey>, AwsError> {
+    async fn retry_of(&self, run: Option<&str>) -> Result<Option<IncidentKey>, AwsError> {
         match run {
             Some(run) => self.log.followed(run).await,
             None => Ok(None),
         }
     }
 
-    /// A retry remediator made succeeded: close its incident as healed, once.
-    /// Sends the digests whose window has closed (run by the scheduled sweep and by
-    /// `remediator digests`). Returns how many were sent.
-    pub async fn flush_digests(&self) -> Result<usize, AwsError> {
+    /// Sends the digests whose window has closed (the scheduled sweep, a digest timer and
+    /// `remediator digests`). A window is deleted only after its digest was published;
+    /// returns how many were sent.
+    pub async fn flush_digests(&self, inv: &Invocation) -> Result<usize, AwsError> {
         let Some(digests) = &self.digests else { return Ok(0) };
         let mut sent = 0;
-        for (key, lines) in digests.take_due(now()).await? {
-            if lines.is_empty() {
-                continue;
+        let mut first_error = None;
+        for (key, lines) in digests.claim_due(clock::now(), &inv.owner, inv.lease_until).await? {
+            if !lines.is_empty() {
+                if let Err(e) = self.notifier.publish(&crate::summary::digest(&key, &lines)).await {
+                    // Left in place: the next flush, after this one's lease, sends it.
+                    warn!(digest = %key, error = %e, "digest not sent; kept for the next flush");
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+                sent += 1;
             }
-            self.notifier.publish(&crate::summary::digest(&key, &lines)).await?;
-            sent += 1;
+            digests.close(&key, &inv.owner).await?;
         }
-        Ok(sent)
-    }
-
-    /// A retry a timer deferred is due: claim it once, check the guards again (a person
-    /// may have paused remediator since), and run the retry of the original incident.
-    async fn run_deferred(&self, timer_event: Event, owner: &str) -> Result<Outcome, HandleError> {
-        let detail = timer_event.document.get("detail").cloned().unwrap_or_default();
-        let original = detail.get("event").cloned().ok_or(EventError::MissingDetail("event"))?;
-        let policy_name = detail.get("policy").and_then(Value::as_str).unwrap_or_default().to_string();
-        let timer = Incident::new(timer_event, None);
-        let key = timer.key.clone();
-        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
-        let mut incident = Incident::new(Event::from_value(original)?, None);
-        let mut outcome = Outcome {
-            incident: Some(key.to_string()),
-            policy: Some(policy_name.clone()),
-            note: Some(format!("scheduled retry of incident {}", incident.key)),
-            ..Outcome::for_event(&timer.event)
-        };
-        let request = self.claim_request(&timer, owner);
-        if !matches!(self.log.claim(&request).await.map_err(aws)?, Claim::Claimed) {
-            outcome.resolution = Resolution::Duplicate;
-            return Ok(outcome);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(sent),
         }
-        let now = now();
-        let (diagnosed, guards) = tokio::join!(self.diagnose(&mut incident), self.guards.load(now));
-        let (info, guards) = match (diagnosed, guards) {
-            (Ok(info), Ok(guards)) => (info, guards),
-            (Err(e), _) | (_, Err(e)) => {
-                self.release(&timer, owner, &outcome, &e).await;
-                return Err(aws(e));
-            }
-        };
-        let Some(policy) = self.policies.get(&policy_name) else {
-            outcome.resolution = Resolution::Refused;
-            outcome.note = Some(format!("policy {policy_name} no longer exists: the scheduled retry is dropped"));
-            let completion = completion(&timer, owner, Status::Completed, &outcome, None, false);
-            self.log.complete(&completion).await.map_err(aws)?;
-            return Ok(outcome);
-        };
-        // The retry itself, now, with the policy's limits and the guards in force now.
-        let mut now_policy = policy.clone();
-        now_policy.actions = vec![crate::policy::Action::Redrive { delay: Duration::ZERO }];
-        let mut plan = plan(&incident, &[&now_policy], self.dry_run);
-        guard(&mut plan, &self.allow, &guards, now);
-        outcome.actions = apply(&plan, &incident, info.as_ref(), &self.services()).await;
-        outcome.resolution = resolve(Some(policy), &outcome.actions);
-        outcome.execution = match &incident.event.signal {
-            Signal::Execution(c) => Some(c.execution.to_string()),
-            _ => None,
-        };
-        // The retry answers the original incident: its end closes that one.
-        for follow_up in outcome.actions.iter().filter_map(|a| a.follow_up.as_deref()) {
-            if let Err(e) = self.log.follow(follow_up, &incident.key).await {
-                warn!(incident = %key, error = %e, "could not record the retry to verify");
-            }
-        }
-        let summary = compose(&Facts {
-            incident: &incident,
-            policy: Some(policy),
-            steps: &outcome.actions,
-            resolution: outcome.resolution.as_str(),
-            dry_run: self.dry_run,
-            note: outcome.note.as_deref(),
-        });
-        let status = if outcome.resolution == Resolution::Failed { Status::Failed } else { Status::Completed };
-        self.notify_and_complete(&timer, owner, status, outcome, &summary).await
-    }
-
-    /// The end of what remediator watches (a retry that succeeded, an alarm back to
-    /// `OK`) closes the incident it answered, once, with a final summary.
-    async fn verify_success(
-        &self,
-        event: Event,
-        mut outcome: Outcome,
-        owner: &str,
-        run: &str,
-    ) -> Result<Outcome, HandleError> {
-        let incident = Incident::new(event, None);
-        let key = incident.key.clone();
-        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
-        let run = run.to_string();
-        let Some(previous) = self.log.followed(&run).await.map_err(aws)? else {
-            outcome.note = Some("not the end of anything remediator watches: nothing to close".into());
-            return Ok(outcome);
-        };
-        outcome.incident = Some(key.to_string());
-        let request = self.claim_request(&incident, owner);
-        if !matches!(self.log.claim(&request).await.map_err(aws)?, Claim::Claimed) {
-            outcome.resolution = Resolution::Duplicate;
-            outcome.note = Some("verification already recorded".into());
-            return Ok(outcome);
-        }
-        self.log.verify(&previous, "healed", &run).await.map_err(aws)?;
-        outcome.resolution = Resolution::Healed;
-        outcome.note = Some(format!("closes incident {previous}"));
-        let summary = crate::summary::healed(&incident, &previous);
-        self.notify_and_complete(&incident, owner, Status::Completed, outcome, &summary).await
-    }
-
-    /// Publishes a summary, then records the outcome with whether it was delivered.
-    async fn notify_and_complete(
-        &self,
-        incident: &Incident,
-        owner: &str,
-        status: Status,
-        mut outcome: Outcome,
-        summary: &Summary,
-    ) -> Result<Outcome, HandleError> {
-        let aws = |source: AwsError| HandleError::Aws { incident: incident.key.to_string(), source };
-        let published = self.notifier.publish(summary).await;
-        outcome.summary = Some(SentSummary {
-            subject: summary.subject.clone(),
-            folded: false,
-            message_id: published.as_ref().ok().cloned(),
-            error: published.as_ref().err().map(|e| e.to_string()),
-        });
-        let completion = completion(incident, owner, status, &outcome, Some(summary), published.is_ok());
-        self.log.complete(&completion).await.map_err(aws)?;
-        published.map_err(aws)?;
-        Ok(outcome)
     }
 
     /// Records changes made (attempt limits, cooldowns) and failed or successful
@@ -608,7 +630,7 @@ impl Handler {
     async fn record_guards(
         &self,
         incident: &Incident,
-        plan: &crate::plan::Plan,
+        plan: &Plan,
         guards: &GuardState,
         outcome: &mut Outcome,
         now: i64,
@@ -632,6 +654,7 @@ impl Handler {
                 StepResult::Failed => {
                     let state = self.guards.record_failure(&circuit, incident.key.as_str()).await?;
                     if state.open && !guards.circuits.get(&circuit).is_some_and(|c| c.open) {
+                        outcome.circuit_opened = Some(circuit.clone());
                         outcome.note = Some(format!(
                             "circuit opened for {circuit} after {} failed remediations: no more actions on it until `remediator reset {circuit}`",
                             state.failures
@@ -673,26 +696,79 @@ impl Handler {
         incident.diagnosis = Some(d);
         Ok(Some(info))
     }
+}
 
-    async fn release(&self, incident: &Incident, owner: &str, outcome: &Outcome, error: &AwsError) {
-        let mut failed = outcome.clone();
-        failed.resolution = Resolution::Failed;
-        failed.note = Some(redact::text(&error.to_string()));
-        let completion = completion(incident, owner, Status::Failed, &failed, None, false);
-        if let Err(e) = self.log.complete(&completion).await {
-            warn!(incident = %incident.key, error = %e, "could not release the claim; it expires with its lease");
+/// The preflight of one handling: pauses read again right before each change, and the
+/// before-image journaled under the claim before the change is made.
+struct Gate<'a> {
+    guards: &'a dyn GuardStore,
+    log: &'a dyn IncidentLog,
+    key: &'a IncidentKey,
+    owner: &'a str,
+}
+
+#[async_trait::async_trait]
+impl Preflight for Gate<'_> {
+    async fn before_change(&self, step: &Step, target: &str, before: Option<&Value>) -> Result<Go, AwsError> {
+        let now = clock::now();
+        let state = self.guards.load(now).await?;
+        if let Some(reason) = pause_refusal(&state, &step.policy, Some(target), now) {
+            return Ok(Go::Refuse(Refusal::Paused, reason));
+        }
+        if let Some(before) = before {
+            let entry = JournalEntry {
+                policy: step.policy.clone(),
+                action: step.action.name().to_string(),
+                target: target.to_string(),
+                before: before.clone(),
+            };
+            self.log.journal(self.key, self.owner, &entry).await?;
+        }
+        Ok(Go::Proceed)
+    }
+}
+
+/// After a takeover, a change the interrupted handling made is found already made: its
+/// before-image comes from the journal, so `undo` and `history` stay right.
+fn keep_before_images(actions: &mut [StepOutcome], takeover: Option<&Takeover>) {
+    let Some(takeover) = takeover else { return };
+    for action in actions.iter_mut().filter(|a| a.mutating && a.before.is_none()) {
+        let journaled = takeover.journal.iter().rev().find(|e| {
+            e.policy == action.policy
+                && e.action == action.action
+                && Some(e.target.as_str()) == action.target.as_deref()
+        });
+        if let Some(entry) = journaled {
+            action.before = Some(entry.before.clone());
+            action
+                .detail
+                .push_str(" (made by an earlier, interrupted handling of this incident; its before-image is kept)");
         }
     }
 }
 
-/// A digest of an event's content (the decision's input).
-fn input_hash(document: &Value) -> String {
-    crate::incident::IncidentKey::from_stored(document.to_string()).digest(16)
+/// Whether the event should come back: a remediation step failed with an error a retry
+/// may fix (throttling, a server error, a timeout). A denied, missing or invalid call,
+/// or a failure without an AWS error (no input to restart with), is final.
+fn retry_may_help(outcome: &Outcome) -> bool {
+    outcome.resolution == Resolution::Failed
+        && outcome
+            .actions
+            .iter()
+            .filter(|a| a.result == StepResult::Failed)
+            .any(|a| a.error_kind.is_some_and(ErrorKind::is_retryable))
 }
 
-/// Whether a run is one remediator may have made: a redrive or a named restart.
-fn is_retry(change: &crate::event::ExecutionChange) -> bool {
-    change.redrive_count > 0 || crate::plan::restart_generation(change.execution.name()) > 0
+/// A digest of an event's content (the decision's input).
+fn input_hash(document: &Value) -> String {
+    IncidentKey::from_stored(document.to_string()).digest(16)
+}
+
+fn execution_of(event: &Event) -> Option<String> {
+    match &event.signal {
+        Signal::Execution(c) => Some(c.execution.to_string()),
+        _ => None,
+    }
 }
 
 /// The run (execution ARN#redriveCount) of an execution incident.
@@ -708,31 +784,32 @@ fn redacted(mut d: Diagnosis) -> Diagnosis {
     d
 }
 
-fn resolve(policy: Option<&Policy>, steps: &[StepOutcome]) -> Resolution {
+/// The resolution of a handling from its steps.
+pub fn resolve(policy: Option<&Policy>, steps: &[StepOutcome]) -> Resolution {
     if policy.is_none() {
         return Resolution::NoPolicy;
     }
     let any = |r: StepResult| steps.iter().any(|s| s.result == r);
-    let mutating = |s: &&StepOutcome| s.action != "notify";
     if any(StepResult::Failed) {
         Resolution::Failed
-    } else if steps.iter().filter(mutating).any(|s| s.result == StepResult::Refused) {
+    } else if steps.iter().filter(|s| s.mutating).any(|s| s.result == StepResult::Refused) {
         Resolution::Refused
     } else if any(StepResult::WouldHave) {
         Resolution::WouldRemediate
-    } else if steps.iter().filter(mutating).any(|s| s.result == StepResult::Done) {
+    } else if steps.iter().filter(|s| s.mutating).any(|s| s.result == StepResult::Done) {
         Resolution::Remediated
     } else {
         Resolution::Notified
     }
 }
 
-fn should_notify(policy: Option<&Policy>, resolution: Resolution, steps: &[StepOutcome]) -> bool {
+/// Whether a handling's outcome is told to a person.
+pub fn should_notify(policy: Option<&Policy>, resolution: Resolution, steps: &[StepOutcome]) -> bool {
     let Some(policy) = policy else {
-        // A failure no policy covers is never hidden.
+        // A failure no policy covers, or one that could not be handled, is never hidden.
         return true;
     };
-    let has_notify_action = policy.actions.iter().any(|a| a.name() == "notify");
+    let has_notify_action = policy.actions.iter().any(|a| matches!(a, Action::Notify { .. }));
     match policy.notify {
         NotifyWhen::Never => false,
         NotifyWhen::Always => true,
@@ -744,11 +821,11 @@ fn should_notify(policy: Option<&Policy>, resolution: Resolution, steps: &[StepO
 
 fn completion(
     incident: &Incident,
-    owner: &str,
+    answers: &IncidentKey,
+    inv: &Invocation,
     status: Status,
     outcome: &Outcome,
     summary: Option<&Summary>,
-    summary_sent: bool,
 ) -> Completion {
     let (execution, state_machine) = match &incident.event.signal {
         Signal::Execution(c) => (Some(c.execution.to_string()), Some(c.state_machine_arn.clone())),
@@ -756,9 +833,9 @@ fn completion(
     };
     Completion {
         key: incident.key.clone(),
-        owner: owner.to_string(),
+        owner: inv.owner.clone(),
         status,
-        resolution: outcome.resolution.as_str().to_string(),
+        resolution: outcome.resolution,
         policy: outcome.policy.clone(),
         execution,
         state_machine,
@@ -766,7 +843,7 @@ fn completion(
         error: outcome.diagnosis.as_ref().and_then(|d| d.error.clone()),
         outcome: serde_json::to_value(outcome).unwrap_or(Value::Null),
         summary: summary.map(|s| (s.subject.clone(), s.body.clone())),
-        summary_sent,
-        follow_ups: Vec::new(),
+        follow_ups: outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect(),
+        answers: answers.clone(),
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod diagnose;
@@ -26,6 +27,7 @@ pub mod handle;
 pub mod incident;
 pub mod infra;
 pub mod metrics;
+pub mod outcome;
 pub mod pattern;
 pub mod plan;
 pub mod policy;
@@ -35,5 +37,6 @@ pub mod rules;
 pub mod schema;
 pub mod summary;
 pub mod sweep;
+pub mod triage;
 pub mod undo;
 pub mod yaml;

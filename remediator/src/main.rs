@@ -21,7 +21,7 @@ use remediator::config::{Config, PolicySource};
 use remediator::diagnose::{events_from_json, HistoryEvent};
 use remediator::explain::explain;
 use remediator::guard::{format_time, AllowList, GuardStore, Pause, PauseScope};
-use remediator::handle::{HandleError, Handler};
+use remediator::handle::{HandleError, Handler, Invocation};
 use remediator::policy::{case_files, PolicyErrors, PolicySet};
 use remediator::yaml;
 
@@ -182,7 +182,9 @@ fn main() -> ExitCode {
         Command::Pauses => runtime().and_then(|rt| rt.block_on(pauses_cmd())),
         Command::Digests => runtime().and_then(|rt| {
             rt.block_on(async {
-                let sent = build_handler().await?.flush_digests().await.context("sending digests")?;
+                let (handler, _, lease) = build().await?;
+                let inv = Invocation::for_lease(cli_owner("digests")?, lease);
+                let sent = handler.flush_digests(&inv).await.context("sending digests")?;
                 println!("{sent} digest(s) sent");
                 Ok(ExitCode::SUCCESS)
             })
@@ -251,14 +253,18 @@ fn load_policies(path: Option<&Path>) -> Result<PolicySet, PolicyErrors> {
     }
 }
 
-/// Builds the handler from the environment: config, policies, SDK clients.
-async fn build_handler() -> Result<Handler> {
-    Ok(build().await?.0)
+/// An owner for the claims of one CLI run.
+fn cli_owner(what: &str) -> Result<String> {
+    Ok(format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()
+    ))
 }
 
-/// The handler and the state table it records in, from one configuration and one SDK
-/// setup (the Lambda's init builds them once).
-async fn build() -> Result<(Handler, Arc<StateTable>)> {
+/// The handler, the state table it records in, and the CLI's lease, from one
+/// configuration and one SDK setup (the Lambda's init builds them once).
+async fn build() -> Result<(Handler, Arc<StateTable>, std::time::Duration)> {
     let config = Config::from_env()?;
     let policies = config.policies.load()?;
     let sdk = sdk_config().await;
@@ -270,7 +276,6 @@ async fn build() -> Result<(Handler, Arc<StateTable>)> {
     let handler = Handler {
         policies,
         dry_run: config.dry_run,
-        lease: config.lease,
         allow: config.allow,
         executions: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&sdk))),
         functions: Arc::new(Functions::new(aws_sdk_lambda::Client::new(&sdk))),
@@ -281,14 +286,17 @@ async fn build() -> Result<(Handler, Arc<StateTable>)> {
             Arc::new(Scheduler::new(aws_sdk_scheduler::Client::new(&sdk), target, role))
                 as Arc<dyn remediator::apply::Timers>
         }),
-        own_session: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|n| !n.is_empty()),
+        identity: remediator::triage::Identity {
+            role_arn: config.role_arn.clone(),
+            session: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|n| !n.is_empty()),
+        },
         digests: Some(table.clone() as Arc<dyn remediator::summary::Digests>),
         digest_window: config.digest_window,
         guards: table.clone(),
         log: table.clone(),
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)),
     };
-    Ok((handler, table))
+    Ok((handler, table, config.lease))
 }
 
 fn scope(policy: Option<String>, target: Option<String>) -> PauseScope {
@@ -314,7 +322,7 @@ async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<
         bail!("--reason must say why (it is shown in every summary while paused)");
     }
     let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-    let pause = Pause { scope, reason, until: remediator::handle::now() + length.as_secs() as i64, by };
+    let pause = Pause { scope, reason, until: remediator::clock::now() + length.as_secs() as i64, by };
     state_table().await?.set_pause(&pause).await.context("recording the pause")?;
     println!("paused {} until {}: {}", pause.scope.describe(), format_time(pause.until), pause.reason);
     Ok(ExitCode::SUCCESS)
@@ -337,8 +345,8 @@ async fn sweep_cmd(mut state_machines: Vec<String>, since: Option<&str>) -> Resu
     if state_machines.is_empty() {
         bail!("name the state machines: --state-machine ARN (repeatable) or REMEDIATOR_STATE_MACHINES");
     }
-    let (handler, table) = build().await?;
-    let started = remediator::handle::now();
+    let (handler, table, lease) = build().await?;
+    let started = remediator::clock::now();
     let since = match since {
         Some(d) => {
             started
@@ -347,22 +355,25 @@ async fn sweep_cmd(mut state_machines: Vec<String>, since: Option<&str>) -> Resu
         // An hour of overlap with the last sweep: duplicates are absorbed anyway.
         None => table.last_sweep().await?.map(|t| t - 3600).unwrap_or(started - 86400),
     };
-    let events = remediator::sweep::failed_since(handler.executions.as_ref(), &state_machines, since)
-        .await
-        .context("listing failed executions")?;
-    let owner = format!("sweep-{}-{started}", std::process::id());
-    let mut failures = 0;
-    for event in events {
-        let line = match handler.handle(event, &owner).await {
-            Ok(outcome) => serde_json::to_value(&outcome)?,
-            Err(e) => {
-                failures += 1;
-                json!({"error": e.to_string(), "retryable": e.is_retryable()})
-            }
+    let inv = Invocation::for_lease(cli_owner("sweep")?, lease);
+    let report = remediator::sweep::run(&handler, &state_machines, since, &inv).await.context("sweeping")?;
+    for handled in &report.handled {
+        let line = match handled {
+            Ok(outcome) => serde_json::to_value(outcome)?,
+            Err(e) => json!({"error": e.to_string(), "retryable": e.is_retryable()}),
         };
         println!("{line}");
     }
-    if failures == 0 {
+    if report.abandoned > 0 {
+        eprintln!("remediator: {} handling(s) had died after their claim and were taken over", report.abandoned);
+    }
+    for key in &report.unrecoverable {
+        eprintln!("remediator: incident {key} was claimed and never completed, and kept no event to handle again");
+    }
+    if let Err(e) = &report.digests {
+        eprintln!("remediator: digests not sent: {e}");
+    }
+    if report.failed == 0 {
         table.set_last_sweep(started).await.context("recording the sweep")?;
         Ok(ExitCode::SUCCESS)
     } else {
@@ -371,7 +382,7 @@ async fn sweep_cmd(mut state_machines: Vec<String>, since: Option<&str>) -> Resu
 }
 
 async fn undo_cmd(incident: &str) -> Result<ExitCode> {
-    let (handler, table) = build().await?;
+    let (handler, table, _) = build().await?;
     let key = remediator::incident::IncidentKey::from_stored(incident);
     let item = table.get(&key).await?.with_context(|| format!("no incident {incident} in the state table"))?;
     let outcome: Value = item
@@ -402,7 +413,7 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
 
 async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let window = remediator::policy::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-    let items = state_table().await?.incidents(remediator::handle::now() - window.as_secs() as i64).await?;
+    let items = state_table().await?.incidents(remediator::clock::now() - window.as_secs() as i64).await?;
     let text = |i: &Value, k: &str| i.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
     let mut rows = Vec::new();
     for item in items {
@@ -475,7 +486,7 @@ async fn reset_cmd(target: &str) -> Result<ExitCode> {
 }
 
 async fn pauses_cmd() -> Result<ExitCode> {
-    let pauses = state_table().await?.load(remediator::handle::now()).await.context("reading pauses")?.pauses;
+    let pauses = state_table().await?.load(remediator::clock::now()).await.context("reading pauses")?.pauses;
     if pauses.is_empty() {
         println!("no pause in force");
     }
@@ -497,12 +508,8 @@ fn read_input(path: &str) -> Result<String> {
 
 async fn handle(path: &str) -> Result<ExitCode> {
     let text = read_input(path)?;
-    let handler = build_handler().await?;
-    let owner = format!(
-        "cli-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()
-    );
+    let (handler, _, lease) = build().await?;
+    let inv = Invocation::for_lease(cli_owner("cli")?, lease);
     let mut failures = 0;
     let mut count = 0;
     let stdout = std::io::stdout();
@@ -512,7 +519,7 @@ async fn handle(path: &str) -> Result<ExitCode> {
         let Some(item) = item else { break };
         count += 1;
         let line = match item {
-            Ok(document) => match handler.handle(document, &owner).await {
+            Ok(document) => match handler.handle(document, &inv).await {
                 Ok(outcome) => serde_json::to_value(&outcome)?,
                 Err(e) => {
                     failures += 1;
@@ -766,20 +773,26 @@ mod lambda {
     pub fn main() -> Result<()> {
         init_logging(true);
         runtime()?.block_on(async {
-            let (handler, table) = build().await?;
+            let (handler, table, _) = build().await?;
             let state = Arc::new(State { handler, table, state_machines: state_machines_from_env() });
             lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
                 let state = Arc::clone(&state);
                 async move {
-                    let owner = format!("lambda-{}", event.context.request_id);
+                    // The claims of this invocation last until its deadline plus a margin:
+                    // never taken from it while it runs, soon after it dies.
+                    let inv = Invocation::for_deadline(
+                        format!("lambda-{}", event.context.request_id),
+                        event.context.deadline,
+                        LEASE_MARGIN,
+                    );
                     let is_sweep = event.payload.get("source").and_then(Value::as_str) == Some("remediator")
                         && event.payload.get("detail-type").and_then(Value::as_str) == Some("Sweep");
                     if is_sweep {
-                        return sweep(&state, &owner).await;
+                        return sweep(&state, &inv).await;
                     }
                     let failed_at =
                         event.payload.get("time").and_then(Value::as_str).and_then(remediator::event::parse_timestamp);
-                    match state.handler.handle(event.payload, &owner).await {
+                    match state.handler.handle(event.payload, &inv).await {
                         Ok(outcome) => {
                             emit_metrics(&outcome, failed_at);
                             Ok(serde_json::to_value(outcome).unwrap_or(Value::Null))
@@ -817,45 +830,42 @@ mod lambda {
         }
     }
 
-    /// The scheduled sweep: every failure since the last sweep, through the same path.
-    async fn sweep(state: &State, owner: &str) -> Result<Value, Diagnostic> {
-        let started = remediator::handle::now();
-        let since = state
-            .table
-            .last_sweep()
+    /// The scheduled sweep: every failure since the last sweep and every handling that
+    /// died, through the same path; then the digests due.
+    async fn sweep(state: &State, inv: &Invocation) -> Result<Value, Diagnostic> {
+        let retryable =
+            |e: &dyn std::fmt::Display| Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() };
+        let started = remediator::clock::now();
+        let since =
+            state.table.last_sweep().await.map_err(|e| retryable(&e))?.map(|t| t - 3600).unwrap_or(started - 86400);
+        let report = remediator::sweep::run(&state.handler, &state.state_machines, since, inv)
             .await
-            .map_err(|e| Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() })?
-            .map(|t| t - 3600)
-            .unwrap_or(started - 86400);
-        let events = remediator::sweep::failed_since(state.handler.executions.as_ref(), &state.state_machines, since)
-            .await
-            .map_err(|e| Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() })?;
-        let (mut handled, mut failed) = (0, 0);
-        for event in events {
-            match state.handler.handle(event, owner).await {
-                Ok(outcome) => {
-                    handled += 1;
-                    emit_metrics(&outcome, None);
-                }
-                Err(e) => {
-                    failed += 1;
-                    tracing::error!(error = %e, "sweep: event not handled");
-                }
-            }
+            .map_err(|e| retryable(&e))?;
+        for outcome in report.handled.iter().flatten() {
+            emit_metrics(outcome, None);
         }
-        if let Err(e) = state.handler.flush_digests().await {
+        for key in &report.unrecoverable {
+            tracing::error!(incident = %key, "claimed and never completed, and no event kept to handle again");
+        }
+        if let Err(e) = &report.digests {
             tracing::error!(error = %e, "sweep: digests not sent");
         }
-        if failed == 0 {
-            state
-                .table
-                .set_last_sweep(started)
-                .await
-                .map_err(|e| Diagnostic { error_type: "Retryable".into(), error_message: e.to_string() })?;
+        let now_ms = remediator::clock::now().saturating_mul(1000);
+        println!("{}", remediator::metrics::sweep_emf(report.abandoned, report.unrecoverable.len(), now_ms));
+        if report.failed == 0 {
+            state.table.set_last_sweep(started).await.map_err(|e| retryable(&e))?;
         }
-        Ok(json!({"sweep": {"handled": handled, "failed": failed, "since": format_time(since)}}))
+        Ok(json!({"sweep": {
+            "handled": report.handled.len() - report.failed,
+            "failed": report.failed,
+            "abandoned": report.abandoned,
+            "since": format_time(since),
+        }}))
     }
 }
+
+/// How long after an invocation's deadline its claims stay its own.
+const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn state_machines_from_env() -> Vec<String> {
     std::env::var("REMEDIATOR_STATE_MACHINES")

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::handle::{Outcome, Resolution};
+use crate::outcome::{Outcome, Resolution};
 
 pub const NAMESPACE: &str = "Remediator";
 
@@ -25,7 +25,7 @@ pub fn emf(outcome: &Outcome, failed_at: Option<i64>, now_ms: i64) -> Option<Val
         metrics.push(json!({"Name": "TimeToRemediate", "Unit": "Seconds"}));
         line["TimeToRemediate"] = json!((now_ms / 1000 - t).max(0));
     }
-    if outcome.note.as_deref().is_some_and(|n| n.starts_with("circuit opened")) {
+    if outcome.circuit_opened.is_some() {
         metrics.push(json!({"Name": "CircuitsOpened", "Unit": "Count"}));
         line["CircuitsOpened"] = json!(1);
     }
@@ -34,6 +34,23 @@ pub fn emf(outcome: &Outcome, failed_at: Option<i64>, now_ms: i64) -> Option<Val
         "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["Policy", "Outcome"], []], "Metrics": metrics}]
     });
     Some(line)
+}
+
+/// The EMF line of a sweep: `AbandonedClaims` counts handlings that died after their
+/// claim (taken over by this sweep), `UnrecoverableClaims` those that kept no event to
+/// handle again. The template's alarm watches both.
+pub fn sweep_emf(abandoned: usize, unrecoverable: usize, now_ms: i64) -> Value {
+    json!({
+        "AbandonedClaims": abandoned,
+        "UnrecoverableClaims": unrecoverable,
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [[]], "Metrics": [
+                {"Name": "AbandonedClaims", "Unit": "Count"},
+                {"Name": "UnrecoverableClaims", "Unit": "Count"},
+            ]}]
+        }
+    })
 }
 
 #[cfg(test)]
@@ -65,7 +82,12 @@ mod tests {
     #[test]
     fn duplicates_emit_nothing_and_an_opened_circuit_is_counted() {
         assert!(emf(&outcome(Resolution::Duplicate, None), None, 0).is_none());
-        let line = emf(&outcome(Resolution::Failed, Some("circuit opened for x")), None, 0).unwrap();
+        let mut opened = outcome(Resolution::Failed, Some("anything"));
+        opened.circuit_opened = Some("arn:aws:states:us-east-1:1:stateMachine:x".into());
+        let line = emf(&opened, None, 0).unwrap();
         assert_eq!(line["CircuitsOpened"], 1);
+        // A note that merely says so does not count: the typed field does.
+        let line = emf(&outcome(Resolution::Failed, Some("circuit opened for x")), None, 0).unwrap();
+        assert!(line.get("CircuitsOpened").is_none());
     }
 }

@@ -43,10 +43,42 @@ pub struct Step {
 
 /// Whether a step is taken.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "disposition", content = "reason", rename_all = "kebab-case")]
+#[serde(tag = "disposition", rename_all = "kebab-case")]
 pub enum Disposition {
     Act,
-    Refuse(String),
+    /// Not taken: the kind decides what follows (the attempt limit, headlines,
+    /// metrics); the reason is for a person.
+    Refuse {
+        refusal: Refusal,
+        reason: String,
+    },
+}
+
+/// Why a step is not taken. Control flow and counts read this, never the reason text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    /// A person paused remediator for this policy or target.
+    Paused,
+    /// The target is outside the allow-list.
+    NotAllowed,
+    /// Nothing to act on: the event, diagnosis or policy names no target.
+    NoTarget,
+    /// The target's circuit breaker is open.
+    CircuitOpen,
+    /// The policy's attempt limit is used up.
+    AttemptsExhausted,
+    /// The last change is within the policy's cooldown.
+    CoolingDown,
+    /// The target is in a state this action must not touch (a published version, a
+    /// managed rule, an unversioned bucket, a value at its cap, no durable timer).
+    NotApplicable,
+}
+
+impl Disposition {
+    pub fn refuse(refusal: Refusal, reason: impl Into<String>) -> Disposition {
+        Disposition::Refuse { refusal, reason: reason.into() }
+    }
 }
 
 impl Plan {
@@ -67,12 +99,14 @@ pub fn plan(incident: &Incident, applied: &[&Policy], global_dry_run: bool) -> P
         // A policy whose retries are used up makes none of its changes: raising a
         // timeout that no retry will use only hides the failure.
         let exhausted = steps[first..].iter().find_map(|s| match &s.disposition {
-            Disposition::Refuse(r) if s.attempt.is_some() && r.starts_with("attempts exhausted") => Some(r.clone()),
+            Disposition::Refuse { refusal: Refusal::AttemptsExhausted, reason } if s.attempt.is_some() => {
+                Some(reason.clone())
+            }
             _ => None,
         });
         if let Some(reason) = exhausted {
             for s in steps[first..].iter_mut().filter(|s| s.action.is_mutating()) {
-                s.disposition = Disposition::Refuse(reason.clone());
+                s.disposition = Disposition::refuse(Refusal::AttemptsExhausted, reason.clone());
             }
         }
     }
@@ -96,7 +130,8 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
     match action {
         Action::Redrive { .. } | Action::StartExecution { .. } => {
             let Some(change) = execution else {
-                step.disposition = Disposition::Refuse("the event names no Step Functions execution to retry".into());
+                step.disposition =
+                    Disposition::refuse(Refusal::NoTarget, "the event names no Step Functions execution to retry");
                 return step;
             };
             step.target = Some(match action {
@@ -107,10 +142,10 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
             let attempt = used + 1;
             step.attempt = Some((attempt, policy.limits.max_attempts));
             if attempt > policy.limits.max_attempts {
-                step.disposition = Disposition::Refuse(format!(
-                    "attempts exhausted: {used} of {} already used",
-                    policy.limits.max_attempts
-                ));
+                step.disposition = Disposition::refuse(
+                    Refusal::AttemptsExhausted,
+                    format!("attempts exhausted: {used} of {} already used", policy.limits.max_attempts),
+                );
             }
         }
         Action::Notify { .. } => step.target = Some("summary topic".into()),
@@ -124,25 +159,30 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
                 Some(f) => {
                     step.target = Some(f.clone());
                     if let Some(qualifier) = function_qualifier(&f) {
-                        step.disposition = Disposition::Refuse(format!(
+                        step.disposition = Disposition::refuse(Refusal::NotApplicable, format!(
                             "the task invoked the published version or alias `{qualifier}`: $LATEST is left alone, a person must publish the change"
                         ));
                     }
                 }
-                None => step.disposition = Disposition::Refuse("the diagnosis names no Lambda function".into()),
+                None => {
+                    step.disposition = Disposition::refuse(Refusal::NoTarget, "the diagnosis names no Lambda function")
+                }
             }
         }
         Action::EnableRule { rule } => match rule_target(incident, rule.as_deref()) {
             Some(arn) => step.target = Some(arn),
             None => {
-                step.disposition = Disposition::Refuse("no rule named by the policy, the event or the alarm".into())
+                step.disposition =
+                    Disposition::refuse(Refusal::NoTarget, "no rule named by the policy, the event or the alarm")
             }
         },
         Action::RestoreObject { bucket, key } => match object_target(incident, bucket.as_deref(), key.as_deref()) {
             Some(arn) => step.target = Some(arn),
             None => {
-                step.disposition =
-                    Disposition::Refuse("no S3 object named by the policy, the event or the diagnosis".into())
+                step.disposition = Disposition::refuse(
+                    Refusal::NoTarget,
+                    "no S3 object named by the policy, the event or the diagnosis",
+                )
             }
         },
     }
@@ -266,11 +306,11 @@ mod tests {
         let p = &set.policies()[0];
         let by_redrives = plan(&incident("run-1", 2), &[p], false);
         assert!(
-            matches!(&by_redrives.steps[0].disposition, Disposition::Refuse(r) if r.contains("attempts exhausted: 2 of 2"))
+            matches!(&by_redrives.steps[0].disposition, Disposition::Refuse { refusal: Refusal::AttemptsExhausted, reason } if reason.contains("attempts exhausted: 2 of 2"))
         );
         let restarted = restart_name(&restart_name("run-1", "aaaaaaaa"), "bbbbbbbb");
         let by_restarts = plan(&incident(&restarted, 0), &[p], false);
-        assert!(matches!(by_restarts.steps[0].disposition, Disposition::Refuse(_)));
+        assert!(matches!(by_restarts.steps[0].disposition, Disposition::Refuse { .. }));
     }
 
     #[test]
@@ -299,7 +339,7 @@ mod tests {
         let set = policies("[redrive, notify]");
         let event = Event::parse(r#"{"id":"1","source":"aws.s3","detail-type":"Object Deleted","detail":{}}"#).unwrap();
         let plan = plan(&Incident::new(event, None), &[&set.policies()[0]], false);
-        assert!(matches!(plan.steps[0].disposition, Disposition::Refuse(_)));
+        assert!(matches!(plan.steps[0].disposition, Disposition::Refuse { .. }));
         assert_eq!(plan.steps[1].disposition, Disposition::Act);
     }
 }

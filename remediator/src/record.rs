@@ -2,17 +2,31 @@
 //!
 //! A conditional write claims an incident before anything is done: a second delivery of
 //! the same event, or a concurrent invocation, finds the claim and acts on nothing. A
-//! claim is a lease: if the invocation that holds it dies, the next delivery after the
-//! lease takes over (every action is itself idempotent, so resuming never doubles a
-//! change). A handling that failed releases the incident for EventBridge's retry.
-
-use std::time::Duration;
+//! claim is a lease that lasts as long as the invocation that holds it can live (its
+//! deadline plus a margin), so a live handling is never taken over and a dead one is
+//! taken over by the next delivery or by the scheduled sweep, which finds it by its
+//! lease and handles the event the claim keeps.
+//!
+//! What must survive a crash is written before it is needed:
+//! - the event (without execution input or output), with the claim, so a takeover can
+//!   handle it again whatever its source;
+//! - each before-image, in the claim's journal, *before* the change it describes, so an
+//!   `undo` and `history` are right even if the handling dies right after the change;
+//! - the summary, with the completion, as "sending": it becomes "sent" only after the
+//!   publish, so a crash in between leaves it owed, never lost.
+//!
+//! Status moves one way: `IN_PROGRESS` → `COMPLETED` (final), or `IN_PROGRESS` →
+//! `RELEASED` (a retryable failure: the next delivery claims it again). A release or a
+//! completion only applies to a claim its owner still holds in progress, so a retry can
+//! never turn a completed incident into a failed one.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::AwsError;
 use crate::incident::IncidentKey;
+use crate::outcome::Resolution;
 
 /// A request to claim an incident.
 #[derive(Clone, Debug)]
@@ -20,37 +34,101 @@ pub struct ClaimRequest {
     pub key: IncidentKey,
     /// Who holds the claim (the Lambda request id, or a CLI run id).
     pub owner: String,
-    pub lease: Duration,
+    /// Until when (Unix seconds) the claim is this owner's.
+    pub lease_until: i64,
     pub event_id: String,
     pub source: String,
     /// A digest of the event, so a later delivery can tell it saw the same content.
     pub input_hash: String,
+    /// The event as it can be handled again (execution input and output removed).
+    pub event: Value,
+}
+
+/// A before-image written ahead of the change it describes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub policy: String,
+    pub action: String,
+    pub target: String,
+    pub before: Value,
 }
 
 /// What the claim found.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Claim {
-    /// Ours: go ahead.
-    Claimed,
+    /// Ours: go ahead. `takeover` when an earlier handling held it and died or released
+    /// it; its journal says what it may already have changed.
+    Claimed { takeover: Option<Takeover> },
     /// Handled before: the stored outcome, and a summary still owed if sending it failed.
-    Done { outcome: Option<Value>, unsent_summary: Option<(String, String)>, input_hash: Option<String> },
+    Done { outcome: Option<Value>, owed_summary: Option<OwedSummary>, input_hash: Option<String> },
     /// Another invocation holds a live lease.
-    InProgress { owner: String },
+    InProgress { owner: String, lease_until: i64 },
 }
 
-/// Final state of an incident.
+/// An earlier handling of the same incident that did not complete.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Takeover {
+    pub previous_owner: String,
+    pub journal: Vec<JournalEntry>,
+}
+
+/// A summary recorded with a completion and not (known to be) delivered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwedSummary {
+    pub subject: String,
+    pub body: String,
+}
+
+/// How a handling ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
+    /// Final: what was done is recorded; a redelivery is a duplicate.
     Completed,
-    /// Handling failed; the incident may be claimed again by a retry.
-    Failed,
+    /// Handling failed in a way a retry may fix; the next delivery claims it again.
+    Released,
 }
 
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Completed => "COMPLETED",
-            Status::Failed => "FAILED",
+            Status::Released => "RELEASED",
+        }
+    }
+}
+
+/// What became of a recorded summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryState {
+    /// Being published by the claim's owner.
+    Sending,
+    Sent,
+    /// The publish failed: the next delivery sends it.
+    Owed,
+}
+
+impl SummaryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SummaryState::Sending => "sending",
+            SummaryState::Sent => "sent",
+            SummaryState::Owed => "owed",
+        }
+    }
+}
+
+/// The verdict on a retry remediator made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Healed,
+    StillFailing,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healed => "healed",
+            Verdict::StillFailing => "still-failing",
         }
     }
 }
@@ -61,7 +139,7 @@ pub struct Completion {
     pub key: IncidentKey,
     pub owner: String,
     pub status: Status,
-    pub resolution: String,
+    pub resolution: Resolution,
     pub policy: Option<String>,
     pub execution: Option<String>,
     pub state_machine: Option<String>,
@@ -69,25 +147,47 @@ pub struct Completion {
     pub error: Option<String>,
     /// The whole outcome as JSON (already redacted).
     pub outcome: Value,
-    /// The summary's subject and body, and whether it was delivered.
+    /// The summary's subject and body, recorded as "sending" until the publish is known.
     pub summary: Option<(String, String)>,
-    pub summary_sent: bool,
     /// Runs (execution ARN#redriveCount) whose end verifies this incident's retries,
     /// recorded with the completion in one transaction.
     pub follow_ups: Vec<String>,
+    /// The incident those runs answer (the original incident of a deferred retry).
+    pub answers: IncidentKey,
+}
+
+/// A claim whose lease ran out before it completed: a handling that died.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Abandoned {
+    pub key: IncidentKey,
+    pub owner: String,
+    pub claimed_at: i64,
+    pub lease_until: i64,
+    /// The event to handle again (absent for claims written before events were kept).
+    pub event: Option<Value>,
 }
 
 /// Where incidents are claimed and recorded.
 #[async_trait]
 pub trait IncidentLog: Send + Sync {
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim, AwsError>;
+    /// Appends a before-image to the owner's claim, ahead of the change.
+    async fn journal(&self, key: &IncidentKey, owner: &str, entry: &JournalEntry) -> Result<(), AwsError>;
+    /// Records the end of a handling the owner still holds in progress.
     async fn complete(&self, completion: &Completion) -> Result<(), AwsError>;
-    /// Records whether an incident's stored summary was delivered.
-    async fn mark_summary(&self, key: &IncidentKey, sent: bool) -> Result<(), AwsError>;
+    /// Gives the claim back for a retry (only while the owner holds it in progress).
+    async fn release(&self, key: &IncidentKey, owner: &str, note: &str) -> Result<(), AwsError>;
+    /// Records whether the summary recorded with the completion was delivered.
+    async fn mark_summary(&self, key: &IncidentKey, state: SummaryState) -> Result<(), AwsError>;
+    /// Takes an owed summary (or one whose sender died) for this owner to send; `false`
+    /// when someone else is sending it or it was sent.
+    async fn take_summary(&self, key: &IncidentKey, owner: &str, lease_until: i64, now: i64) -> Result<bool, AwsError>;
     /// Remembers that the run `execution` (ARN#redriveCount) is the retry of `incident`.
     async fn follow(&self, execution: &str, incident: &IncidentKey) -> Result<(), AwsError>;
     /// The incident whose retry `execution` is, if any.
     async fn followed(&self, execution: &str) -> Result<Option<IncidentKey>, AwsError>;
-    /// Records the verdict of a retry on its incident (`healed`, `still-failing`).
-    async fn verify(&self, incident: &IncidentKey, verdict: &str, execution: &str) -> Result<(), AwsError>;
+    /// Records the verdict of a retry on its incident.
+    async fn verify(&self, incident: &IncidentKey, verdict: Verdict, execution: &str) -> Result<(), AwsError>;
+    /// Claims in progress whose lease ended before `now`.
+    async fn abandoned(&self, now: i64) -> Result<Vec<Abandoned>, AwsError>;
 }

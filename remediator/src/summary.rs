@@ -13,6 +13,8 @@ use crate::apply::{StepOutcome, StepResult};
 use crate::error::AwsError;
 use crate::event::Signal;
 use crate::incident::Incident;
+use crate::outcome::Resolution;
+use crate::plan::Refusal;
 use crate::policy::Policy;
 use crate::redact;
 
@@ -41,8 +43,7 @@ pub struct Facts<'a> {
     pub incident: &'a Incident,
     pub policy: Option<&'a Policy>,
     pub steps: &'a [StepOutcome],
-    /// Short outcome word: remediated, would-remediate, notified, refused, failed, no-policy.
-    pub resolution: &'a str,
+    pub resolution: Resolution,
     pub dry_run: bool,
     /// Anything else a person must know (e.g. a circuit breaker that opened).
     pub note: Option<&'a str>,
@@ -79,12 +80,12 @@ pub fn compose(f: &Facts) -> Summary {
     let subject = clean_subject(&format!("[{headline}] {pipeline}: {what}{at}"));
 
     let lead = match f.resolution {
-        "remediated" => "remediator acted on a failure (a final message follows when a retry succeeds)",
-        "would-remediate" => "DRY RUN: remediator would have acted on a failure (nothing was changed)",
-        "notified" => "remediator reports a failure it must not retry",
-        "refused" => "remediator did NOT act on a failure: a guard stopped it",
-        "failed" => "remediator tried to heal a failure and the remediation itself FAILED",
-        "no-policy" => "A failure matched no remediation policy: a person must look",
+        Resolution::Remediated => "remediator acted on a failure (a final message follows when a retry succeeds)",
+        Resolution::WouldRemediate => "DRY RUN: remediator would have acted on a failure (nothing was changed)",
+        Resolution::Notified => "remediator reports a failure it must not retry",
+        Resolution::Refused => "remediator did NOT act on a failure: a guard stopped it",
+        Resolution::Failed => "remediator tried to heal a failure and the remediation itself FAILED",
+        Resolution::NoPolicy => "A failure matched no remediation policy: a person must look",
         _ => "remediator handled an event",
     };
     let mut b = format!("{lead}.\n\nWhat failed\n");
@@ -126,7 +127,7 @@ pub fn compose(f: &Facts) -> Summary {
         let attempt = s.attempt.as_deref().map(|a| format!(", attempt {a}")).unwrap_or_default();
         line("Action:", &format!("{} [{verb}{attempt}] {}", s.action, redact::text(&s.detail)));
     }
-    line("Outcome:", f.resolution);
+    line("Outcome:", f.resolution.as_str());
     if f.dry_run {
         line("Mode:", "dry run");
     }
@@ -160,13 +161,16 @@ pub fn compose(f: &Facts) -> Summary {
         })
     });
     let severity = match (f.resolution, declared) {
-        ("failed" | "refused" | "no-policy", _) => "critical",
+        (Resolution::Failed | Resolution::Refused | Resolution::NoPolicy, _) => "critical",
         (_, Some(s)) => s,
-        ("notified", None) => "warning",
+        (Resolution::Notified, None) => "warning",
         _ => "info",
     };
     let mut attributes = BTreeMap::new();
-    attributes.insert("outcome".to_string(), f.resolution.to_string());
+    attributes.insert("outcome".to_string(), f.resolution.as_str().to_string());
+    if f.dry_run {
+        attributes.insert("mode".to_string(), "dry-run".to_string());
+    }
     attributes.insert("severity".to_string(), severity.to_string());
     attributes.insert("pipeline".to_string(), pipeline);
     if let Some(p) = f.policy {
@@ -183,15 +187,15 @@ fn headline(f: &Facts) -> String {
         .filter(|s| s.result == StepResult::Done && s.action != "notify")
         .filter_map(|s| s.short.as_deref())
         .collect();
-    let paused = f.steps.iter().any(|s| s.result == StepResult::Refused && s.detail.starts_with("paused"));
+    let paused = f.steps.iter().any(|s| s.result == StepResult::Refused && s.refusal == Some(Refusal::Paused));
     match f.resolution {
-        "remediated" if !done.is_empty() => done.join(", "),
-        "remediated" => "nothing to change".into(),
-        "would-remediate" => "dry run".into(),
-        "notified" => "needs attention".into(),
-        "no-policy" => "unhandled".into(),
-        "refused" if paused => "paused".into(),
-        other => other.into(),
+        Resolution::Remediated if !done.is_empty() => done.join(", "),
+        Resolution::Remediated => "nothing to change".into(),
+        Resolution::WouldRemediate => "dry run".into(),
+        Resolution::Notified => "needs attention".into(),
+        Resolution::NoPolicy => "unhandled".into(),
+        Resolution::Refused if paused => "paused".into(),
+        other => other.as_str().into(),
     }
 }
 
@@ -218,14 +222,18 @@ pub fn healed(run: &Incident, previous: &crate::incident::IncidentKey) -> Summar
     Summary { subject, body, attributes }
 }
 
-/// Storm control: the first summary of a policy and target in a window goes out at
-/// once; later ones fold into one digest sent when the window closes.
+/// Storm control: the first summary of a policy, target and outcome in a window goes out
+/// at once; later ones of the same kind fold into one digest sent when the window
+/// closes. A folded line is deleted only after the digest carrying it was published.
 #[async_trait]
 pub trait Digests: Send + Sync {
     /// Opens a window for `key` (send now), or folds `line` into the open one.
     async fn open_or_fold(&self, key: &str, window_secs: i64, line: &str, now: i64) -> Result<Fold, AwsError>;
-    /// Closes every window due at `now`, returning each one's key and folded lines.
-    async fn take_due(&self, now: i64) -> Result<Vec<(String, Vec<String>)>, AwsError>;
+    /// Claims every window due at `now` for `owner` until `lease_until` (so that two
+    /// flushers never send one twice), returning each one's key and folded lines.
+    async fn claim_due(&self, now: i64, owner: &str, lease_until: i64) -> Result<Vec<(String, Vec<String>)>, AwsError>;
+    /// Deletes a window whose digest was published, if `owner` still holds it.
+    async fn close(&self, key: &str, owner: &str) -> Result<(), AwsError>;
 }
 
 /// What became of a summary in storm control.
@@ -235,36 +243,63 @@ pub enum Fold {
     Opened,
     /// Folded into the open window, which closes at this time (Unix seconds).
     Folded { closes_at: i64 },
+    /// An earlier window of this key closed and its digest is not sent yet: send this
+    /// summary on its own (never overwrite or delay behind an unsent digest).
+    Alone,
 }
 
 /// The detail-type of the payload a timer delivers when a digest window closes.
 pub const DIGEST_DUE: &str = "Digest Due";
 
-/// The digest key of a summary: its policy and what it is about (pipeline or target).
+/// Whether a summary may wait in a digest: never a critical one, a refusal, a failure
+/// or a failure nothing handles. Those go out at once, each on its own.
+pub fn may_fold(summary: &Summary) -> bool {
+    let attr = |k: &str| summary.attributes.get(k).map(String::as_str);
+    attr("severity") != Some("critical") && !matches!(attr("outcome"), Some("refused" | "failed" | "no-policy") | None)
+}
+
+/// The digest key of a summary: its policy, what it is about (pipeline or target), its
+/// outcome, its severity and whether it is a dry run, so that only summaries that say
+/// the same thing fold together.
 pub fn digest_key(summary: &Summary) -> String {
+    let attr = |k: &str, default: &'static str| {
+        summary.attributes.get(k).map(String::as_str).unwrap_or(default).replace('|', "/")
+    };
     format!(
-        "{}|{}",
-        summary.attributes.get("policy").map(String::as_str).unwrap_or("none"),
-        summary.attributes.get("pipeline").map(String::as_str).unwrap_or("-")
+        "{}|{}|{}|{}|{}",
+        attr("policy", "none"),
+        attr("pipeline", "-"),
+        attr("outcome", "-"),
+        attr("severity", "info"),
+        attr("mode", "live")
     )
 }
 
-/// The digest of the incidents folded into one window.
+/// The digest of the incidents folded into one window: the outcome and severity of the
+/// summaries it carries.
 pub fn digest(key: &str, lines: &[String]) -> Summary {
-    let (policy, pipeline) = key.split_once('|').unwrap_or((key, "-"));
-    let subject = clean_subject(&format!("[digest] {pipeline}: {} more incident(s) under {policy}", lines.len()));
+    let mut parts = key.split('|');
+    let mut next = |default: &'static str| parts.next().filter(|p| !p.is_empty()).unwrap_or(default).to_string();
+    let (policy, pipeline, outcome, severity, mode) = (next("none"), next("-"), next("-"), next("info"), next("live"));
+    let dry = if mode == "dry-run" { " (dry run)" } else { "" };
+    let subject =
+        clean_subject(&format!("[digest] {pipeline}: {} more {outcome} incident(s) under {policy}{dry}", lines.len()));
     let mut body = format!(
-        "{} more incident(s) of policy {policy} on {pipeline} arrived while the first one's summary was fresh.\nEach is in the state table (remediator history --policy {policy}).\n\n",
+        "{} more incident(s) of policy {policy} on {pipeline}, each {outcome}{dry}, arrived while the first one's summary was fresh.\nEach is in the state table (remediator history --policy {policy}).\n\n",
         lines.len()
     );
     for l in lines {
         body.push_str(&format!("  - {}\n", redact::text(l)));
     }
     let mut attributes = BTreeMap::new();
-    attributes.insert("outcome".to_string(), "digest".to_string());
-    attributes.insert("severity".to_string(), "info".to_string());
-    attributes.insert("policy".to_string(), policy.to_string());
-    attributes.insert("pipeline".to_string(), pipeline.to_string());
+    attributes.insert("outcome".to_string(), outcome);
+    attributes.insert("severity".to_string(), severity);
+    attributes.insert("policy".to_string(), policy);
+    attributes.insert("pipeline".to_string(), pipeline);
+    attributes.insert("digest".to_string(), "true".to_string());
+    if mode == "dry-run" {
+        attributes.insert("mode".to_string(), mode);
+    }
     Summary { subject, body, attributes }
 }
 
@@ -352,7 +387,7 @@ mod tests {
             incident: &i,
             policy: None,
             steps: &[],
-            resolution: "no-policy",
+            resolution: Resolution::NoPolicy,
             dry_run: false,
             note: None,
         });
@@ -371,7 +406,7 @@ mod tests {
             incident: &i,
             policy: None,
             steps: &[],
-            resolution: "no-policy",
+            resolution: Resolution::NoPolicy,
             dry_run: false,
             note: None,
         });

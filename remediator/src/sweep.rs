@@ -4,6 +4,10 @@
 //! each through the same handling as an event. Failures already handled are absorbed
 //! by their incident key (execution ARN plus redrive count), so the sweep never acts
 //! twice on one failure.
+//!
+//! It also takes over the claims of handlings that died (a timeout, out of memory, a
+//! crash) whatever their source (executions, alarms, S3, CloudTrail): each claim keeps
+//! its event, and a claim whose lease ran out is handled again from it.
 
 use serde_json::{json, Value};
 
@@ -11,6 +15,7 @@ use crate::apply::{ExecutionInfo, Executions};
 use crate::error::AwsError;
 use crate::event::{ExecutionArn, SFN_SOURCE, SFN_STATUS_CHANGE};
 use crate::guard::format_time;
+use crate::handle::{HandleError, Handler, Invocation, Outcome};
 
 /// The status-change event a failed execution would have produced (current shape;
 /// without input or output, which the handler reads from Step Functions when needed).
@@ -55,4 +60,50 @@ pub async fn failed_since(
         }
     }
     Ok(events)
+}
+
+/// What one sweep did.
+#[derive(Debug)]
+pub struct Report {
+    /// One entry per event handled: its outcome, or its error.
+    pub handled: Vec<Result<Outcome, HandleError>>,
+    /// Events that could not be handled (they are found again by the next sweep).
+    pub failed: usize,
+    /// Claims whose handling died (lease ran out before completion), taken over.
+    pub abandoned: usize,
+    /// Abandoned claims that kept no event to handle again (claimed before events were
+    /// kept): reported, for a person.
+    pub unrecoverable: Vec<String>,
+    /// Digests sent, or why they were not.
+    pub digests: Result<usize, String>,
+}
+
+/// The sweep: every failed execution of `state_machines` since `since`, and every claim
+/// whose handling died, through the same handling as an event; then the digests due.
+pub async fn run(
+    handler: &Handler,
+    state_machines: &[String],
+    since: i64,
+    inv: &Invocation,
+) -> Result<Report, AwsError> {
+    let mut report = Report { handled: Vec::new(), failed: 0, abandoned: 0, unrecoverable: Vec::new(), digests: Ok(0) };
+    let mut events = failed_since(handler.executions.as_ref(), state_machines, since).await?;
+    for abandoned in handler.log.abandoned(crate::clock::now()).await? {
+        report.abandoned += 1;
+        tracing::warn!(incident = %abandoned.key, owner = %abandoned.owner, "a handling died after its claim: taking it over");
+        match abandoned.event {
+            Some(event) => events.push(event),
+            None => report.unrecoverable.push(abandoned.key.to_string()),
+        }
+    }
+    for event in events {
+        let handled = handler.handle(event, inv).await;
+        if let Err(e) = &handled {
+            report.failed += 1;
+            tracing::error!(error = %e, "sweep: event not handled");
+        }
+        report.handled.push(handled);
+    }
+    report.digests = handler.flush_digests(inv).await.map_err(|e| e.to_string());
+    Ok(report)
 }

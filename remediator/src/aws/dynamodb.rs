@@ -5,7 +5,6 @@
 //! migration. Items expire (TTL `expires_at`) after 90 days.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -20,7 +19,10 @@ use crate::apply::ChangeLocks;
 use crate::error::AwsError;
 use crate::guard::{Circuit, GuardState, GuardStore, Pause, PauseScope, CIRCUIT_THRESHOLD};
 use crate::incident::IncidentKey;
-use crate::record::{Claim, ClaimRequest, Completion, IncidentLog};
+use crate::record::{
+    Abandoned, Claim, ClaimRequest, Completion, IncidentLog, JournalEntry, OwedSummary, Status, SummaryState, Takeover,
+    Verdict,
+};
 use crate::summary::{Digests, Fold};
 
 const RETENTION_SECS: u64 = 90 * 86400;
@@ -31,7 +33,7 @@ pub struct StateTable {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    crate::clock::now().max(0) as u64
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -118,7 +120,9 @@ impl StateTable {
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("begins_with(pk, :p) AND sk = :sk AND completed_at >= :since")
+                .filter_expression(
+                    "begins_with(pk, :p) AND sk = :sk AND (completed_at >= :since OR claimed_at >= :since)",
+                )
                 .expression_attribute_values(":p", s("INCIDENT#"))
                 .expression_attribute_values(":sk", s("INCIDENT"))
                 .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
@@ -132,7 +136,9 @@ impl StateTable {
                 _ => break,
             }
         }
-        items.sort_by_key(|i| i.get("completed_at").and_then(serde_json::Value::as_i64).unwrap_or(0));
+        items.sort_by_key(|i| {
+            i.get("completed_at").or_else(|| i.get("claimed_at")).and_then(serde_json::Value::as_i64).unwrap_or(0)
+        });
         Ok(items)
     }
 
@@ -210,33 +216,44 @@ impl IncidentLog for StateTable {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(&request.key)))
-            // New, or released by a failed handling, or a lease that ran out.
+            // New, or released by a handling that failed, or a lease that ran out.
             .condition_expression(
-                "attribute_not_exists(pk) OR #status = :failed OR (#status = :in_progress AND lease_until < :now)",
+                "attribute_not_exists(pk) OR #status = :released OR #status = :legacy_failed \
+                 OR (#status = :in_progress AND lease_until < :now)",
             )
             .update_expression(
                 "SET #status = :in_progress, #owner = :owner, lease_until = :lease, claimed_at = :now, \
-                 event_id = :event, event_source = :source, expires_at = :expires, incident = :incident, input_hash = :hash \
-                 ADD deliveries :one",
+                 event_id = :event, event_source = :source, expires_at = :expires, incident = :incident, \
+                 input_hash = :hash, stored_event = :stored ADD deliveries :one",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
-            .expression_attribute_values(":failed", s("FAILED"))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":released", s(Status::Released.as_str()))
+            .expression_attribute_values(":legacy_failed", s("FAILED"))
             .expression_attribute_values(":owner", s(&request.owner))
-            .expression_attribute_values(":lease", n(now + request.lease.as_secs()))
+            .expression_attribute_values(":lease", AttributeValue::N(request.lease_until.to_string()))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":event", s(&request.event_id))
             .expression_attribute_values(":source", s(&request.source))
             .expression_attribute_values(":expires", n(now + RETENTION_SECS))
             .expression_attribute_values(":incident", s(request.key.as_str()))
             .expression_attribute_values(":hash", s(&request.input_hash))
+            .expression_attribute_values(":stored", s(request.event.to_string()))
             .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         let old = match result {
-            Ok(_) => return Ok(Claim::Claimed),
+            Ok(out) => {
+                // A takeover: the item existed, released or with a lease that ran out.
+                let old = out.attributes().cloned().unwrap_or_default();
+                let text = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let takeover = text("status")
+                    .map(|_| Takeover { previous_owner: text("owner").unwrap_or_default(), journal: journal_of(&old) });
+                return Ok(Claim::Claimed { takeover });
+            }
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
             {
@@ -250,52 +267,62 @@ impl IncidentLog for StateTable {
         // Servers that do not return the old item: read it.
         let old = match old {
             Some(item) => item,
-            None => {
-                let out = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(self.key(&request.key)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::sdk("GetItem", e))?;
-                out.item().cloned().unwrap_or_default()
-            }
+            None => self.item(&request.key).await?.unwrap_or_default(),
         };
         let text = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
-        if text("status").as_deref() == Some("IN_PROGRESS") {
-            return Ok(Claim::InProgress { owner: text("owner").unwrap_or_default() });
+        let lease_until = number(&old, "lease_until").unwrap_or(0);
+        if text("status").as_deref() == Some(IN_PROGRESS) {
+            return Ok(Claim::InProgress { owner: text("owner").unwrap_or_default(), lease_until });
         }
         let outcome = text("outcome").and_then(|o| serde_json::from_str(&o).ok());
-        let sent = old.get("summary_sent").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true);
-        let unsent_summary = match (sent, text("summary_subject"), text("summary_body")) {
-            (false, Some(subject), Some(body)) => Some((subject, body)),
+        let owed = match text("summary_state").as_deref() {
+            Some("owed") => true,
+            Some("sending") => lease_until < now as i64,
+            _ => false,
+        };
+        let owed_summary = match (owed, text("summary_subject"), text("summary_body")) {
+            (true, Some(subject), Some(body)) => Some(OwedSummary { subject, body }),
             _ => None,
         };
-        Ok(Claim::Done { outcome, unsent_summary, input_hash: text("input_hash") })
+        Ok(Claim::Done { outcome, owed_summary, input_hash: text("input_hash") })
+    }
+
+    async fn journal(&self, key: &IncidentKey, owner: &str, entry: &JournalEntry) -> Result<(), AwsError> {
+        let entry =
+            serde_json::to_string(entry).map_err(|e| AwsError::invalid("UpdateItem (journal)", e.to_string()))?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .condition_expression("#owner = :owner AND #status = :in_progress")
+            .update_expression("SET journal = list_append(if_not_exists(journal, :empty), :entry)")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":entry", AttributeValue::L(vec![s(entry)]))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("UpdateItem (journal)", e))?;
+        Ok(())
     }
 
     async fn complete(&self, c: &Completion) -> Result<(), AwsError> {
-        let mut names =
+        let names =
             HashMap::from([("#owner".to_string(), "owner".to_string()), ("#status".to_string(), "status".to_string())]);
         let mut values = HashMap::from([
             (":owner".to_string(), s(&c.owner)),
+            (":in_progress".to_string(), s(IN_PROGRESS)),
             (":status".to_string(), s(c.status.as_str())),
-            (":resolution".to_string(), s(&c.resolution)),
+            (":resolution".to_string(), s(c.resolution.as_str())),
             (":outcome".to_string(), s(c.outcome.to_string())),
             (":done".to_string(), n(now())),
-            (":sent".to_string(), AttributeValue::Bool(c.summary_sent)),
         ]);
-        let mut sets: Vec<String> = [
-            "#status = :status",
-            "resolution = :resolution",
-            "outcome = :outcome",
-            "completed_at = :done",
-            "summary_sent = :sent",
-        ]
-        .map(str::to_string)
-        .to_vec();
+        let mut sets: Vec<String> =
+            ["#status = :status", "resolution = :resolution", "outcome = :outcome", "completed_at = :done"]
+                .map(str::to_string)
+                .to_vec();
         let optional = [
             ("policy", ":policy", &c.policy),
             ("execution_arn", ":execution", &c.execution),
@@ -312,19 +339,22 @@ impl IncidentLog for StateTable {
         if let Some((subject, body)) = &c.summary {
             sets.push("summary_subject = :subject".into());
             sets.push("summary_body = :body".into());
+            sets.push("summary_state = :summary_state".into());
             values.insert(":subject".into(), s(subject));
             values.insert(":body".into(), s(body));
+            values.insert(":summary_state".into(), s(SummaryState::Sending.as_str()));
         }
         let expression = format!("SET {}", sets.join(", "));
+        let condition = "#owner = :owner AND #status = :in_progress";
         if c.follow_ups.is_empty() {
             self.client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(self.key(&c.key)))
-                .condition_expression("#owner = :owner")
+                .condition_expression(condition)
                 .update_expression(expression)
-                .set_expression_attribute_names(Some(std::mem::take(&mut names)))
-                .set_expression_attribute_values(Some(std::mem::take(&mut values)))
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
                 .send()
                 .await
                 .map_err(|e| AwsError::sdk("UpdateItem (complete)", e))?;
@@ -335,7 +365,7 @@ impl IncidentLog for StateTable {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(self.key(&c.key)))
-            .condition_expression("#owner = :owner")
+            .condition_expression(condition)
             .update_expression(expression)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
@@ -348,7 +378,7 @@ impl IncidentLog for StateTable {
                 .table_name(&self.table)
                 .item("pk", s(format!("FOLLOWUP#{run}")))
                 .item("sk", s("FOLLOWUP"))
-                .item("incident", s(c.key.as_str()))
+                .item("incident", s(c.answers.as_str()))
                 .item("expires_at", n(now() + RETENTION_SECS))
                 .build()
                 .map_err(invalid)?;
@@ -356,6 +386,68 @@ impl IncidentLog for StateTable {
         }
         request.send().await.map_err(|e| AwsError::sdk("TransactWriteItems (complete)", e))?;
         Ok(())
+    }
+
+    async fn release(&self, key: &IncidentKey, owner: &str, note: &str) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .condition_expression("#owner = :owner AND #status = :in_progress")
+            .update_expression("SET #status = :released, released_at = :now, release_note = :note")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":released", s(Status::Released.as_str()))
+            .expression_attribute_values(":now", n(now()))
+            .expression_attribute_values(":note", s(note))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Completed after all, or taken over: nothing of ours to release.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(AwsError::sdk("UpdateItem (release)", e)),
+        }
+    }
+
+    async fn mark_summary(&self, key: &IncidentKey, state: SummaryState) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET summary_state = :state")
+            .expression_attribute_values(":state", s(state.as_str()))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("UpdateItem (summary)", e))?;
+        Ok(())
+    }
+
+    async fn take_summary(&self, key: &IncidentKey, owner: &str, lease_until: i64, now: i64) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .condition_expression("summary_state = :owed OR (summary_state = :sending AND lease_until < :now)")
+            .update_expression("SET summary_state = :sending, #owner = :owner, lease_until = :lease")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owed", s(SummaryState::Owed.as_str()))
+            .expression_attribute_values(":sending", s(SummaryState::Sending.as_str()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":lease", AttributeValue::N(lease_until.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(AwsError::sdk("UpdateItem (take summary)", e)),
+        }
     }
 
     async fn follow(&self, execution: &str, incident: &IncidentKey) -> Result<(), AwsError> {
@@ -390,14 +482,14 @@ impl IncidentLog for StateTable {
             .map(|k| IncidentKey::from_stored(k.clone())))
     }
 
-    async fn verify(&self, incident: &IncidentKey, verdict: &str, execution: &str) -> Result<(), AwsError> {
+    async fn verify(&self, incident: &IncidentKey, verdict: Verdict, execution: &str) -> Result<(), AwsError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(incident)))
             .condition_expression("attribute_exists(pk)")
             .update_expression("SET verification = :v, verified_by = :e, verified_at = :now")
-            .expression_attribute_values(":v", s(verdict))
+            .expression_attribute_values(":v", s(verdict.as_str()))
             .expression_attribute_values(":e", s(execution))
             .expression_attribute_values(":now", n(now()))
             .send()
@@ -406,17 +498,70 @@ impl IncidentLog for StateTable {
         Ok(())
     }
 
-    async fn mark_summary(&self, key: &IncidentKey, sent: bool) -> Result<(), AwsError> {
-        self.client
-            .update_item()
+    async fn abandoned(&self, now: i64) -> Result<Vec<Abandoned>, AwsError> {
+        let mut found = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :sk AND #status = :in_progress AND lease_until < :now")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":sk", s("INCIDENT"))
+                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("Scan (abandoned claims)", e))?;
+            for item in out.items() {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let Some(key) = text("incident") else { continue };
+                found.push(Abandoned {
+                    key: IncidentKey::from_stored(key),
+                    owner: text("owner").unwrap_or_default(),
+                    claimed_at: number(item, "claimed_at").unwrap_or(0),
+                    lease_until: number(item, "lease_until").unwrap_or(0),
+                    event: text("stored_event").and_then(|e| serde_json::from_str(&e).ok()),
+                });
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        found.sort_by_key(|a| a.claimed_at);
+        Ok(found)
+    }
+}
+
+const IN_PROGRESS: &str = "IN_PROGRESS";
+
+fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
+    item.get(key).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+/// The before-images a claim's journal holds.
+fn journal_of(item: &HashMap<String, AttributeValue>) -> Vec<JournalEntry> {
+    item.get("journal")
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok()).filter_map(|s| serde_json::from_str(s).ok()).collect())
+        .unwrap_or_default()
+}
+
+impl StateTable {
+    async fn item(&self, key: &IncidentKey) -> Result<Option<HashMap<String, AttributeValue>>, AwsError> {
+        let out = self
+            .client
+            .get_item()
             .table_name(&self.table)
             .set_key(Some(self.key(key)))
-            .update_expression("SET summary_sent = :sent")
-            .expression_attribute_values(":sent", AttributeValue::Bool(sent))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AwsError::sdk("UpdateItem (summary)", e))?;
-        Ok(())
+            .map_err(|e| AwsError::sdk("GetItem", e))?;
+        Ok(out.item().cloned())
     }
 }
 
@@ -493,7 +638,7 @@ impl GuardStore for StateTable {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(GUARD))
-            .item("sk", s(format!("attempt#{policy}#{target}#{at}#{}", now_nanos())))
+            .item("sk", s(format!("attempt#{policy}#{target}#{at}#{}", crate::clock::now_nanos())))
             .item("policy", s(policy))
             .item("target", s(target))
             .item("at", AttributeValue::N(at.to_string()))
@@ -582,10 +727,6 @@ impl StateTable {
     }
 }
 
-fn now_nanos() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
-}
-
 #[async_trait]
 impl ChangeLocks for StateTable {
     async fn claim_change(&self, target: &str, change: &str, from: &str, incident: &str) -> Result<bool, AwsError> {
@@ -630,95 +771,112 @@ impl ChangeLocks for StateTable {
     }
 }
 
-/// Digest windows live in one partition (`pk = DIGEST`, `sk` = policy|target): a
-/// conditional put opens a window, a conditional append folds into it, and a
-/// conditional delete closes it, so concurrent invocations never send one twice.
+/// Digest windows live in one partition (`pk = DIGEST`, `sk` = policy|target|outcome|
+/// severity|mode): a conditional put opens a window, a conditional append folds into it.
+/// A window that closed keeps its lines until its digest is published: a flusher claims
+/// it (a lease, so two flushers never send one twice), publishes, then deletes it; a
+/// publish that fails leaves it for the next flush, and a new window never overwrites
+/// one whose lines are not sent.
 #[async_trait]
 impl Digests for StateTable {
     async fn open_or_fold(&self, key: &str, window_secs: i64, line: &str, now: i64) -> Result<Fold, AwsError> {
-        for _ in 0..2 {
-            let opened = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s("DIGEST"))
-                .item("sk", s(key))
-                .item("window_end", AttributeValue::N((now + window_secs).to_string()))
-                .item("lines", AttributeValue::L(Vec::new()))
-                .item("expires_at", n(now.max(0) as u64 + RETENTION_SECS))
-                .condition_expression("attribute_not_exists(sk) OR window_end < :now")
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-                .send()
-                .await;
-            match opened {
-                Ok(_) => return Ok(Fold::Opened),
-                Err(SdkError::ServiceError(e))
-                    if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {}
-                Err(e) => return Err(AwsError::sdk("PutItem (digest)", e)),
-            }
-            let folded = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s("DIGEST"))
-                .key("sk", s(key))
-                .update_expression("SET #lines = list_append(#lines, :line)")
-                .condition_expression("window_end >= :now")
-                .expression_attribute_names("#lines", "lines")
-                .expression_attribute_values(":line", AttributeValue::L(vec![s(line)]))
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-                .send()
-                .await;
-            match folded {
-                Ok(out) => {
-                    let closes_at = out
-                        .attributes()
-                        .and_then(|a| a.get("window_end"))
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(now);
-                    return Ok(Fold::Folded { closes_at });
-                }
-                // The window closed in between: open a new one.
-                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => continue,
-                Err(e) => return Err(AwsError::sdk("UpdateItem (digest)", e)),
-            }
+        let opened = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("DIGEST"))
+            .item("sk", s(key))
+            .item("window_end", AttributeValue::N((now + window_secs).to_string()))
+            .item("lines", AttributeValue::L(Vec::new()))
+            .item("expires_at", n(now.max(0) as u64 + RETENTION_SECS))
+            // A closed window may be replaced only when it carries nothing to send.
+            .condition_expression("attribute_not_exists(sk) OR (window_end < :now AND size(#lines) = :zero)")
+            .expression_attribute_names("#lines", "lines")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match opened {
+            Ok(_) => return Ok(Fold::Opened),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {}
+            Err(e) => return Err(AwsError::sdk("PutItem (digest)", e)),
         }
-        Ok(Fold::Opened)
+        let folded = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("DIGEST"))
+            .key("sk", s(key))
+            .update_expression("SET #lines = list_append(#lines, :line)")
+            .condition_expression("window_end > :now")
+            .expression_attribute_names("#lines", "lines")
+            .expression_attribute_values(":line", AttributeValue::L(vec![s(line)]))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match folded {
+            Ok(out) => {
+                let closes_at = out
+                    .attributes()
+                    .and_then(|a| a.get("window_end"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(now);
+                Ok(Fold::Folded { closes_at })
+            }
+            // The window closed and its digest is not sent yet: this summary goes alone.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(Fold::Alone),
+            Err(e) => Err(AwsError::sdk("UpdateItem (digest)", e)),
+        }
     }
 
-    async fn take_due(&self, now: i64) -> Result<Vec<(String, Vec<String>)>, AwsError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s("DIGEST"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("Query (digests)", e))?;
+    async fn claim_due(&self, now: i64, owner: &str, lease_until: i64) -> Result<Vec<(String, Vec<String>)>, AwsError> {
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s("DIGEST"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("Query (digests)", e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
         let mut due = Vec::new();
-        for item in out.items() {
-            let window_end =
-                item.get("window_end").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
+        for item in items {
+            let window_end = number(&item, "window_end").unwrap_or(0);
             if window_end > now {
                 continue;
             }
             let Some(key) = item.get("sk").and_then(|v| v.as_s().ok()).cloned() else { continue };
-            let deleted = self
+            let claimed = self
                 .client
-                .delete_item()
+                .update_item()
                 .table_name(&self.table)
                 .key("pk", s("DIGEST"))
                 .key("sk", s(&key))
-                .condition_expression("window_end = :we")
+                .condition_expression(
+                    "window_end = :we AND (attribute_not_exists(flusher) OR flush_until < :now OR flusher = :owner)",
+                )
+                .update_expression("SET flusher = :owner, flush_until = :lease")
                 .expression_attribute_values(":we", AttributeValue::N(window_end.to_string()))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .expression_attribute_values(":owner", s(owner))
+                .expression_attribute_values(":lease", AttributeValue::N(lease_until.to_string()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
                 .send()
                 .await;
-            match deleted {
+            match claimed {
                 Ok(out) => {
                     let lines = out
                         .attributes()
@@ -728,11 +886,29 @@ impl Digests for StateTable {
                         .unwrap_or_default();
                     due.push((key, lines));
                 }
-                // Another flusher took it.
+                // Another flusher holds it, or a new window replaced it.
                 Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
-                Err(e) => return Err(AwsError::sdk("DeleteItem (digest)", e)),
+                Err(e) => return Err(AwsError::sdk("UpdateItem (claim digest)", e)),
             }
         }
         Ok(due)
+    }
+
+    async fn close(&self, key: &str, owner: &str) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s("DIGEST"))
+            .key("sk", s(key))
+            .condition_expression("flusher = :owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(AwsError::sdk("DeleteItem (digest)", e)),
+        }
     }
 }
