@@ -128,13 +128,7 @@ impl Config {
                 Duration::from_secs(900)
             }),
         };
-        let allow = match get("REMEDIATOR_ALLOW").filter(|a| !a.trim().is_empty()) {
-            None => AllowList::default_list(),
-            Some(text) => AllowList::parse(&text).unwrap_or_else(|e| {
-                errors.push(format!("REMEDIATOR_ALLOW: {e}"));
-                AllowList::default_list()
-            }),
-        };
+        let allow = allow_list(&get, &mut errors);
         let timer = match (
             get("REMEDIATOR_SELF_ARN").filter(|v| !v.is_empty()),
             get("REMEDIATOR_SCHEDULER_ROLE_ARN").filter(|v| !v.is_empty()),
@@ -169,6 +163,58 @@ impl Config {
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+}
+
+/// The allow-list the settings name: `REMEDIATOR_ALLOW` when set, else the shipped
+/// default with its objects narrowed to the buckets in `REMEDIATOR_DATA_BUCKETS` (when
+/// set). Every problem is added to `errors`; with problems, the shipped default is
+/// returned.
+pub fn allow_list(get: &impl Fn(&str) -> Option<String>, errors: &mut Vec<String>) -> AllowList {
+    let mut buckets: Vec<String> = Vec::new();
+    if let Some(text) = get("REMEDIATOR_DATA_BUCKETS") {
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match check_bucket_name(name) {
+                Ok(()) if !buckets.iter().any(|b| b == name) => buckets.push(name.to_string()),
+                Ok(()) => {}
+                Err(e) => errors.push(format!("REMEDIATOR_DATA_BUCKETS: {e}")),
+            }
+        }
+    }
+    let allow = match get("REMEDIATOR_ALLOW").filter(|a| !a.trim().is_empty()) {
+        None => AllowList::default_for(&buckets),
+        Some(text) => AllowList::parse(&text).map_err(|e| format!("REMEDIATOR_ALLOW: {e}")),
+    };
+    allow.unwrap_or_else(|e| {
+        errors.push(e);
+        AllowList::default_list()
+    })
+}
+
+/// Checks a general purpose S3 bucket name against S3's naming rules.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let problem = if !(3..=63).contains(&name.len()) {
+        Some("is not 3-63 characters long")
+    } else if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
+        Some("has characters other than a-z, 0-9, `.` and `-`")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        Some("does not begin and end with a letter or digit")
+    } else if name.contains("..") {
+        Some("has two adjacent periods")
+    } else if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        Some("is formatted as an IP address")
+    } else if ["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p)) {
+        Some("starts with a reserved prefix (xn--, sthree-, amzn-s3-demo-)")
+    } else if ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].iter().any(|s| name.ends_with(s)) {
+        Some("ends with a reserved suffix (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3)")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(format!("`{name}` is not an S3 bucket name: it {p}")),
+        None => Ok(()),
     }
 }
 
@@ -219,6 +265,54 @@ mod tests {
         .unwrap();
         assert_eq!(c.policies, PolicySource::Bundled);
         assert!(c.dry_run);
+    }
+
+    const VALID: &[(&str, &str)] = &[
+        ("REMEDIATOR_TABLE", "remediator-state"),
+        ("REMEDIATOR_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:remediator"),
+    ];
+
+    #[test]
+    fn naming_the_data_buckets_narrows_the_default_allow_list_to_them() {
+        let function = "arn:aws:lambda:us-east-1:123456789012:function:thera-pipeline-prod-pull";
+        let object = |bucket: &str| format!("arn:aws:s3:::{bucket}/thera-pipeline/raw/2026/x.json");
+        // Unset: objects under `thera-pipeline/` in any bucket.
+        let c = config(VALID).unwrap();
+        assert!(c.allow.allows(function) && c.allow.allows(&object("elsewhere")));
+        assert!(!c.allow.allows("arn:aws:s3:::elsewhere/x/thera-pipeline/y"));
+        let mut vars = VALID.to_vec();
+        vars.push(("REMEDIATOR_DATA_BUCKETS", " thera-data , thera.archive,thera-data"));
+        let c = config(&vars).unwrap();
+        assert!(c.allow.allows(function));
+        assert!(c.allow.allows(&object("thera-data")) && c.allow.allows(&object("thera.archive")));
+        assert!(!c.allow.allows(&object("elsewhere")));
+        assert!(!c.allow.allows("arn:aws:s3:::thera-data/other/x.json"));
+        assert_eq!(c.allow.patterns().filter(|p| p.contains(":s3:")).count(), 2);
+        // An explicit allow-list is taken as it is.
+        vars.push(("REMEDIATOR_ALLOW", "arn:aws:s3:::elsewhere/*"));
+        let c = config(&vars).unwrap();
+        assert!(c.allow.allows(&object("elsewhere")) && !c.allow.allows(function));
+    }
+
+    #[test]
+    fn every_data_bucket_that_is_not_an_s3_bucket_name_is_reported() {
+        let mut vars = VALID.to_vec();
+        let bad = ["Thera_Data", "ab", "192.168.5.4", "xn--thera", "thera..data", "-thera", "thera-s3alias", "a*"];
+        let text = format!("thera-data,{}", bad.join(","));
+        vars.push(("REMEDIATOR_DATA_BUCKETS", &text));
+        vars.push(("REMEDIATOR_DRY_RUN", "maybe"));
+        let err = config(&vars).unwrap_err();
+        assert_eq!(err.0.len(), bad.len() + 1, "{err}");
+        for name in bad {
+            assert!(err
+                .0
+                .iter()
+                .any(|e| e.starts_with("REMEDIATOR_DATA_BUCKETS: `") && e.contains(&format!("`{name}`"))));
+        }
+        assert!(!err.to_string().contains("`thera-data`"));
+        for good in ["thera-pipeline-data", "my.bucket.1", "abc"] {
+            assert_eq!(check_bucket_name(good), Ok(()), "{good}");
+        }
     }
 
     #[test]

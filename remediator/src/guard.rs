@@ -22,12 +22,29 @@ use crate::pattern::Glob;
 use crate::plan::{Disposition, Plan, Refusal};
 
 /// ARN patterns remediator may act on.
+///
+/// A pattern is matched the way an ARN is built, segment by segment, so that a `*`
+/// admits no more than it appears to:
+///
+/// - the header fields (partition, service, region, account) are matched each on its
+///   own: a `*` never crosses a `:` (`arn:aws*:lambda:*:*:...` lets the region be any
+///   region, never `us-east-1:123456789012:more`);
+/// - in the resource, a `*` stays within its segment (it crosses no `/` or `:`), except
+///   a `*` that ends the pattern, which matches the rest of the resource:
+///   `function:thera-pipeline-*` covers `function:thera-pipeline-x:live` but not
+///   `function:other:thera-pipeline-x`, and `thera-pipeline/*` covers nested keys;
+/// - an S3 object ARN (`arn:aws:s3:::BUCKET/KEY`) is a bucket and a key: a wildcard in
+///   the bucket never reaches into the key, so `arn:aws:s3:::*/thera-pipeline/*` admits
+///   keys that start with `thera-pipeline/` only, and a pattern without a `/KEY` covers
+///   buckets, not their objects.
 #[derive(Clone, Debug)]
 pub struct AllowList {
-    patterns: Vec<(String, Glob)>,
+    patterns: Vec<ArnPattern>,
 }
 
-/// The shipped default: the Thera pipeline's resources by name, any account and region.
+/// The shipped default: the Thera pipeline's resources by name, any account and region,
+/// and objects whose key starts with `thera-pipeline/` (in any bucket, unless the
+/// deployment names its data buckets: [`AllowList::default_for`]).
 pub const DEFAULT_ALLOW: &[&str] = &[
     "arn:aws*:states:*:*:stateMachine:thera-pipeline-*",
     "arn:aws*:states:*:*:execution:thera-pipeline-*",
@@ -36,35 +53,174 @@ pub const DEFAULT_ALLOW: &[&str] = &[
     "arn:aws*:s3:::*/thera-pipeline/*",
 ];
 
+/// The key prefix of the pipeline's objects in the default allow-list.
+pub const DEFAULT_OBJECT_PREFIX: &str = "thera-pipeline/";
+
 impl AllowList {
-    /// Parses comma- or newline-separated ARN globs.
+    /// Parses comma- or newline-separated ARN patterns (see [`AllowList`]).
     pub fn parse(text: &str) -> Result<AllowList, String> {
-        let mut patterns = Vec::new();
-        for p in text.split([',', '\n']).map(str::trim).filter(|p| !p.is_empty()) {
-            if !p.starts_with("arn:") {
-                return Err(format!(
-                    "`{p}` is not an ARN pattern (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE, with *)"
-                ));
-            }
-            patterns.push((p.to_string(), Glob::new(p).map_err(|e| format!("`{p}`: {e}"))?));
-        }
+        let patterns = text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(ArnPattern::parse)
+            .collect::<Result<Vec<_>, _>>()?;
         if patterns.is_empty() {
             return Err("the allow-list is empty: remediator could act on nothing".into());
         }
         Ok(AllowList { patterns })
     }
 
+    /// [`DEFAULT_ALLOW`]: objects under `thera-pipeline/` in any bucket.
     pub fn default_list() -> AllowList {
         AllowList::parse(&DEFAULT_ALLOW.join(",")).expect("the default allow-list is valid")
     }
 
+    /// The default with its objects narrowed to `thera-pipeline/` in the named buckets
+    /// (none named: [`AllowList::default_list`]).
+    pub fn default_for(buckets: &[String]) -> Result<AllowList, String> {
+        if buckets.is_empty() {
+            return Ok(AllowList::default_list());
+        }
+        let mut patterns: Vec<String> =
+            DEFAULT_ALLOW.iter().filter(|p| p.split(':').nth(2) != Some("s3")).map(|p| p.to_string()).collect();
+        for bucket in buckets {
+            crate::config::check_bucket_name(bucket)?;
+            patterns.push(format!("arn:aws*:s3:::{bucket}/{DEFAULT_OBJECT_PREFIX}*"));
+        }
+        AllowList::parse(&patterns.join(","))
+    }
+
     pub fn allows(&self, arn: &str) -> bool {
-        self.patterns.iter().any(|(_, g)| g.matches(arn))
+        match Arn::split(arn) {
+            Some(arn) => self.patterns.iter().any(|p| p.matches(&arn)),
+            None => false,
+        }
     }
 
     pub fn patterns(&self) -> impl Iterator<Item = &str> {
-        self.patterns.iter().map(|(p, _)| p.as_str())
+        self.patterns.iter().map(|p| p.text.as_str())
     }
+}
+
+/// An ARN (or an ARN pattern) split into its fields; the resource keeps its `:`s.
+struct Arn<'a> {
+    /// Partition, service, region, account.
+    header: [&'a str; 4],
+    resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    fn split(text: &'a str) -> Option<Arn<'a>> {
+        let mut fields = text.splitn(6, ':');
+        if fields.next() != Some("arn") {
+            return None;
+        }
+        let header = [fields.next()?, fields.next()?, fields.next()?, fields.next()?];
+        let resource = fields.next()?;
+        Some(Arn { header, resource })
+    }
+}
+
+/// One allow-list pattern, checked at parse time.
+#[derive(Clone, Debug)]
+struct ArnPattern {
+    text: String,
+    /// Partition, service, region, account.
+    header: [String; 4],
+    resource: String,
+}
+
+impl ArnPattern {
+    fn parse(text: &str) -> Result<ArnPattern, String> {
+        let shape = "arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE, with *";
+        let Some(arn) = Arn::split(text) else {
+            return Err(format!("`{text}` is not an ARN pattern ({shape})"));
+        };
+        if arn.header[0].is_empty() || arn.header[1].is_empty() || arn.resource.is_empty() {
+            return Err(format!(
+                "`{text}` is not an ARN pattern ({shape}): the partition, service and resource are required"
+            ));
+        }
+        if text.contains("**") {
+            return Err(format!(
+                "`{text}`: `**` is not supported (a `*` matches within one segment; a `*` at the end matches the rest)"
+            ));
+        }
+        Ok(ArnPattern {
+            text: text.to_string(),
+            header: arn.header.map(str::to_string),
+            resource: arn.resource.to_string(),
+        })
+    }
+
+    fn matches(&self, arn: &Arn) -> bool {
+        if !self.header.iter().zip(arn.header).all(|(p, t)| segment_matches(p, t)) {
+            return false;
+        }
+        if arn.header[1] == "s3" {
+            // A bucket, and optionally a key: the bucket is one segment of its own.
+            let (pattern_bucket, pattern_key) = split_once_opt(&self.resource, '/');
+            let (bucket, key) = split_once_opt(arn.resource, '/');
+            return segment_matches(pattern_bucket, bucket)
+                && match (pattern_key, key) {
+                    (Some(p), Some(k)) => resource_matches(p, k),
+                    (None, None) => true,
+                    _ => false,
+                };
+        }
+        resource_matches(&self.resource, arn.resource)
+    }
+}
+
+fn split_once_opt(text: &str, sep: char) -> (&str, Option<&str>) {
+    match text.split_once(sep) {
+        Some((head, tail)) => (head, Some(tail)),
+        None => (text, None),
+    }
+}
+
+/// Whether a resource path matches: segments (split at `/` and `:`) one by one, with
+/// the same separators between them, except that a `*` ending the pattern matches the
+/// rest of the path.
+fn resource_matches(pattern: &str, resource: &str) -> bool {
+    let is_separator = |c: char| c == '/' || c == ':';
+    let pattern_segments: Vec<&str> = pattern.split(is_separator).collect();
+    let segments: Vec<&str> = resource.split(is_separator).collect();
+    let pattern_separators = pattern.matches(is_separator);
+    let separators = resource.matches(is_separator);
+    let open_ended = pattern.ends_with('*');
+    if segments.len() < pattern_segments.len() || (!open_ended && segments.len() != pattern_segments.len()) {
+        return false;
+    }
+    // The pattern's separators are the resource's first ones, and its segments match
+    // the resource's first ones; an open end (the last `*`) takes whatever follows.
+    pattern_separators.zip(separators).all(|(p, s)| p == s)
+        && pattern_segments.iter().zip(&segments).all(|(p, s)| segment_matches(p, s))
+}
+
+/// Whether one segment (no separators) matches a pattern whose `*`s match any run of
+/// characters.
+fn segment_matches(pattern: &str, text: &str) -> bool {
+    let mut pieces = pattern.split('*');
+    let first = pieces.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let pieces: Vec<&str> = pieces.collect();
+    let Some((last, middle)) = pieces.split_last() else {
+        // No `*`: the whole segment is literal.
+        return rest.is_empty();
+    };
+    // Each middle piece at its first place after the previous one (leftmost is always
+    // safe), the last piece at the very end.
+    for piece in middle {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// What a pause covers.
@@ -303,6 +459,93 @@ mod tests {
         assert!(!allow.allows("arn:aws:s3:::thera-pipeline-data/other/file.json"));
         assert!(AllowList::parse("not-an-arn").is_err());
         assert!(AllowList::parse(" , ").is_err());
+    }
+
+    fn allows(pattern: &str, arn: &str) -> bool {
+        AllowList::parse(pattern).unwrap().allows(arn)
+    }
+
+    #[test]
+    fn a_wildcard_stays_in_its_header_field() {
+        let region_any = "arn:aws:lambda:*:123456789012:function:thera-pipeline-*";
+        assert!(allows(region_any, "arn:aws:lambda:us-east-1:123456789012:function:thera-pipeline-x"));
+        // A `*` in the region never reaches into the account.
+        assert!(!allows(
+            region_any,
+            "arn:aws:lambda:us-east-1:123456789012:extra:123456789012:function:thera-pipeline-x"
+        ));
+        assert!(!allows(
+            "arn:aws:lambda:*:123456789012:function:*",
+            "arn:aws:lambda:us-east-1:999999999999:123456789012:function:x"
+        ));
+        assert!(!allows(
+            "arn:aws:states:*:123:stateMachine:thera-pipeline-*",
+            "arn:aws:states:us-east-1:123456789012:extra:123:stateMachine:thera-pipeline-x"
+        ));
+        // Partition wildcards cover the partitions and nothing else.
+        let partition_any = "arn:aws*:events:*:*:rule/thera-pipeline-*";
+        assert!(allows(partition_any, "arn:aws-cn:events:cn-north-1:1:rule/thera-pipeline-daily"));
+        assert!(!allows(partition_any, "arn:aws:events:us-east-1:1:rule/other/thera-pipeline-daily"));
+    }
+
+    #[test]
+    fn a_wildcard_in_the_resource_stays_in_its_segment_unless_it_ends_the_pattern() {
+        let functions = "arn:aws*:lambda:*:*:function:thera-pipeline-*";
+        assert!(allows(functions, "arn:aws:lambda:us-east-1:123:function:thera-pipeline-x"));
+        assert!(allows(functions, "arn:aws:lambda:us-east-1:123:function:thera-pipeline-x:live"));
+        assert!(!allows(functions, "arn:aws:lambda:us-east-1:123:function:other:thera-pipeline-x"));
+        assert!(!allows(functions, "arn:aws:lambda:us-east-1:123:layer:thera-pipeline-x"));
+        let executions = "arn:aws:states:*:*:execution:thera-pipeline-*";
+        assert!(allows(executions, "arn:aws:states:us-east-1:1:execution:thera-pipeline-prod-daily:run-1"));
+        let middle = "arn:aws:states:*:*:execution:*:run-1";
+        assert!(allows(middle, "arn:aws:states:us-east-1:1:execution:thera-pipeline-prod-daily:run-1"));
+        assert!(!allows(middle, "arn:aws:states:us-east-1:1:execution:a:b:run-1"));
+        assert!(!allows("arn:aws:events:*:*:rule/*-daily", "arn:aws:events:us-east-1:1:rule/bus/x-daily"));
+    }
+
+    #[test]
+    fn an_object_pattern_names_its_bucket_and_the_start_of_its_key() {
+        let one_bucket = "arn:aws:s3:::data-bucket/thera-pipeline/*";
+        assert!(allows(one_bucket, "arn:aws:s3:::data-bucket/thera-pipeline/raw/2026/x.json"));
+        assert!(!allows(one_bucket, "arn:aws:s3:::other-bucket/x/thera-pipeline/y"));
+        assert!(!allows(one_bucket, "arn:aws:s3:::data-bucket/x/thera-pipeline/y"));
+        assert!(!allows(one_bucket, "arn:aws:s3:::data-bucket"));
+        let any_bucket = "arn:aws:s3:::*/thera-pipeline/*";
+        assert!(allows(any_bucket, "arn:aws:s3:::b/thera-pipeline/k"));
+        assert!(allows(any_bucket, "arn:aws:s3:::b/thera-pipeline/raw/2026/x.json"));
+        // The bucket wildcard never reaches into the key: the key must start with the prefix.
+        assert!(!allows(any_bucket, "arn:aws:s3:::b/a/thera-pipeline/k"));
+        // A pattern without a key covers buckets, not their objects, even with a trailing `*`.
+        assert!(allows("arn:aws:s3:::data-*", "arn:aws:s3:::data-bucket"));
+        assert!(!allows("arn:aws:s3:::data-*", "arn:aws:s3:::data-bucket/thera-pipeline/x"));
+        assert!(allows("arn:aws:s3:::data-*/*", "arn:aws:s3:::data-bucket/thera-pipeline/x"));
+        // The shipped default admits objects under `thera-pipeline/` of any bucket, no deeper.
+        let allow = AllowList::default_list();
+        assert!(allow.allows("arn:aws:s3:::thera-pipeline-data/thera-pipeline/apollo/latest.json"));
+        assert!(!allow.allows("arn:aws:s3:::other-bucket/x/thera-pipeline/y"));
+        assert!(!allow.allows("arn:aws:lambda:us-east-1:123:function:other:thera-pipeline-x"));
+    }
+
+    #[test]
+    fn the_default_for_named_buckets_covers_their_pipeline_objects_only() {
+        let allow = AllowList::default_for(&["thera-data".into(), "thera-archive".into()]).unwrap();
+        assert!(allow.allows(RULE));
+        assert!(allow.allows("arn:aws:s3:::thera-data/thera-pipeline/raw/2026/x.json"));
+        assert!(allow.allows("arn:aws-us-gov:s3:::thera-archive/thera-pipeline/x.json"));
+        assert!(!allow.allows("arn:aws:s3:::thera-pipeline-data/thera-pipeline/x.json"));
+        assert!(!allow.allows("arn:aws:s3:::thera-data/other/thera-pipeline/x.json"));
+        assert_eq!(allow.patterns().count(), DEFAULT_ALLOW.len() + 1);
+        assert_eq!(AllowList::default_for(&[]).unwrap().patterns().collect::<Vec<_>>(), DEFAULT_ALLOW.to_vec());
+        assert!(AllowList::default_for(&["*".into()]).unwrap_err().contains("`*`"));
+    }
+
+    #[test]
+    fn a_pattern_that_is_not_an_arn_of_six_fields_is_refused_by_name() {
+        for bad in ["arn:aws:s3", "arn:aws:lambda:*:*", "arn:aws:lambda:us-east-1:function", "*:aws:s3:::b/*"] {
+            let err = AllowList::parse(&format!("arn:aws:events:*:*:rule/x,{bad}")).unwrap_err();
+            assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+        }
+        assert!(AllowList::parse("arn:aws:s3:::*/a/**").unwrap_err().contains("`arn:aws:s3:::*/a/**`"));
     }
 
     #[test]

@@ -578,13 +578,15 @@ fn validate(path: Option<&Path>) -> Result<ExitCode> {
     }
 }
 
-/// The allow-list for offline commands: `REMEDIATOR_ALLOW`, or the shipped default.
+/// The allow-list for offline commands: `REMEDIATOR_ALLOW`, or the shipped default
+/// (narrowed to `REMEDIATOR_DATA_BUCKETS` when set), as the function reads them.
 fn allow_list() -> Result<AllowList> {
-    match std::env::var("REMEDIATOR_ALLOW") {
-        Ok(text) if !text.trim().is_empty() => {
-            AllowList::parse(&text).map_err(|e| anyhow::anyhow!("REMEDIATOR_ALLOW: {e}"))
-        }
-        _ => Ok(AllowList::default_list()),
+    let mut errors = Vec::new();
+    let allow = remediator::config::allow_list(&|k: &str| std::env::var(k).ok(), &mut errors);
+    if errors.is_empty() {
+        Ok(allow)
+    } else {
+        Err(anyhow::anyhow!(errors.join("; ")))
     }
 }
 
