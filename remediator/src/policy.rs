@@ -71,6 +71,29 @@ impl Severity {
     }
 }
 
+// Bounds of the numeric fields: the loader enforces them and the JSON Schema
+// (`schema.rs`) states them, both from these constants.
+
+/// `priority`: lowest and highest.
+pub const PRIORITY_MIN: i64 = -1_000_000;
+pub const PRIORITY_MAX: i64 = 1_000_000;
+/// `limits.max_attempts`: fewest and most.
+pub const MAX_ATTEMPTS_MIN: i64 = 1;
+pub const MAX_ATTEMPTS_MAX: i64 = 100;
+/// `factor` of `raise-timeout` and `raise-memory`: above this (a factor of 1 changes
+/// nothing) ...
+pub const FACTOR_ABOVE: f64 = 1.0;
+/// ... and at most this.
+pub const FACTOR_MAX: f64 = 10.0;
+/// `raise-timeout.max_seconds`: Lambda's timeout runs from 1 s to 900 s.
+pub const LAMBDA_TIMEOUT_MIN_SECONDS: i64 = 1;
+pub const LAMBDA_TIMEOUT_MAX_SECONDS: i64 = 900;
+/// `raise-memory.max_mb`: Lambda's memory runs from 128 MB to 10240 MB.
+pub const LAMBDA_MEMORY_MIN_MB: i64 = 128;
+pub const LAMBDA_MEMORY_MAX_MB: i64 = 10240;
+/// `name`: at most this many of a-z, 0-9 and `-`.
+pub const NAME_MAX_LEN: usize = 64;
+
 /// A remediation step and its parameters. The set is closed: each variant knows its
 /// parameters, their limits and the IAM actions it needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -434,36 +457,45 @@ impl Ctx<'_> {
     }
 }
 
-/// Parses `90s`, `5m`, `24h`, `1d`, `1h30m`, `250ms`.
+/// The longest duration a policy or a flag may name: a year, leap day included.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86400);
+
+/// Parses `90s`, `5m`, `24h`, `1d`, `1h30m`, `250ms`, up to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("`{text}` is not a duration");
+    let too_long = || format!("`{text}` is longer than the maximum of {}", format_duration(MAX_DURATION));
     if text.is_empty() {
         return Err(bad());
     }
-    let mut total = Duration::ZERO;
+    let mut total_ms: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        // Only digits are left, so the one way to fail is a number past u64.
+        let n: Option<u64> = rest[..digits].parse().ok();
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86400),
+        let unit_ms: u64 = match unit {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60 * 1000,
+            "h" => 3600 * 1000,
+            "d" => 86400 * 1000,
             "" => return Err(format!("`{text}` has a number without a unit")),
             other => return Err(format!("`{text}` has an unknown unit `{other}`")),
         };
-        total += part;
+        total_ms = n
+            .and_then(|n| n.checked_mul(unit_ms))
+            .and_then(|part| total_ms.checked_add(part))
+            .filter(|&t| u128::from(t) <= MAX_DURATION.as_millis())
+            .ok_or_else(too_long)?;
     }
-    Ok(total)
+    Ok(Duration::from_millis(total_ms))
 }
 
 /// Formats a duration the way policies write it.
@@ -548,18 +580,22 @@ fn parse_policy(ctx: &mut Ctx, node: &Node, index: usize) -> Option<Policy> {
             "name" => {
                 if let Some(n) = ctx.string(v, "`name`") {
                     let valid = !n.is_empty()
-                        && n.len() <= 64
+                        && n.len() <= NAME_MAX_LEN
                         && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
                     if valid {
                         name = Some(n);
                     } else {
-                        ctx.error(v.mark, format!("invalid name `{n}`: use 1 to 64 of a-z, 0-9 and -"), None);
+                        ctx.error(
+                            v.mark,
+                            format!("invalid name `{n}`: use 1 to {NAME_MAX_LEN} of a-z, 0-9 and -"),
+                            None,
+                        );
                     }
                 }
             }
             "description" => description = ctx.string(v, "`description`"),
             "runbook" => runbook = ctx.string(v, "`runbook`"),
-            "priority" => priority = ctx.integer(v, "`priority`", -1_000_000, 1_000_000).unwrap_or(priority),
+            "priority" => priority = ctx.integer(v, "`priority`", PRIORITY_MIN, PRIORITY_MAX).unwrap_or(priority),
             "dry_run" => dry_run = ctx.boolean(v, "`dry_run`").unwrap_or(false),
             "continue" => continue_ = ctx.boolean(v, "`continue`").unwrap_or(false),
             "notify" => {
@@ -635,7 +671,7 @@ fn parse_limits(ctx: &mut Ctx, node: &Node) -> Limits {
     for (key, _, v) in ctx.entries(node, "`limits`", &["max_attempts", "window", "cooldown"]) {
         match key.as_str() {
             "max_attempts" => {
-                if let Some(n) = ctx.integer(v, "`max_attempts`", 1, 100) {
+                if let Some(n) = ctx.integer(v, "`max_attempts`", MAX_ATTEMPTS_MIN, MAX_ATTEMPTS_MAX) {
                     limits.max_attempts = n as u32;
                 }
             }
@@ -710,16 +746,22 @@ fn parse_action(ctx: &mut Ctx, node: &Node) -> Option<Action> {
             input: get("input").map(Node::to_json),
         },
         "raise-timeout" => Action::RaiseTimeout {
-            factor: get("factor").and_then(|v| ctx.number(v, "`factor`", 1.0, 10.0)).unwrap_or(1.5),
+            factor: get("factor").and_then(|v| ctx.number(v, "`factor`", FACTOR_ABOVE, FACTOR_MAX)).unwrap_or(1.5),
             max_seconds: get("max_seconds")
-                .and_then(|v| ctx.integer(v, "`max_seconds` (Lambda's limit is 900)", 1, 900))
-                .unwrap_or(900) as u32,
+                .and_then(|v| {
+                    let what = format!("`max_seconds` (Lambda's limit is {LAMBDA_TIMEOUT_MAX_SECONDS})");
+                    ctx.integer(v, &what, LAMBDA_TIMEOUT_MIN_SECONDS, LAMBDA_TIMEOUT_MAX_SECONDS)
+                })
+                .unwrap_or(LAMBDA_TIMEOUT_MAX_SECONDS) as u32,
         },
         "raise-memory" => Action::RaiseMemory {
-            factor: get("factor").and_then(|v| ctx.number(v, "`factor`", 1.0, 10.0)).unwrap_or(2.0),
+            factor: get("factor").and_then(|v| ctx.number(v, "`factor`", FACTOR_ABOVE, FACTOR_MAX)).unwrap_or(2.0),
             max_mb: get("max_mb")
-                .and_then(|v| ctx.integer(v, "`max_mb` (Lambda's limit is 10240)", 128, 10240))
-                .unwrap_or(10240) as u32,
+                .and_then(|v| {
+                    let what = format!("`max_mb` (Lambda's limit is {LAMBDA_MEMORY_MAX_MB})");
+                    ctx.integer(v, &what, LAMBDA_MEMORY_MIN_MB, LAMBDA_MEMORY_MAX_MB)
+                })
+                .unwrap_or(LAMBDA_MEMORY_MAX_MB) as u32,
         },
         "enable-rule" => Action::EnableRule { rule: get("rule").and_then(|v| ctx.string(v, "`rule`")) },
         "restore-object" => Action::RestoreObject {
@@ -848,6 +890,74 @@ mod tests {
         let errors = load("policies:\n  - name: [a\n").unwrap_err();
         assert!(errors[0].starts_with("p.yaml:"), "{errors:?}");
         assert!(errors[0].contains("YAML syntax error"), "{errors:?}");
+    }
+
+    #[test]
+    fn durations_that_overflow_or_exceed_the_maximum_are_errors() {
+        for text in
+            ["18446744073709551615s1s", "99999999999999999d", "213503982334601d", "99999999999999999999s", "367d"]
+        {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains("longer than the maximum of 366d"), "{text}: {err}");
+        }
+        assert_eq!(parse_duration("366d").unwrap(), MAX_DURATION);
+        assert_eq!(parse_duration("365d23h59m59s1000ms").unwrap(), MAX_DURATION);
+    }
+
+    #[test]
+    fn huge_durations_in_policies_are_positioned_errors() {
+        let text = "policies:
+  - name: a
+    match: {source: [x]}
+    actions: [{redrive: {delay: 99999999999999999d}}]
+    limits: {window: 18446744073709551615s1s, cooldown: 99999999999999999h}
+";
+        let errors = load(text).unwrap_err();
+        let joined = errors.join("\n");
+        assert_eq!(errors.len(), 3, "{joined}");
+        assert!(joined.contains("p.yaml:4:33: policy `a`: `delay`: `99999999999999999d` is longer than"), "{joined}");
+        assert!(joined.contains("p.yaml:5:22: policy `a`: `window`: `18446744073709551615s1s` is longer"), "{joined}");
+        assert!(joined.contains("p.yaml:5:57: policy `a`: `cooldown`: `99999999999999999h` is longer"), "{joined}");
+    }
+
+    #[test]
+    fn numeric_fields_reject_overflow() {
+        let text = "policies:
+  - name: a
+    priority: 9223372036854775808
+    match: {source: [x]}
+    actions:
+      - raise-memory: {factor: 1e400, max_mb: 18446744073709551616}
+      - raise-timeout: {factor: .nan, max_seconds: 4294967297}
+    limits: {max_attempts: 4294967297}
+";
+        let errors = load(text).unwrap_err();
+        let joined = errors.join("\n");
+        assert_eq!(errors.len(), 6, "{joined}");
+        for at in ["3:15", "6:32", "6:47", "7:33", "7:52", "8:28"] {
+            assert!(joined.contains(&format!("p.yaml:{at}: policy `a`: ")), "{at}: {joined}");
+        }
+    }
+
+    #[test]
+    fn a_factor_of_exactly_one_is_refused() {
+        let text = "policies:
+  - name: a
+    match: {source: [x]}
+    actions: [{raise-memory: {factor: 1}}]
+";
+        let errors = load(text).unwrap_err();
+        assert!(errors[0].contains("`factor` must be above 1 and at most 10, found 1"), "{errors:?}");
+    }
+
+    #[test]
+    fn did_you_mean_picks_the_nearest_close_candidate() {
+        assert_eq!(closest("redrve", ACTION_NAMES), Some("redrive"));
+        assert_eq!(closest("raise-memroy", ACTION_NAMES), Some("raise-memory"));
+        assert_eq!(closest("limts", POLICY_KEYS), Some("limits"));
+        assert_eq!(closest("ön-action", &["on-action", "never"]), Some("on-action"));
+        assert_eq!(closest("restart", ACTION_NAMES), None);
+        assert_eq!(closest("", &["ab", "abcd"]), Some("ab"));
     }
 
     #[test]

@@ -68,6 +68,15 @@ impl Node {
         }
     }
 
+    /// How many nodes the tree holds, this one included.
+    pub fn count(&self) -> usize {
+        1 + match &self.value {
+            Value::Seq(items) => items.iter().map(Node::count).sum(),
+            Value::Map(entries) => entries.iter().map(|(k, v)| k.count() + v.count()).sum(),
+            _ => 0,
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::String(s) => Some(s),
@@ -126,6 +135,10 @@ pub fn key_text(key: &Node) -> String {
     }
 }
 
+/// The most nodes that aliases may add to a document: a policy needs few, and a
+/// "billion laughs" file (anchors of lists of aliases of anchors) would need billions.
+pub const MAX_ALIAS_NODES: usize = 10_000;
+
 /// Parses one YAML document. An empty document is `Null`.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
@@ -155,11 +168,22 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             Event::MappingStart(anchor, _) => builder.open(Value::Map(Vec::new()), mark, anchor),
             Event::SequenceEnd | Event::MappingEnd => builder.close()?,
             Event::Alias(id) => {
-                let node = builder
+                let (node, size) = builder
                     .anchors
                     .get(&id)
-                    .cloned()
                     .ok_or_else(|| SyntaxError { mark, message: "alias refers to an unknown anchor".into() })?;
+                // Count before copying: each alias copies its anchor's whole subtree, so
+                // nested anchors of aliases grow the tree exponentially.
+                builder.expanded = builder.expanded.saturating_add(*size);
+                if builder.expanded > MAX_ALIAS_NODES {
+                    return Err(SyntaxError {
+                        mark,
+                        message: format!(
+                            "alias expansion exceeds {MAX_ALIAS_NODES} nodes (each alias copies its anchor's nodes)"
+                        ),
+                    });
+                }
+                let node = node.clone();
                 builder.push(node, 0)?;
             }
             _ => {}
@@ -171,7 +195,10 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
 #[derive(Default)]
 struct Builder {
     stack: Vec<(Node, usize, Option<Node>)>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchor's node and how many nodes it holds.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes added by aliases so far.
+    expanded: usize,
     root: Option<Node>,
 }
 
@@ -190,7 +217,7 @@ impl Builder {
 
     fn push(&mut self, node: Node, anchor: usize) -> Result<(), SyntaxError> {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), node.count()));
         }
         let Some((parent, _, pending)) = self.stack.last_mut() else {
             self.root = Some(node);
@@ -325,5 +352,40 @@ mod tests {
     fn aliases_copy_the_anchored_node() {
         let root = parse("a: &x [1]\nb: *x\n").unwrap();
         assert_eq!(root.to_json(), serde_json::json!({"a": [1], "b": [1]}));
+    }
+
+    /// `levels` anchors, each a list of ten aliases of the one before: 10^levels leaves.
+    fn laughs(levels: usize) -> String {
+        let mut text = String::from("a0: &a0 [lol]\n");
+        for i in 1..=levels {
+            let aliases = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{aliases}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn alias_expansion_past_the_cap_is_a_positioned_error() {
+        // 10^5 leaves: small enough to build without a cap, far above it.
+        // Not `unwrap_err`: it would print the whole expanded tree.
+        let Err(err) = parse(&laughs(5)) else { panic!("no error") };
+        assert!(err.message.contains(&format!("alias expansion exceeds {MAX_ALIAS_NODES} nodes")), "{err}");
+        assert_eq!(err.mark.line, 5, "{err}");
+        assert!(err.mark.column > 1, "{err}");
+    }
+
+    #[test]
+    fn a_billion_laughs_fails_fast() {
+        let started = std::time::Instant::now();
+        let Err(err) = parse(&laughs(10)) else { panic!("no error") };
+        assert!(err.message.contains("alias expansion exceeds"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn aliases_below_the_cap_still_expand() {
+        let root = parse(&laughs(3)).unwrap();
+        let Value::Map(entries) = &root.value else { panic!() };
+        assert_eq!(entries[3].1.to_json().to_string().matches("lol").count(), 1000);
     }
 }
