@@ -90,7 +90,7 @@ async fn a_call_that_keeps_failing_is_a_retryable_error_and_the_next_delivery_he
         "the summary says what failed"
     );
     let key = failed["outcome"]["incident"].as_str().unwrap();
-    assert_eq!(p.incident_item(key).await.unwrap()["status"], "FAILED", "released for the retry, never half-written");
+    assert_eq!(p.incident_item(key).await.unwrap()["status"], "RELEASED", "released for the retry, never half-written");
 
     proxy.clear();
     let retry = handle_via(&emulator, &proxy, &event);
@@ -106,16 +106,19 @@ async fn a_duplicate_costs_one_call_and_a_healed_incident_few() {
     let out = handle_via(&emulator, &proxy, &event);
     assert!(out.status.success());
     let healed = proxy.log();
-    // Four rounds: the claim; history ∥ describe ∥ guards; the restart; the summary ∥
-    // the completion with its follow-up record (one transaction).
+    // The claim; history ∥ describe ∥ guards; the pauses read again right before the
+    // restart, and the restart; the completion with its follow-up record (one
+    // transaction); then the summary, and its delivery recorded.
     let expected = [
         "UpdateItem",
         "GetExecutionHistory",
         "DescribeExecution",
         "Query",
+        "Query",
         "StartExecution",
-        "Publish",
         "TransactWriteItems",
+        "Publish",
+        "UpdateItem",
     ];
     let mut sorted_got = healed.clone();
     sorted_got.sort();
@@ -160,4 +163,226 @@ async fn a_response_slower_than_the_sdk_attempt_timeout_is_retried() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(outcomes(&out)[0]["resolution"], "remediated");
     assert!(proxy.counts()["DescribeExecution"] >= 2, "{:?}", proxy.counts());
+}
+
+fn spawn_via(emulator: &Emulator, proxy: &FaultProxy, event: &Value, lease: &str) -> std::process::Child {
+    let mut child = Command::new(bin())
+        .args(["handle", "--event", "-"])
+        .envs(emulator.env_via(&proxy.endpoint))
+        .env("REMEDIATOR_LEASE", lease)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(event.to_string().as_bytes()).unwrap();
+    child
+}
+
+/// Waits (bounded) until the proxy has seen `operation`.
+async fn wait_for_call(proxy: &FaultProxy, operation: &str) {
+    for _ in 0..600 {
+        if proxy.log().iter().any(|c| c == operation) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{operation} never called: {:?}", proxy.log());
+}
+
+/// Waits (bounded) until the claim of `key` has run out of lease.
+async fn wait_for_lease_end(p: &Pipeline, key: &str) {
+    for _ in 0..300 {
+        let item = p.incident_item(key).await.expect("the claim is recorded");
+        let lease = item["lease_until"].as_i64().unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        if lease < now {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    panic!("the lease of {key} never ended");
+}
+
+fn run_direct(emulator: &Emulator, args: &[&str], stdin: Option<&str>) -> Output {
+    harness::run(bin(), emulator, args, stdin)
+}
+
+// Issue 9, defect 1: a handling killed after its claim was acknowledged by the next
+// delivery ("in progress") and lost. Now "in progress" is a retryable error, the lease
+// ends, and the next delivery takes the incident over and heals it once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handling_killed_after_its_claim_comes_back_and_heals_once() {
+    let (emulator, p, proxy) = setup().await;
+    let event = throttled_failure(&p, "killed").await;
+    let key = format!("{}#0", event["detail"]["executionArn"].as_str().unwrap());
+    // Diagnosis hangs (every attempt), so the handling is inside its claim when killed.
+    proxy.arm("GetExecutionHistory", Fault::Delay(std::time::Duration::from_secs(30)), 100);
+    let mut child = spawn_via(&emulator, &proxy, &event, "20s");
+    wait_for_call(&proxy, "GetExecutionHistory").await;
+    child.kill().unwrap(); // SIGKILL: no cleanup runs
+    child.wait().unwrap();
+    assert_eq!(p.incident_item(&key).await.unwrap()["status"], "IN_PROGRESS");
+
+    // A redelivery while the dead handling's lease runs: a retryable error, nothing done.
+    let early = run_direct(&emulator, &["handle", "--event", "-"], Some(&event.to_string()));
+    assert_eq!(early.status.code(), Some(1), "{}", String::from_utf8_lossy(&early.stderr));
+    let line = &outcomes(&early)[0];
+    assert_eq!(line["retryable"], true, "{line}");
+    assert!(line["error"].as_str().unwrap().contains("is being handled by"), "{line}");
+    assert_eq!(p.execution_names().await.len(), 1, "nothing done while the lease runs");
+
+    wait_for_lease_end(&p, &key).await;
+    // `history` shows the claim that never completed.
+    let history = run_direct(&emulator, &["history", "--since", "1h", "--json"], None);
+    let rows = String::from_utf8_lossy(&history.stdout).to_string();
+    let row: Value =
+        rows.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|r| r["incident"] == key).unwrap();
+    assert_eq!(row["resolution"], "abandoned", "{rows}");
+
+    // The next delivery after the lease takes the incident over and heals it, once.
+    let late = run_direct(&emulator, &["handle", "--event", "-"], Some(&event.to_string()));
+    assert!(late.status.success(), "{}", String::from_utf8_lossy(&late.stderr));
+    let outcome = &outcomes(&late)[0];
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    assert!(outcome["took_over_from"].as_str().unwrap().starts_with("cli-"), "{outcome}");
+    assert_eq!(p.execution_names().await.len(), 2, "one original, one restart");
+    assert_eq!(p.summaries().await.len(), 1);
+    assert_eq!(p.incident_item(&key).await.unwrap()["status"], "COMPLETED");
+}
+
+// Issue 9, defect 1: the sweep takes over a dead handling of any source (here an S3
+// deletion) from the event its claim kept, and keeps the before-image of the change the
+// dead handling had already made.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_takes_over_a_dead_handling_of_an_s3_event_and_keeps_its_before_image() {
+    let (emulator, p, proxy) = setup().await;
+    let object = "thera-pipeline/apollo/latest.json";
+    let event = p.delete_object(object).await;
+    let head = format!("HEAD /{}/{object}", harness::BUCKET);
+    // The restore removes the delete marker, then hangs verifying it: killed there.
+    proxy.arm(&head, Fault::Delay(std::time::Duration::from_secs(30)), 100);
+    let mut child = spawn_via(&emulator, &proxy, &event, "3s");
+    wait_for_call(&proxy, &head).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(p.object_body(object).await.is_some(), "the dead handling had restored it");
+    let key = format!("event:aws.s3:{}", event["id"].as_str().unwrap());
+    assert_eq!(p.incident_item(&key).await.unwrap()["status"], "IN_PROGRESS");
+    wait_for_lease_end(&p, &key).await;
+
+    let sm = p.state_machine_arn.clone();
+    let swept = run_direct(&emulator, &["sweep", "--state-machine", &sm, "--since", "1m"], None);
+    assert!(swept.status.success(), "{}", String::from_utf8_lossy(&swept.stderr));
+    assert!(
+        String::from_utf8_lossy(&swept.stderr).contains("taken over"),
+        "{}",
+        String::from_utf8_lossy(&swept.stderr)
+    );
+    let item = p.incident_item(&key).await.unwrap();
+    assert_eq!(item["status"], "COMPLETED", "{item}");
+    let outcome: Value = serde_json::from_str(item["outcome"].as_str().unwrap()).unwrap();
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    assert!(outcome["actions"][0]["before"]["delete_marker"].is_string(), "the journal kept it: {outcome}");
+    assert_eq!(p.summaries().await.len(), 1, "one summary");
+}
+
+// Issue 9, defect 4: a denied call is recorded and reported once, and not redelivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_call_is_reported_once_and_not_redelivered() {
+    let (emulator, p, proxy) = setup().await;
+    let event = throttled_failure(&p, "denied").await;
+    proxy.arm("StartExecution", Fault::Deny, 100);
+    let out = handle_via(&emulator, &proxy, &event);
+    assert!(out.status.success(), "recorded and reported, not an error: {}", String::from_utf8_lossy(&out.stderr));
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["resolution"], "failed", "{outcome}");
+    assert_eq!(outcome["actions"][0]["error_kind"], "denied", "{outcome}");
+    assert_eq!(proxy.counts()["StartExecution"], 1, "the SDK does not retry a denial");
+    let key = outcome["incident"].as_str().unwrap();
+    assert_eq!(p.incident_item(key).await.unwrap()["status"], "COMPLETED");
+    let summaries = p.summaries().await;
+    assert_eq!(summaries.len(), 1);
+    assert!(summaries[0]["Message"].as_str().unwrap().contains("AccessDeniedException"), "{}", summaries[0]);
+
+    let again = handle_via(&emulator, &proxy, &event);
+    assert_eq!(outcomes(&again)[0]["resolution"], "duplicate");
+    assert!(p.summaries().await.is_empty(), "reported once: no second summary");
+}
+
+// Issue 9, defect 3: a completion that failed gives the claim back; the retry keeps
+// what was done and sends the one summary of its outcome.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completion_that_failed_is_retried_with_one_summary() {
+    let (emulator, p, proxy) = setup().await;
+    let event = throttled_failure(&p, "uncompleted").await;
+    proxy.arm("TransactWriteItems", Fault::ServerError, 100);
+    let out = handle_via(&emulator, &proxy, &event);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(outcomes(&out)[0]["retryable"], true);
+    assert!(p.summaries().await.is_empty(), "no summary for a record that did not land");
+    assert_eq!(p.execution_names().await.len(), 2, "the restart happened");
+
+    proxy.clear();
+    let retry = handle_via(&emulator, &proxy, &event);
+    assert!(retry.status.success(), "{}", String::from_utf8_lossy(&retry.stderr));
+    let outcome = &outcomes(&retry)[0];
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    assert_eq!(p.execution_names().await.len(), 2, "not restarted twice");
+    assert_eq!(p.summaries().await.len(), 1, "one summary");
+    let key = outcome["incident"].as_str().unwrap();
+    assert_eq!(p.incident_item(key).await.unwrap()["status"], "COMPLETED");
+}
+
+// Issue 9, defect 3: a completion that landed but whose answer was lost is not turned
+// into a failure, and its summary still goes out, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completion_whose_answer_was_lost_stays_completed() {
+    let (emulator, p, proxy) = setup().await;
+    let event = throttled_failure(&p, "lost-answer").await;
+    proxy.arm("TransactWriteItems", Fault::LoseResponse, 1);
+    let out = handle_via(&emulator, &proxy, &event);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    let key = outcome["incident"].as_str().unwrap();
+    let item = p.incident_item(key).await.unwrap();
+    assert_eq!(item["status"], "COMPLETED", "{item}");
+    assert_eq!(item["summary_state"], "sent", "{item}");
+    assert_eq!(p.summaries().await.len(), 1);
+    let again = handle_via(&emulator, &proxy, &event);
+    assert_eq!(outcomes(&again)[0]["resolution"], "duplicate");
+    assert!(p.summaries().await.is_empty(), "no second summary");
+}
+
+// Issue 9, defect 2: a closed window is never overwritten before its digest is sent, and
+// its lines are deleted only after the digest was published.
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_windows_keep_their_lines_until_their_digest_is_published() {
+    use remediator::summary::{Digests, Fold};
+    let (emulator, _p, _proxy) = setup().await;
+    let table = remediator::aws::dynamodb::StateTable::new(
+        aws_sdk_dynamodb::Client::new(&emulator.sdk()),
+        harness::STATE_TABLE,
+    );
+    let key = "redrive-transient-errors|thera-pipeline-prod-daily|remediated|info|live";
+    let t = 1_000_000;
+    assert_eq!(table.open_or_fold(key, 60, "first", t).await.unwrap(), Fold::Opened);
+    assert_eq!(table.open_or_fold(key, 60, "second", t + 1).await.unwrap(), Fold::Folded { closes_at: t + 60 });
+    // The window closed and nobody flushed it: a new summary goes alone, the folded
+    // line stays.
+    assert_eq!(table.open_or_fold(key, 60, "third", t + 100).await.unwrap(), Fold::Alone);
+    // A flusher claims it; a concurrent one finds it held.
+    let due = table.claim_due(t + 100, "flusher-a", t + 130).await.unwrap();
+    assert_eq!(due, vec![(key.to_string(), vec!["second".to_string()])]);
+    assert!(table.claim_due(t + 101, "flusher-b", t + 131).await.unwrap().is_empty(), "held by flusher-a");
+    // flusher-a's publish failed (it did not close): after its lease, the next flush
+    // finds the line again.
+    let again = table.claim_due(t + 140, "flusher-c", t + 170).await.unwrap();
+    assert_eq!(again, vec![(key.to_string(), vec!["second".to_string()])]);
+    // Published: closed, and a new window opens.
+    table.close(key, "flusher-c").await.unwrap();
+    assert!(table.claim_due(t + 200, "flusher-d", t + 230).await.unwrap().is_empty());
+    assert_eq!(table.open_or_fold(key, 60, "fourth", t + 200).await.unwrap(), Fold::Opened);
 }

@@ -495,34 +495,40 @@ impl Handler {
             error: None,
         });
         let completion = completion(f.claim, &f.about.key, inv, status, &outcome, summary.as_ref());
-        // Record ∥ notify. The record carries the summary as "sending": a crash before the
-        // publish is known leaves it owed (the next delivery sends it), never lost.
-        let publish = async {
-            match &summary {
-                Some(s) => Some(self.notifier.publish(s).await),
-                None => None,
+        // Record, then notify. The record carries the summary as "sending": a crash before
+        // the publish is known leaves it owed (the next delivery or the sweep sends it),
+        // never lost; and a record that did not land sends nothing, so the retry that
+        // redoes the handling sends the one summary of its outcome.
+        let (recorded, ()) = tokio::join!(self.log.complete(&completion), self.watch_alarm(f.claim));
+        if let Err(e) = recorded {
+            // The answer may have been lost while the write landed: look before releasing.
+            match self.log.completed_by(key, &inv.owner).await {
+                Ok(true) => warn!(incident = %key, error = %e, "the completion landed although its call failed"),
+                _ => {
+                    // Give the claim back. The release applies only to a claim still in
+                    // progress, so a completion that did land is never turned into a
+                    // failure; the journal keeps the before-images for the retry.
+                    if let Err(release) = self.log.release(key, &inv.owner, &redact::text(&e.to_string())).await {
+                        warn!(incident = %key, error = %release, "could not release the claim; it is taken over after its lease");
+                    }
+                    return Err(aws(e));
+                }
             }
+        }
+        let published = match &summary {
+            Some(s) => {
+                let published = self.notifier.publish(s).await;
+                let state = if published.is_ok() { SummaryState::Sent } else { SummaryState::Owed };
+                if let Err(e) = self.log.mark_summary(key, state).await {
+                    warn!(incident = %key, error = %e, "could not record the summary's delivery");
+                }
+                Some(published)
+            }
+            None => None,
         };
-        let alarm_pointer = self.watch_alarm(f.claim);
-        let (recorded, published, ()) = tokio::join!(self.log.complete(&completion), publish, alarm_pointer);
         if let Some(sent) = outcome.summary.as_mut() {
             sent.message_id = published.as_ref().and_then(|p| p.as_ref().ok().cloned());
-            sent.error = published.as_ref().and_then(|p| p.as_ref().err().map(|e| e.to_string()));
-        }
-        if let Err(e) = recorded {
-            // The record did not land (or its answer was lost): give the claim back. The
-            // release applies only to a claim still in progress, so a completion that did
-            // land is never turned into a failure; the journal keeps the before-images.
-            if let Err(release) = self.log.release(key, &inv.owner, &redact::text(&e.to_string())).await {
-                warn!(incident = %key, error = %release, "could not release the claim; it is taken over after its lease");
-            }
-            return Err(aws(e));
-        }
-        if let Some(published) = &published {
-            let state = if published.is_ok() { SummaryState::Sent } else { SummaryState::Owed };
-            if let Err(e) = self.log.mark_summary(key, state).await {
-                warn!(incident = %key, error = %e, "could not record the summary's delivery");
-            }
+            sent.error = published.as_ref().and_then(|p| p.as_ref().err().map(|e| redact::text(&e.to_string())));
         }
         info!(
             incident = %key,

@@ -99,6 +99,7 @@ pub fn template(policies: &PolicySet) -> Value {
         "REMEDIATOR_STATE_MACHINES": {"Fn::Join": [",", {"Ref": "StateMachineArns"}]},
         "REMEDIATOR_LOG": {"Ref": "LogLevel"},
         "REMEDIATOR_LEASE": "15m",
+        "REMEDIATOR_ROLE_ARN": {"Fn::GetAtt": ["RemediatorFunctionRole", "Arn"]},
         "REMEDIATOR_SELF_ARN": {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-remediator"},
         "REMEDIATOR_SCHEDULER_ROLE_ARN": {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
     });
@@ -339,6 +340,28 @@ pub fn template(policies: &PolicySet) -> Value {
             json!([]),
             "Sum",
             "a circuit breaker opened: remediator stopped acting on a target until `remediator reset`",
+        ),
+    );
+    resources.insert(
+        "AbandonedClaimsAlarm".into(),
+        alarm(
+            "abandoned-claims",
+            "Remediator",
+            "AbandonedClaims",
+            json!([]),
+            "Sum",
+            "a handling died after claiming an incident (timeout, out of memory, crash): the sweep took it over; look at the function's errors",
+        ),
+    );
+    resources.insert(
+        "UnrecoverableClaimsAlarm".into(),
+        alarm(
+            "unrecoverable-claims",
+            "Remediator",
+            "UnrecoverableClaims",
+            json!([]),
+            "Sum",
+            "an incident was claimed and never completed, and kept no event to handle again: see `remediator history`",
         ),
     );
     resources.insert(

@@ -413,7 +413,8 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
 
 async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let window = remediator::policy::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-    let items = state_table().await?.incidents(remediator::clock::now() - window.as_secs() as i64).await?;
+    let now = remediator::clock::now();
+    let items = state_table().await?.incidents(now - window.as_secs() as i64).await?;
     let text = |i: &Value, k: &str| i.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
     let mut rows = Vec::new();
     for item in items {
@@ -438,12 +439,27 @@ async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as
                 )
             })
             .collect();
-        let when = item.get("completed_at").and_then(Value::as_i64).map(format_time).unwrap_or_default();
+        let when = item
+            .get("completed_at")
+            .or_else(|| item.get("claimed_at"))
+            .and_then(Value::as_i64)
+            .map(format_time)
+            .unwrap_or_default();
+        // A claim that never completed: still running, given back for a retry, or dead
+        // (its lease ran out: the next delivery or the sweep takes it over).
+        let resolution = match text(&item, "status").as_str() {
+            "IN_PROGRESS" if item.get("lease_until").and_then(Value::as_i64).unwrap_or(0) < now => {
+                "abandoned".to_string()
+            }
+            "IN_PROGRESS" => "in-progress".to_string(),
+            "RELEASED" => format!("released ({})", text(&item, "release_note")),
+            _ => text(&item, "resolution"),
+        };
         rows.push(json!({
             "time": when,
             "incident": text(&item, "incident"),
             "policy": text(&item, "policy"),
-            "resolution": text(&item, "resolution"),
+            "resolution": resolution,
             "verification": text(&item, "verification"),
             "actions": steps.join(" "),
             "guards": actions.iter().filter(|a| a.get("result").and_then(Value::as_str) == Some("refused")).filter_map(|a| a.get("detail").and_then(Value::as_str)).collect::<Vec<_>>(),

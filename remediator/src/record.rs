@@ -175,6 +175,8 @@ pub trait IncidentLog: Send + Sync {
     async fn journal(&self, key: &IncidentKey, owner: &str, entry: &JournalEntry) -> Result<(), AwsError>;
     /// Records the end of a handling the owner still holds in progress.
     async fn complete(&self, completion: &Completion) -> Result<(), AwsError>;
+    /// Whether the incident is completed by `owner` (a completion whose answer was lost).
+    async fn completed_by(&self, key: &IncidentKey, owner: &str) -> Result<bool, AwsError>;
     /// Gives the claim back for a retry (only while the owner holds it in progress).
     async fn release(&self, key: &IncidentKey, owner: &str, note: &str) -> Result<(), AwsError>;
     /// Records whether the summary recorded with the completion was delivered.
@@ -188,6 +190,7 @@ pub trait IncidentLog: Send + Sync {
     async fn followed(&self, execution: &str) -> Result<Option<IncidentKey>, AwsError>;
     /// Records the verdict of a retry on its incident.
     async fn verify(&self, incident: &IncidentKey, verdict: Verdict, execution: &str) -> Result<(), AwsError>;
-    /// Claims in progress whose lease ended before `now`.
+    /// Claims whose owner's lease ended before `now` with work left: in progress, or
+    /// completed with a summary still being sent.
     async fn abandoned(&self, now: i64) -> Result<Vec<Abandoned>, AwsError>;
 }

@@ -428,4 +428,46 @@ mod tests {
         assert!(s.chars().count() < 100);
         assert!(!s.contains('\n'));
     }
+
+    fn summary_with(outcome: &str, severity: &str, dry_run: bool) -> Summary {
+        let mut attributes = BTreeMap::new();
+        attributes.insert("outcome".to_string(), outcome.to_string());
+        attributes.insert("severity".to_string(), severity.to_string());
+        attributes.insert("policy".to_string(), "p".to_string());
+        attributes.insert("pipeline".to_string(), "thera-pipeline-prod-daily".to_string());
+        if dry_run {
+            attributes.insert("mode".to_string(), "dry-run".to_string());
+        }
+        Summary { subject: "s".into(), body: "b".into(), attributes }
+    }
+
+    // Issue 9, defect 2: folding is outcome-aware.
+    #[test]
+    fn only_summaries_that_say_the_same_thing_fold_and_urgent_ones_never_wait() {
+        let cases = [
+            ("remediated", "info", true),
+            ("notified", "warning", true),
+            ("would-remediate", "info", true),
+            ("refused", "critical", false),
+            ("failed", "critical", false),
+            ("no-policy", "critical", false),
+            ("notified", "critical", false),
+            ("refused", "warning", false),
+        ];
+        for (outcome, severity, folds) in cases {
+            assert_eq!(may_fold(&summary_with(outcome, severity, false)), folds, "{outcome} {severity}");
+        }
+        let live = digest_key(&summary_with("remediated", "info", false));
+        assert_ne!(live, digest_key(&summary_with("notified", "info", false)), "outcomes fold apart");
+        assert_ne!(live, digest_key(&summary_with("remediated", "warning", false)), "severities fold apart");
+        assert_ne!(
+            live,
+            digest_key(&summary_with("remediated", "info", true)),
+            "a dry run never folds with real actions"
+        );
+        let d = digest(&digest_key(&summary_with("notified", "warning", false)), &["a".into(), "b".into()]);
+        assert_eq!(d.attributes["severity"], "warning", "a digest keeps its summaries' severity");
+        assert_eq!(d.attributes["outcome"], "notified");
+        assert!(d.subject.contains("2 more notified incident(s)"), "{}", d.subject);
+    }
 }

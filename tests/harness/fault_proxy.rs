@@ -20,6 +20,8 @@ pub enum Fault {
     Throttle,
     /// HTTP 500, without reaching the emulator.
     ServerError,
+    /// HTTP 400 `AccessDeniedException`, without reaching the emulator.
+    Deny,
     /// Forwarded (the emulator does the work), then the connection is dropped.
     LoseResponse,
     /// Forwarded after a delay.
@@ -142,6 +144,15 @@ async fn serve(stream: TcpStream, upstream: &str, state: Arc<Mutex<State>>) -> s
                 let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
                 let response = format!(
                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: ThrottlingException\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                write.write_all(response.as_bytes()).await?;
+                continue;
+            }
+            Some(Fault::Deny) => {
+                let body = r#"{"__type":"AccessDeniedException","message":"User: arn:aws:sts::123456789012:assumed-role/remediator/remediator is not authorized to perform this action"}"#;
+                let response = format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: AccessDeniedException\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 );
                 write.write_all(response.as_bytes()).await?;

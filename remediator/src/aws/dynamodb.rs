@@ -388,6 +388,12 @@ impl IncidentLog for StateTable {
         Ok(())
     }
 
+    async fn completed_by(&self, key: &IncidentKey, owner: &str) -> Result<bool, AwsError> {
+        let item = self.item(key).await?.unwrap_or_default();
+        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str);
+        Ok(text("status") == Some(Status::Completed.as_str()) && text("owner") == Some(owner))
+    }
+
     async fn release(&self, key: &IncidentKey, owner: &str, note: &str) -> Result<(), AwsError> {
         let result = self
             .client
@@ -506,10 +512,13 @@ impl IncidentLog for StateTable {
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("sk = :sk AND #status = :in_progress AND lease_until < :now")
+                .filter_expression(
+                    "sk = :sk AND lease_until < :now AND (#status = :in_progress OR summary_state = :sending)",
+                )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":sk", s("INCIDENT"))
                 .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                .expression_attribute_values(":sending", s(SummaryState::Sending.as_str()))
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
                 .set_exclusive_start_key(start.take())
                 .send()
