@@ -386,3 +386,27 @@ async fn digest_windows_keep_their_lines_until_their_digest_is_published() {
     assert!(table.claim_due(t + 200, "flusher-d", t + 230).await.unwrap().is_empty());
     assert_eq!(table.open_or_fold(key, 60, "fourth", t + 200).await.unwrap(), Fold::Opened);
 }
+
+// Issue 10, item 9: the circuit breaker counts failed remediations of distinct
+// incidents, not deliveries: one incident and its redeliveries never open it.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_incident_delivered_again_and_again_counts_once_toward_the_circuit() {
+    let (emulator, p, proxy) = setup().await;
+    let event = throttled_failure(&p, "redelivered").await;
+    proxy.arm("StartExecution", Fault::ServerError, 1000);
+    for delivery in 0..4 {
+        let out = handle_via(&emulator, &proxy, &event);
+        assert_eq!(out.status.code(), Some(1), "delivery {delivery}");
+        let line = &outcomes(&out)[0];
+        assert_eq!(line["retryable"], true, "delivery {delivery}: {line}");
+        assert_eq!(line["outcome"]["actions"][0]["result"], "failed", "delivery {delivery} still tries: {line}");
+        assert!(line["outcome"].get("circuit_opened").is_none(), "delivery {delivery}: {line}");
+    }
+    let circuit = p
+        .state_items()
+        .await
+        .into_iter()
+        .find(|i| i["sk"].as_str().is_some_and(|s| s.starts_with("circuit#")))
+        .expect("the circuit counts");
+    assert_eq!(circuit["failed_incidents"].as_array().map(Vec::len), Some(1), "{circuit}");
+}

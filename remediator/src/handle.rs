@@ -136,7 +136,7 @@ struct Finish<'a> {
 /// Whether the claim went our way.
 enum Begin {
     Go(Option<Takeover>),
-    Stop(Result<Outcome, HandleError>),
+    Stop(Box<Result<Outcome, HandleError>>),
 }
 
 impl Handler {
@@ -172,7 +172,7 @@ impl Handler {
         };
         let takeover = match self.begin(&incident, inv, &mut outcome).await {
             Begin::Go(takeover) => takeover,
-            Begin::Stop(result) => return result,
+            Begin::Stop(result) => return *result,
         };
         outcome.took_over_from = takeover.as_ref().map(|t| t.previous_owner.clone());
         let now = clock::now();
@@ -231,7 +231,7 @@ impl Handler {
         };
         let takeover = match self.begin(&timer, inv, &mut outcome).await {
             Begin::Go(takeover) => takeover,
-            Begin::Stop(result) => return result,
+            Begin::Stop(result) => return *result,
         };
         let now = clock::now();
         let (diagnosed, guards) = tokio::join!(self.diagnose(&mut incident), self.guards.load(now));
@@ -287,7 +287,7 @@ impl Handler {
         };
         outcome.incident = Some(incident.key.to_string());
         if let Begin::Stop(result) = self.begin(&incident, inv, &mut outcome).await {
-            return result;
+            return *result;
         }
         let now = clock::now();
         if let Err(e) = self.log.verify(&previous, Verdict::Healed, watched).await {
@@ -326,7 +326,7 @@ impl Handler {
         let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
         let claim = match self.log.claim(&request).await {
             Ok(claim) => claim,
-            Err(e) => return Begin::Stop(Err(aws(e))),
+            Err(e) => return Begin::Stop(Box::new(Err(aws(e)))),
         };
         match claim {
             Claim::Claimed { takeover } => {
@@ -337,7 +337,7 @@ impl Handler {
             }
             Claim::InProgress { owner, lease_until } => {
                 outcome.resolution = Resolution::InProgress;
-                Begin::Stop(Err(HandleError::InProgress { incident: key.to_string(), owner, lease_until }))
+                Begin::Stop(Box::new(Err(HandleError::InProgress { incident: key.to_string(), owner, lease_until })))
             }
             Claim::Done { outcome: recorded, owed_summary, input_hash } => {
                 outcome.resolution = Resolution::Duplicate;
@@ -358,11 +358,11 @@ impl Handler {
                                 Some("already handled; its summary had not been delivered and now is".into());
                         }
                         Ok(None) => {}
-                        Err(e) => return Begin::Stop(Err(aws(e))),
+                        Err(e) => return Begin::Stop(Box::new(Err(aws(e)))),
                     }
                 }
                 info!(incident = %key, outcome = "duplicate", "duplicate delivery absorbed");
-                Begin::Stop(Ok(outcome.clone()))
+                Begin::Stop(Box::new(Ok(outcome.clone())))
             }
         }
     }

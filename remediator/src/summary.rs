@@ -282,8 +282,8 @@ pub fn digest(key: &str, lines: &[String]) -> Summary {
     let mut next = |default: &'static str| parts.next().filter(|p| !p.is_empty()).unwrap_or(default).to_string();
     let (policy, pipeline, outcome, severity, mode) = (next("none"), next("-"), next("-"), next("info"), next("live"));
     let dry = if mode == "dry-run" { " (dry run)" } else { "" };
-    let subject =
-        clean_subject(&format!("[digest] {pipeline}: {} more {outcome} incident(s) under {policy}{dry}", lines.len()));
+    let tag = if mode == "dry-run" { "digest, dry run" } else { "digest" };
+    let subject = clean_subject(&format!("[{tag}] {pipeline}: {} more {outcome} under {policy}", lines.len()));
     let mut body = format!(
         "{} more incident(s) of policy {policy} on {pipeline}, each {outcome}{dry}, arrived while the first one's summary was fresh.\nEach is in the state table (remediator history --policy {policy}).\n\n",
         lines.len()
@@ -468,6 +468,6 @@ mod tests {
         let d = digest(&digest_key(&summary_with("notified", "warning", false)), &["a".into(), "b".into()]);
         assert_eq!(d.attributes["severity"], "warning", "a digest keeps its summaries' severity");
         assert_eq!(d.attributes["outcome"], "notified");
-        assert!(d.subject.contains("2 more notified incident(s)"), "{}", d.subject);
+        assert!(d.subject.contains("2 more notified under p"), "{}", d.subject);
     }
 }

@@ -203,6 +203,9 @@ fn value_to_json(v: &AttributeValue) -> serde_json::Value {
         AttributeValue::M(m) => item_to_json(m),
         AttributeValue::L(l) => serde_json::Value::Array(l.iter().map(value_to_json).collect()),
         AttributeValue::Null(_) => serde_json::Value::Null,
+        AttributeValue::Ss(set) => {
+            serde_json::Value::Array(set.iter().cloned().map(serde_json::Value::String).collect())
+        }
         other => serde_json::Value::String(format!("{other:?}")),
     }
 }
@@ -547,6 +550,14 @@ impl IncidentLog for StateTable {
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 
+/// Failed remediations of a circuit: distinct incidents (a count, in older items).
+fn failures_of(item: &HashMap<String, AttributeValue>) -> u32 {
+    match item.get("failed_incidents").and_then(|v| v.as_ss().ok()) {
+        Some(incidents) => incidents.len() as u32,
+        None => number(item, "failures").unwrap_or(0) as u32,
+    }
+}
+
 fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
     item.get(key).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
 }
@@ -610,7 +621,7 @@ impl GuardStore for StateTable {
                     state.attempts.entry((text("policy"), text("target"))).or_default().push(num("at"));
                 } else if let Some(target) = sk.strip_prefix("circuit#") {
                     let open = item.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
-                    state.circuits.insert(target.to_string(), Circuit { failures: num("failures") as u32, open });
+                    state.circuits.insert(target.to_string(), Circuit { failures: failures_of(item), open });
                 }
             }
             match out.last_evaluated_key() {
@@ -665,8 +676,9 @@ impl GuardStore for StateTable {
             .table_name(&self.table)
             .key("pk", s(GUARD))
             .key("sk", s(format!("circuit#{target}")))
-            .update_expression("ADD failures :one SET last_incident = :incident, updated_at = :now")
-            .expression_attribute_values(":one", n(1))
+            // A set of incidents: one incident delivered again and again counts once.
+            .update_expression("ADD failed_incidents :incidents SET last_incident = :incident, updated_at = :now")
+            .expression_attribute_values(":incidents", AttributeValue::Ss(vec![incident.to_string()]))
             .expression_attribute_values(":incident", s(incident))
             .expression_attribute_values(":now", n(now()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
@@ -674,7 +686,7 @@ impl GuardStore for StateTable {
             .await
             .map_err(|e| AwsError::sdk("UpdateItem (circuit)", e))?;
         let attrs = out.attributes().cloned().unwrap_or_default();
-        let failures = attrs.get("failures").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(1);
+        let failures = failures_of(&attrs).max(1);
         let already_open = attrs.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
         let open = already_open || failures >= CIRCUIT_THRESHOLD;
         if open && !already_open {
