@@ -174,7 +174,7 @@ pub fn allow_list(get: &impl Fn(&str) -> Option<String>, errors: &mut Vec<String
     let mut buckets: Vec<String> = Vec::new();
     if let Some(text) = get("REMEDIATOR_DATA_BUCKETS") {
         for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match check_bucket_name(name) {
+            match crate::guard::check_bucket_name(name) {
                 Ok(()) if !buckets.iter().any(|b| b == name) => buckets.push(name.to_string()),
                 Ok(()) => {}
                 Err(e) => errors.push(format!("REMEDIATOR_DATA_BUCKETS: {e}")),
@@ -189,33 +189,6 @@ pub fn allow_list(get: &impl Fn(&str) -> Option<String>, errors: &mut Vec<String
         errors.push(e);
         AllowList::default_list()
     })
-}
-
-/// Checks a general purpose S3 bucket name against S3's naming rules.
-pub fn check_bucket_name(name: &str) -> Result<(), String> {
-    let problem = if !(3..=63).contains(&name.len()) {
-        Some("is not 3-63 characters long")
-    } else if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
-        Some("has characters other than a-z, 0-9, `.` and `-`")
-    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
-    {
-        Some("does not begin and end with a letter or digit")
-    } else if name.contains("..") {
-        Some("has two adjacent periods")
-    } else if name.parse::<std::net::Ipv4Addr>().is_ok() {
-        Some("is formatted as an IP address")
-    } else if ["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p)) {
-        Some("starts with a reserved prefix (xn--, sthree-, amzn-s3-demo-)")
-    } else if ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].iter().any(|s| name.ends_with(s)) {
-        Some("ends with a reserved suffix (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3)")
-    } else {
-        None
-    };
-    match problem {
-        Some(p) => Err(format!("`{name}` is not an S3 bucket name: it {p}")),
-        None => Ok(()),
-    }
 }
 
 include!(concat!(env!("OUT_DIR"), "/bundled_policies.rs"));
@@ -311,7 +284,7 @@ mod tests {
         }
         assert!(!err.to_string().contains("`thera-data`"));
         for good in ["thera-pipeline-data", "my.bucket.1", "abc"] {
-            assert_eq!(check_bucket_name(good), Ok(()), "{good}");
+            assert_eq!(crate::guard::check_bucket_name(good), Ok(()), "{good}");
         }
     }
 

@@ -85,7 +85,7 @@ impl AllowList {
         let mut patterns: Vec<String> =
             DEFAULT_ALLOW.iter().filter(|p| p.split(':').nth(2) != Some("s3")).map(|p| p.to_string()).collect();
         for bucket in buckets {
-            crate::config::check_bucket_name(bucket)?;
+            check_bucket_name(bucket)?;
             patterns.push(format!("arn:aws*:s3:::{bucket}/{DEFAULT_OBJECT_PREFIX}*"));
         }
         AllowList::parse(&patterns.join(","))
@@ -100,6 +100,33 @@ impl AllowList {
 
     pub fn patterns(&self) -> impl Iterator<Item = &str> {
         self.patterns.iter().map(|p| p.text.as_str())
+    }
+}
+
+/// Checks a general purpose S3 bucket name against S3's naming rules.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let problem = if !(3..=63).contains(&name.len()) {
+        Some("is not 3-63 characters long")
+    } else if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
+        Some("has characters other than a-z, 0-9, `.` and `-`")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        Some("does not begin and end with a letter or digit")
+    } else if name.contains("..") {
+        Some("has two adjacent periods")
+    } else if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        Some("is formatted as an IP address")
+    } else if ["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p)) {
+        Some("starts with a reserved prefix (xn--, sthree-, amzn-s3-demo-)")
+    } else if ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].iter().any(|s| name.ends_with(s)) {
+        Some("ends with a reserved suffix (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3)")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(format!("`{name}` is not an S3 bucket name: it {p}")),
+        None => Ok(()),
     }
 }
 

@@ -1,7 +1,6 @@
 //! The outcome of one event: what `remediator handle` prints, the Lambda returns, the
-//! state table stores and the metrics count. Plain types, shared by the driver
-//! ([`crate::handle`]), the record ([`crate::record`]) and the metrics, so that none of
-//! them reads another's strings.
+//! state table stores and the metrics count. Plain types, shared by the driver, the
+//! record and the metrics, so that none of them reads another's strings.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
