@@ -408,3 +408,62 @@ async fn in_a_storm_later_summaries_fold_into_one_digest() {
     let again = run_with(bin(), &emulator, &["digests"], None, &window);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 digest(s) sent"), "a digest goes out once");
 }
+
+// Issue 10, item 10: an undo is guarded, refuses when someone changed the target since,
+// is idempotent, records itself, and its own reversal is not remediated again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undo_sticks_and_its_reversal_is_not_remediated_again() {
+    let (emulator, p) = setup().await;
+    let rule_event = p.disable_rule(RULES[0]).await;
+    let enabled = handle(&emulator, &[rule_event.clone()]).remove(0);
+    assert_eq!(enabled["resolution"], "remediated", "{enabled}");
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED");
+    let _ = p.summaries().await;
+
+    let incident = enabled["incident"].as_str().unwrap();
+    let out = run(bin(), &emulator, &["undo", incident], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("undone: disable rule"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(p.rule_state(RULES[0]).await, "DISABLED");
+    let item = p.incident_item(incident).await.unwrap();
+    assert!(item["undo_results"].as_str().unwrap().contains("\"result\":\"done\""), "the undo is recorded: {item}");
+
+    // The DisableRule the undo made comes back as a CloudTrail event: not re-done.
+    let mut reversal = rule_event.clone();
+    reversal["id"] = Value::from("ct-undo-reversal");
+    let again = handle(&emulator, &[reversal]).remove(0);
+    assert_eq!(again["resolution"], "refused", "{again}");
+    assert!(again["actions"][0]["detail"].as_str().unwrap().contains("undo of incident"), "{again}");
+    assert_eq!(p.rule_state(RULES[0]).await, "DISABLED", "the undo sticks");
+
+    // Undoing twice changes nothing.
+    let twice = run(bin(), &emulator, &["undo", incident], None);
+    assert!(twice.status.success());
+    assert!(
+        String::from_utf8_lossy(&twice.stdout).contains("nothing to undo"),
+        "{}",
+        String::from_utf8_lossy(&twice.stdout)
+    );
+
+    // A restore whose object was written again since is not undone.
+    let key = "thera-pipeline/apollo/latest.json";
+    let restored = handle(&emulator, &[p.delete_object(key).await]).remove(0);
+    assert_eq!(restored["resolution"], "remediated", "{restored}");
+    p.s3()
+        .put_object()
+        .bucket(harness::BUCKET)
+        .key(key)
+        .body(b"{\"contacts\": 1300}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let out = run(bin(), &emulator, &["undo", restored["incident"].as_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "a refused undo is reported");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("refused:") && stdout.contains("written after remediator restored"), "{stdout}");
+    assert_eq!(p.object_body(key).await.as_deref(), Some("{\"contacts\": 1300}"), "the newer version stays");
+}

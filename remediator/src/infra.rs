@@ -60,7 +60,7 @@ pub fn granted_actions(policies: &PolicySet) -> Vec<&'static str> {
     let mut all: Vec<&'static str> = CORE_PERMISSIONS.to_vec();
     for p in policies.policies() {
         for a in &p.actions {
-            all.extend_from_slice(a.permissions());
+            all.extend_from_slice(crate::actions::permissions(a));
         }
     }
     all.sort_unstable();
@@ -429,7 +429,7 @@ pub fn declared_permissions() -> Vec<(&'static str, &'static [&'static str])> {
         .filter_map(|name| {
             let text = format!("policies:\n  - {{name: x, match: {{source: [x]}}, actions: [{name}]}}\n");
             let set = PolicySet::from_sources(&[("x.yaml".into(), text)]).ok()?;
-            Some((*name, set.policies()[0].actions[0].permissions()))
+            Some((*name, crate::actions::permissions(&set.policies()[0].actions[0])))
         })
         .collect()
 }

@@ -13,6 +13,7 @@
 //! loaded from YAML with positions ([`yaml`]). The AWS adapters live in [`aws`], behind
 //! the traits [`apply::Executions`], [`record::IncidentLog`] and [`summary::Notifier`].
 
+pub mod actions;
 pub mod apply;
 pub mod aws;
 pub mod clock;
@@ -38,5 +39,4 @@ pub mod schema;
 pub mod summary;
 pub mod sweep;
 pub mod triage;
-pub mod undo;
 pub mod yaml;

@@ -382,6 +382,7 @@ async fn sweep_cmd(mut state_machines: Vec<String>, since: Option<&str>) -> Resu
 }
 
 async fn undo_cmd(incident: &str) -> Result<ExitCode> {
+    use remediator::actions::Undone;
     let (handler, table, _) = build().await?;
     let key = remediator::incident::IncidentKey::from_stored(incident);
     let item = table.get(&key).await?.with_context(|| format!("no incident {incident} in the state table"))?;
@@ -390,26 +391,79 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
         .and_then(Value::as_str)
         .and_then(|o| serde_json::from_str(o).ok())
         .context("the incident has no recorded outcome")?;
-    let reversals = remediator::undo::reversals(&outcome);
+    let reversals = remediator::actions::reversals(&outcome);
     if reversals.is_empty() {
         println!("incident {incident} changed nothing that can be put back");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut failed = 0;
+    let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let (mut failed, mut refused) = (0, 0);
+    let mut results = Vec::new();
     for r in &reversals {
-        match remediator::undo::reverse(r, handler.functions.as_ref(), handler.rules.as_ref(), handler.objects.as_ref())
-            .await
-        {
-            Ok(()) => println!("undone: {} ({})", r.description, r.target),
+        // First what the undo would do (nothing, when the target is back already or was
+        // changed by someone since); then, for a real change, the guards as for any action,
+        // with the pauses read right before acting. A suppression an earlier undo left
+        // does not stop a person's undo.
+        let (functions, rules, objects) =
+            (handler.functions.as_ref(), handler.rules.as_ref(), handler.objects.as_ref());
+        let undone = match remediator::actions::undo(r, functions, rules, objects, true).await {
+            Ok(Undone::WouldHave(_)) => {
+                let now = remediator::clock::now();
+                let mut guards = handler.guards.load(now).await.context("reading pauses")?;
+                guards.pauses.retain(|p| !p.by.starts_with(UNDO_PAUSE_BY));
+                if let Some(reason) = remediator::guard::pause_refusal(&guards, &r.policy, Some(&r.target), now) {
+                    Ok(Undone::Refused(reason))
+                } else if !handler.allow.allows(&r.target) {
+                    Ok(Undone::Refused(format!("{} is outside the allow-list", r.target)))
+                } else {
+                    remediator::actions::undo(r, functions, rules, objects, handler.dry_run).await
+                }
+            }
+            other => other,
+        };
+        let undone = match undone {
+            Ok(undone) => undone,
             Err(e) => {
                 failed += 1;
-                println!("FAILED to {}: {e}", r.description);
+                println!("FAILED to undo {} on {}: {e}", r.action, r.target);
+                results.push(json!({"action": r.action, "target": r.target, "error": e.to_string()}));
+                continue;
             }
+        };
+        match &undone {
+            Undone::Done(d) => println!("undone: {d} ({})", r.target),
+            Undone::Already(d) => println!("nothing to undo: {d}"),
+            Undone::Refused(d) => {
+                refused += 1;
+                println!("refused: {d}");
+            }
+            Undone::WouldHave(d) => println!("dry run: would {d}"),
         }
+        if matches!(undone, Undone::Done(_)) {
+            // The reversal is itself what the shipped policies remediate (a rule disabled,
+            // an object deleted): suppress remediation of this target for an hour, as a
+            // pause anyone can see (`remediator pauses`) and lift (`remediator resume`).
+            let pause = Pause {
+                scope: PauseScope::Target(r.target.clone()),
+                reason: format!("undo of incident {incident} by {by}: its reversal is not remediated"),
+                until: remediator::clock::now() + UNDO_SUPPRESSION.as_secs() as i64,
+                by: format!("{UNDO_PAUSE_BY} ({by})"),
+            };
+            table.set_pause(&pause).await.context("recording the suppression of the reversal")?;
+        }
+        results.push(json!({"action": r.action, "target": r.target, "undo": undone}));
     }
-    table.mark_undone(&key, &std::env::var("USER").unwrap_or_else(|_| "cli".into())).await?;
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    if !handler.dry_run {
+        table.mark_undone(&key, &by, &Value::Array(results)).await?;
+    }
+    Ok(if failed == 0 && refused == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
+
+/// Who the suppression an undo leaves is by.
+const UNDO_PAUSE_BY: &str = "remediator undo";
+
+/// How long remediator leaves alone a target whose change a person undid.
+const UNDO_SUPPRESSION: std::time::Duration = std::time::Duration::from_secs(3600);
 
 async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let window = remediator::policy::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;

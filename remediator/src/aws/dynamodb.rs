@@ -142,15 +142,16 @@ impl StateTable {
         Ok(items)
     }
 
-    /// Records that an incident's changes were put back.
-    pub async fn mark_undone(&self, key: &IncidentKey, by: &str) -> Result<(), AwsError> {
+    /// Records that an incident's changes were put back, and what each undo did.
+    pub async fn mark_undone(&self, key: &IncidentKey, by: &str, results: &serde_json::Value) -> Result<(), AwsError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(key)))
-            .update_expression("SET undone_at = :now, undone_by = :by")
+            .update_expression("SET undone_at = :now, undone_by = :by, undo_results = :results")
             .expression_attribute_values(":now", n(now()))
             .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(":results", s(results.to_string()))
             .send()
             .await
             .map_err(|e| AwsError::sdk("UpdateItem (undo)", e))?;

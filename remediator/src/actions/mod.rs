@@ -1,0 +1,189 @@
+//! The actions, one file each: what an action may call (its IAM permissions, from which
+//! the deployment's policy is generated), how it is applied, and how it is undone (its
+//! before-image, as a type). Adding an action touches its file, the policy language's
+//! `Action` (its parameters and their schema) and the three dispatch lines below.
+//!
+//! Every action is idempotent (a redelivered or taken-over incident never doubles a
+//! change) and calls the preflight immediately before each mutating call, so a pause set
+//! during a wait wins and the before-image is journaled before the change.
+
+pub mod enable_rule;
+pub mod notify;
+pub mod raise;
+pub mod restore_object;
+pub mod retry;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::apply::{Done, ExecutionInfo, FunctionSettings, ObjectVersions, Rules, Services};
+use crate::error::AwsError;
+use crate::incident::Incident;
+use crate::plan::Step;
+use crate::policy::Action;
+
+/// The IAM actions an action needs (checked against the generated template).
+pub fn permissions(action: &Action) -> &'static [&'static str] {
+    match action {
+        Action::Redrive { .. } => retry::REDRIVE_PERMISSIONS,
+        Action::StartExecution { .. } => retry::START_PERMISSIONS,
+        Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } => raise::PERMISSIONS,
+        Action::EnableRule { .. } => enable_rule::PERMISSIONS,
+        Action::RestoreObject { .. } => restore_object::PERMISSIONS,
+        Action::Notify { .. } => notify::PERMISSIONS,
+    }
+}
+
+/// Applies one step that its guards let through.
+pub(crate) async fn run(
+    step: &Step,
+    incident: &Incident,
+    info: Option<&ExecutionInfo>,
+    services: &Services<'_>,
+) -> Done {
+    let target = step.target.as_deref().unwrap_or_default();
+    match &step.action {
+        Action::Notify { severity } => notify::notify(severity),
+        Action::Redrive { delay } => retry::redrive(step, incident, info, services, delay).await,
+        Action::StartExecution { state_machine, input } => {
+            retry::start_execution(step, incident, info, services, state_machine, input).await
+        }
+        Action::RaiseTimeout { factor, max_seconds } => {
+            raise::raise(step, incident, services, target, raise::Kind::Timeout, *factor, *max_seconds).await
+        }
+        Action::RaiseMemory { factor, max_mb } => {
+            raise::raise(step, incident, services, target, raise::Kind::Memory, *factor, *max_mb).await
+        }
+        Action::EnableRule { .. } => enable_rule::enable_rule(step, services, target).await,
+        Action::RestoreObject { .. } => restore_object::restore_object(step, incident, services, target).await,
+    }
+}
+
+/// What an undo did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "result", content = "detail", rename_all = "kebab-case")]
+pub enum Undone {
+    Done(String),
+    /// Nothing to do: the target is as it was before the change (idempotent).
+    Already(String),
+    /// Someone changed the target since remediator did: left alone, with the reason.
+    Refused(String),
+    WouldHave(String),
+}
+
+/// One change to put back, with its typed before-image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reversal {
+    pub action: String,
+    pub target: String,
+    pub policy: String,
+    pub image: BeforeImage,
+}
+
+/// The before-images that can be put back, one variant per action that has an undo.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BeforeImage {
+    Raise(raise::Kind, raise::Before),
+    EnableRule,
+    RestoreObject(restore_object::Before),
+}
+
+/// The reversals of a stored outcome's changes, newest first. Retries of executions
+/// have none: a run cannot be un-run.
+pub fn reversals(outcome: &Value) -> Vec<Reversal> {
+    let mut out = Vec::new();
+    for a in outcome.get("actions").and_then(Value::as_array).into_iter().flatten() {
+        if a.get("result").and_then(Value::as_str) != Some("done") {
+            continue;
+        }
+        let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let Some(before) = a.get("before") else { continue };
+        let image = match text("action").as_str() {
+            "raise-timeout" => raise::Before::parse(before).map(|b| BeforeImage::Raise(raise::Kind::Timeout, b)),
+            "raise-memory" => raise::Before::parse(before).map(|b| BeforeImage::Raise(raise::Kind::Memory, b)),
+            "enable-rule" => Some(BeforeImage::EnableRule),
+            "restore-object" => restore_object::Before::parse(before).map(BeforeImage::RestoreObject),
+            _ => None,
+        };
+        if let Some(image) = image {
+            out.push(Reversal { action: text("action"), target: text("target"), policy: text("policy"), image });
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Puts one change back, if the target still is as remediator left it.
+pub async fn undo(
+    r: &Reversal,
+    functions: &dyn FunctionSettings,
+    rules: &dyn Rules,
+    objects: &dyn ObjectVersions,
+    dry_run: bool,
+) -> Result<Undone, AwsError> {
+    match &r.image {
+        BeforeImage::Raise(kind, before) => raise::undo(*kind, &r.target, before, functions, dry_run).await,
+        BeforeImage::EnableRule => enable_rule::undo(&r.target, rules, dry_run).await,
+        BeforeImage::RestoreObject(before) => restore_object::undo(&r.target, before, objects, dry_run).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The permissions each action declares, written here independently of the files
+    // that declare them: a change to an action's reach must change this test too.
+    #[test]
+    fn each_action_declares_exactly_the_calls_it_makes() {
+        let d = std::time::Duration::ZERO;
+        let cases: Vec<(Action, &[&str])> = vec![
+            (
+                Action::Redrive { delay: d },
+                &[
+                    "states:RedriveExecution",
+                    "states:DescribeExecution",
+                    "states:StartExecution",
+                    "scheduler:CreateSchedule",
+                    "iam:PassRole",
+                ],
+            ),
+            (
+                Action::StartExecution { state_machine: None, input: None },
+                &["states:StartExecution", "states:DescribeExecution"],
+            ),
+            (
+                Action::RaiseTimeout { factor: 1.5, max_seconds: 900 },
+                &["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"],
+            ),
+            (Action::EnableRule { rule: None }, &["events:DescribeRule", "events:EnableRule"]),
+            (
+                Action::RestoreObject { bucket: None, key: None },
+                &["s3:ListBucketVersions", "s3:DeleteObjectVersion", "s3:GetObject"],
+            ),
+        ];
+        for (action, expected) in cases {
+            assert_eq!(permissions(&action), expected, "{}", action.name());
+        }
+    }
+
+    #[test]
+    fn only_done_changes_with_a_before_image_are_reversed_newest_first() {
+        let outcome = serde_json::json!({"actions": [
+            {"action": "raise-timeout", "policy": "p", "target": "arn:aws:lambda:us-east-1:1:function:f", "result": "done", "before": {"timeout": 300, "set_to": 450}},
+            {"action": "redrive", "policy": "p", "target": "arn:aws:states:us-east-1:1:execution:m:r", "result": "done"},
+            {"action": "enable-rule", "policy": "q", "target": "arn:aws:events:us-east-1:1:rule/thera-pipeline-daily-rule", "result": "done", "before": {"state": "DISABLED"}},
+            {"action": "restore-object", "policy": "r", "target": "arn:aws:s3:::b/thera-pipeline/x.json", "result": "refused", "before": {}}
+        ]});
+        let r = reversals(&outcome);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].image, BeforeImage::EnableRule);
+        assert_eq!(
+            r[1].image,
+            BeforeImage::Raise(
+                raise::Kind::Timeout,
+                raise::Before { timeout: Some(300), memory: None, set_to: Some(450) }
+            )
+        );
+    }
+}
