@@ -415,7 +415,7 @@ async fn in_a_storm_later_summaries_fold_into_one_digest() {
 async fn an_undo_sticks_and_its_reversal_is_not_remediated_again() {
     let (emulator, p) = setup().await;
     let rule_event = p.disable_rule(RULES[0]).await;
-    let enabled = handle(&emulator, &[rule_event.clone()]).remove(0);
+    let enabled = handle(&emulator, std::slice::from_ref(&rule_event)).remove(0);
     assert_eq!(enabled["resolution"], "remediated", "{enabled}");
     assert_eq!(p.rule_state(RULES[0]).await, "ENABLED");
     let _ = p.summaries().await;
