@@ -132,8 +132,10 @@ async fn two_concurrent_deliveries_cause_one_action() {
     };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    // One remediates; the other finds it done (a duplicate) or still being handled (a
-    // retryable error: the event comes back, and is then a duplicate).
+    // One remediates; the other finds it done (a duplicate) or still being handled, or
+    // loses the claim on completion (the emulator's conditional writes are not atomic
+    // under concurrency, DynamoDB's are): a retryable error, so the event comes back and
+    // is then a duplicate.
     let mut resolutions = Vec::new();
     for out in [&a, &b] {
         let line = &outcomes(out)[0];
@@ -141,7 +143,6 @@ async fn two_concurrent_deliveries_cause_one_action() {
             resolutions.push(line["resolution"].as_str().unwrap().to_string());
         } else {
             assert_eq!(line["retryable"], true, "{line}");
-            assert!(line["error"].as_str().unwrap().contains("is being handled by"), "{line}");
             let again = run(bin(), &emulator, &["handle", "--event", "-"], Some(&event));
             assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
             resolutions.push(format!("redelivered {}", outcomes(&again)[0]["resolution"].as_str().unwrap()));

@@ -99,6 +99,7 @@ impl ErrorKind {
                 | "RequestTimeoutError"
                 | "ResourceConflict"
                 | "ResourceInUse"
+                | "TransactionCanceled"
                 | "ConditionalCheckFailed"
                 | "TransactionConflict"
                 | "EC2Unexpected"
@@ -207,6 +208,9 @@ mod tests {
             (Some("InternalServerError"), Some(500), ErrorKind::Transient),
             (Some("ServiceUnavailable"), Some(503), ErrorKind::Transient),
             (Some("ResourceConflictException"), Some(409), ErrorKind::Transient),
+            // A write whose condition failed: someone else moved the item (a takeover).
+            (Some("TransactionCanceledException"), Some(400), ErrorKind::Transient),
+            (Some("ConditionalCheckFailedException"), Some(400), ErrorKind::Transient),
             // Unknown codes: the status class decides.
             (Some("SomethingNew"), Some(500), ErrorKind::Transient),
             (Some("SomethingNew"), Some(403), ErrorKind::Denied),

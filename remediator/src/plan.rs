@@ -170,7 +170,8 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
             }
         }
         Action::EnableRule { rule } => match rule_target(incident, rule.as_deref()) {
-            Some(arn) => step.target = Some(arn),
+            Some(Ok(arn)) => step.target = Some(arn),
+            Some(Err(why)) => step.disposition = Disposition::refuse(Refusal::NoTarget, why),
             None => {
                 step.disposition =
                     Disposition::refuse(Refusal::NoTarget, "no rule named by the policy, the event or the alarm")
@@ -197,7 +198,7 @@ pub fn function_qualifier(arn: &str) -> Option<&str> {
 
 /// The rule to enable: from the policy, a CloudTrail `DisableRule` call, or an alarm's
 /// `RuleName` dimension; as an ARN in the event's account and region.
-fn rule_target(incident: &Incident, rule: Option<&str>) -> Option<String> {
+fn rule_target(incident: &Incident, rule: Option<&str>) -> Option<Result<String, String>> {
     let doc = &incident.event.document;
     let from_cloudtrail = || {
         if doc.pointer("/detail/eventName").and_then(Value::as_str) != Some("DisableRule") {
@@ -216,11 +217,15 @@ fn rule_target(incident: &Incident, rule: Option<&str>) -> Option<String> {
     };
     let name = rule.map(str::to_string).or_else(from_cloudtrail).or_else(from_alarm)?;
     if name.starts_with("arn:") {
-        return Some(name);
+        return Some(Ok(name));
     }
-    let region = incident.event.region.as_deref().unwrap_or("us-east-1");
-    let account = incident.event.account.as_deref().unwrap_or("000000000000");
-    Some(format!("arn:aws:events:{region}:{account}:rule/{name}"))
+    // Never a default: a rule is found in the event's own account and region, or not at
+    // all (an allow-list would judge a guessed ARN, not the real rule).
+    let (region, account) = match (incident.event.region.as_deref(), incident.event.account.as_deref()) {
+        (Some(r), Some(a)) if !r.is_empty() && !a.is_empty() => (r, a),
+        _ => return Some(Err(format!("the event names no account or region: rule {name} is not guessed"))),
+    };
+    Some(Ok(format!("arn:aws:events:{region}:{account}:rule/{name}")))
 }
 
 /// The object to restore: from the policy, an S3 event, or an S3 task's diagnosis.
@@ -341,5 +346,42 @@ mod tests {
         let plan = plan(&Incident::new(event, None), &[&set.policies()[0]], false);
         assert!(matches!(plan.steps[0].disposition, Disposition::Refuse { .. }));
         assert_eq!(plan.steps[1].disposition, Disposition::Act);
+    }
+
+    // Issue 10, item 4: no account or region is never filled with a default.
+    #[test]
+    fn a_rule_in_an_event_without_account_or_region_is_refused_not_guessed() {
+        let policy = crate::config::PolicySource::Bundled
+            .load()
+            .unwrap()
+            .policies()
+            .iter()
+            .find(|p| p.actions.iter().any(|a| matches!(a, Action::EnableRule { .. })))
+            .cloned()
+            .unwrap();
+        let event = |account: Option<&str>| {
+            let mut doc = serde_json::json!({
+                "id": "ct", "source": "aws.events", "detail-type": "AWS API Call via CloudTrail", "region": "us-east-1",
+                "detail": {"eventName": "DisableRule", "requestParameters": {"name": "thera-pipeline-daily-rule"}}
+            });
+            if let Some(a) = account {
+                doc["account"] = serde_json::json!(a);
+            }
+            Incident::new(crate::event::Event::from_value(doc).unwrap(), None)
+        };
+        let without = plan(&event(None), &[&policy], false);
+        let step = without.steps.iter().find(|s| matches!(s.action, Action::EnableRule { .. })).unwrap();
+        assert!(
+            matches!(&step.disposition, Disposition::Refuse { refusal: Refusal::NoTarget, reason } if reason.contains("no account or region")),
+            "{:?}",
+            step.disposition
+        );
+        assert_eq!(step.target, None);
+        let with = plan(&event(Some("123456789012")), &[&policy], false);
+        let step = with.steps.iter().find(|s| matches!(s.action, Action::EnableRule { .. })).unwrap();
+        assert_eq!(
+            step.target.as_deref(),
+            Some("arn:aws:events:us-east-1:123456789012:rule/thera-pipeline-daily-rule")
+        );
     }
 }

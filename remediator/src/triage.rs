@@ -133,6 +133,17 @@ pub fn triage(event: &Event, policies: &PolicySet, me: &Identity) -> Triage {
             if !caller.is_empty() && me.is_caller(caller) {
                 return Triage::Ignore(format!("caused by remediator itself ({caller}): ignored"));
             }
+            // CloudTrail is not a command channel: a call that failed changed nothing, and
+            // a rule on another event bus is not the pipeline's schedule.
+            if let Some(code) = event.document.pointer("/detail/errorCode").and_then(Value::as_str) {
+                return Triage::Ignore(format!("the call failed ({code}): it changed nothing"));
+            }
+            if let Some(bus) = event.document.pointer("/detail/requestParameters/eventBusName").and_then(Value::as_str)
+            {
+                if !(bus == "default" || bus.ends_with(":event-bus/default")) {
+                    return Triage::Ignore(format!("the call was on event bus {bus}, not the default bus"));
+                }
+            }
             // Only events some policy wants become incidents.
             if decide_applied(policies, &event.document).is_empty() {
                 return Triage::Ignore("no policy matches this event".into());
@@ -235,6 +246,25 @@ mod tests {
         for (what, event, expected) in cases {
             assert_eq!(triage(&event, &set, &me), expected, "{what}");
         }
+    }
+
+    // Issue 10, item 7: CloudTrail is not a command channel.
+    #[test]
+    fn a_failed_call_or_another_event_bus_is_not_a_failure_to_remediate() {
+        let set = policies();
+        let me = Identity::default();
+        let mut denied = disable_rule("arn:aws:sts::123456789012:assumed-role/ops/alice");
+        denied.document["detail"]["errorCode"] = serde_json::json!("AccessDenied");
+        assert_eq!(
+            triage(&denied, &set, &me),
+            Triage::Ignore("the call failed (AccessDenied): it changed nothing".into())
+        );
+        let mut other_bus = disable_rule("arn:aws:sts::123456789012:assumed-role/ops/alice");
+        other_bus.document["detail"]["requestParameters"]["eventBusName"] = serde_json::json!("partner-bus");
+        assert!(matches!(triage(&other_bus, &set, &me), Triage::Ignore(why) if why.contains("partner-bus")));
+        let mut default_bus = disable_rule("arn:aws:sts::123456789012:assumed-role/ops/alice");
+        default_bus.document["detail"]["requestParameters"]["eventBusName"] = serde_json::json!("default");
+        assert_eq!(triage(&default_bus, &set, &me), Triage::Incident);
     }
 
     #[test]
