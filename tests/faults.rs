@@ -119,14 +119,16 @@ async fn a_duplicate_costs_one_call_and_a_healed_incident_few() {
     assert!(out.status.success());
     let healed = proxy.log();
     // The claim; history ∥ describe ∥ guards; the pauses read again right before the
-    // restart, and the restart; the completion with its follow-up record (one
-    // transaction); then the summary, and its delivery recorded.
+    // restart, the original described again (no second run), and the restart; the
+    // completion with its follow-up record (one transaction); then the summary, and its
+    // delivery recorded.
     let expected = [
         "UpdateItem",
         "GetExecutionHistory",
         "DescribeExecution",
         "Query",
         "Query",
+        "DescribeExecution",
         "StartExecution",
         "TransactWriteItems",
         "Publish",

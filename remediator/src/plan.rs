@@ -268,9 +268,11 @@ fn parse_restart(name: &str) -> Option<(&str, u32)> {
 /// The name of the execution that restarts `name` for the incident with `digest`: the
 /// same for every delivery of one incident (so Step Functions refuses a second start),
 /// one generation more than `name`, and within the 80-character limit.
-pub fn restart_name(name: &str, digest: &str) -> String {
+/// The generation is the number of attempts the lineage has used (restarts and this
+/// execution's redrives) plus one, so that the limit counts both.
+pub fn restart_name(name: &str, redrive_count: u32, digest: &str) -> String {
     let (base, generation) = parse_restart(name).unwrap_or((name, 0));
-    let suffix = format!("{RESTART_MARK}{}-{}", generation + 1, &digest[..8.min(digest.len())]);
+    let suffix = format!("{RESTART_MARK}{}-{}", generation + redrive_count + 1, &digest[..8.min(digest.len())]);
     let room = MAX_EXECUTION_NAME - suffix.len();
     let base: String = base.chars().take(room).collect();
     format!("{base}{suffix}")
@@ -313,9 +315,36 @@ mod tests {
         assert!(
             matches!(&by_redrives.steps[0].disposition, Disposition::Refuse { refusal: Refusal::AttemptsExhausted, reason } if reason.contains("attempts exhausted: 2 of 2"))
         );
-        let restarted = restart_name(&restart_name("run-1", "aaaaaaaa"), "bbbbbbbb");
+        let restarted = restart_name(&restart_name("run-1", 0, "aaaaaaaa"), 0, "bbbbbbbb");
         let by_restarts = plan(&incident(&restarted, 0), &[p], false);
         assert!(matches!(by_restarts.steps[0].disposition, Disposition::Refuse { .. }));
+    }
+
+    // Issue 10, item 3: a chain of redrives and restarts gets max_attempts in all.
+    #[test]
+    fn the_attempt_limit_holds_across_redrives_and_restarts_together() {
+        let text =
+            "policies:\n  - {name: p, match: {source: [aws.states]}, actions: [redrive], limits: {max_attempts: 3}}\n";
+        let set = PolicySet::from_sources(&[("p.yaml".into(), text.into())]).unwrap();
+        let p = &set.policies()[0];
+        let mut attempts = 0;
+        // Original run-1: redriven once (attempt 1 → run-1#1), then restarted when the
+        // redrive was not possible, then that restart redriven, ...
+        let (mut name, mut redrives) = ("run-1".to_string(), 0);
+        for step in 0..10 {
+            let planned = plan(&incident(&name, redrives), &[p], false);
+            if planned.steps[0].disposition != Disposition::Act {
+                break;
+            }
+            attempts += 1;
+            if step % 2 == 0 {
+                redrives += 1;
+            } else {
+                name = restart_name(&name, redrives, "0123456789abcdef");
+                redrives = 0;
+            }
+        }
+        assert_eq!(attempts, 3, "max_attempts: 3 in all");
     }
 
     #[test]
@@ -328,15 +357,16 @@ mod tests {
 
     #[test]
     fn restart_names_are_deterministic_bounded_and_count_generations() {
-        let first = restart_name("run-1", "0123456789abcdef");
+        let first = restart_name("run-1", 0, "0123456789abcdef");
         assert_eq!(first, "run-1-rmd1-01234567");
-        assert_eq!(restart_name("run-1", "0123456789abcdef"), first);
+        assert_eq!(restart_name("run-1", 0, "0123456789abcdef"), first);
         assert_eq!(restart_generation(&first), 1);
-        let second = restart_name(&first, "fedcba9876543210");
+        let second = restart_name(&first, 0, "fedcba9876543210");
         assert_eq!(second, "run-1-rmd2-fedcba98");
+        assert_eq!(restart_name(&first, 2, "fedcba9876543210"), "run-1-rmd4-fedcba98", "redrives count too");
         assert_eq!(restart_generation("run-1"), 0);
         let long = "x".repeat(100);
-        assert_eq!(restart_name(&long, "0123456789abcdef").len(), 80);
+        assert_eq!(restart_name(&long, 0, "0123456789abcdef").len(), 80);
     }
 
     #[test]

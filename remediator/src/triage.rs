@@ -109,6 +109,17 @@ pub fn triage(event: &Event, policies: &PolicySet, me: &Identity) -> Triage {
             if change.status == "SUCCEEDED" && is_retry(change) {
                 return Triage::Verification { watched: IncidentKey::for_event(event).to_string() };
             }
+            // An execution a person aborted is a human decision: retried only when a
+            // policy asks for it explicitly (`status: [ABORTED]`).
+            if change.status == "ABORTED" {
+                if decide_applied(policies, &event.document).is_empty() {
+                    return Triage::Ignore(
+                        "the execution was ABORTED: a person's decision, not retried unless a policy matches status ABORTED"
+                            .into(),
+                    );
+                }
+                return Triage::Incident;
+            }
             if !change.is_failure() {
                 return Triage::Ignore(format!("execution status {}: nothing to heal", change.status));
             }
@@ -205,6 +216,14 @@ mod tests {
         let cases: Vec<(&str, Event, Triage)> = vec![
             ("a failure", sfn("FAILED", "run-1", 0), Triage::Incident),
             ("a timeout", sfn("TIMED_OUT", "run-1", 0), Triage::Incident),
+            (
+                "an abort by a person",
+                sfn("ABORTED", "run-1", 0),
+                Triage::Ignore(
+                    "the execution was ABORTED: a person's decision, not retried unless a policy matches status ABORTED"
+                        .into(),
+                ),
+            ),
             ("a first run's success", sfn("SUCCEEDED", "run-1", 0), Triage::Ignore("execution status SUCCEEDED: nothing to heal".into())),
             (
                 "a redriven run's success",

@@ -177,7 +177,24 @@ async fn restart(
     };
     let state_machine =
         if info.state_machine_arn.is_empty() { execution.state_machine_arn() } else { info.state_machine_arn.clone() };
-    let name = restart_name(execution.name(), &incident.key.digest(16));
+    // No second run: right before starting one, the original must still be where the
+    // diagnosis left it (not running again, not redriven by someone meanwhile).
+    match executions.describe(execution).await {
+        Ok(now) if matches!(now.status.as_str(), "RUNNING" | "PENDING_REDRIVE" | "SUCCEEDED") => {
+            return done(StepResult::Skipped, format!("the execution is {} now: someone else retried it", now.status))
+        }
+        Ok(now) if now.redrive_count > info.redrive_count => {
+            return done(
+                StepResult::Skipped,
+                format!("the execution was redriven meanwhile (redrive {}): not restarted as well", now.redrive_count),
+            )
+        }
+        Ok(_) => {}
+        Err(e) => return failed("DescribeExecution (before restarting)", &e),
+    }
+    // The new run's name carries every attempt used so far, redrives included, so the
+    // attempt limit holds across a chain of redrives and restarts.
+    let name = restart_name(execution.name(), info.redrive_count, &incident.key.digest(16));
     let restarted = |arn: &str, detail: String| Done {
         short: Some("restarted".into()),
         follow_up: Some(format!("{arn}#0")),
