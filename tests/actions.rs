@@ -121,6 +121,17 @@ async fn a_disabled_pipeline_rule_is_enabled_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn while_paused_a_disabled_rule_stays_disabled_and_a_summary_says_why() {
     let (emulator, p) = setup().await;
+    // A pause of nothing is an error, not a silent no-op (issue 10, item 5).
+    let unknown = run(bin(), &emulator, &["pause", "--policy", "reenable-rules", "--reason", "x", "--for", "1h"], None);
+    assert_ne!(unknown.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no such policy"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    let bad = run(bin(), &emulator, &["pause", "--target", "thera-pipeline-*", "--reason", "x", "--for", "1h"], None);
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not an ARN"), "{}", String::from_utf8_lossy(&bad.stderr));
     let out = run(bin(), &emulator, &["pause", "--reason", "emergency stop: bad Apollo data", "--for", "2h"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let event = p.disable_rule(RULES[1]).await;

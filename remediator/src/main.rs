@@ -321,6 +321,24 @@ async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<
     if reason.trim().is_empty() {
         bail!("--reason must say why (it is shown in every summary while paused)");
     }
+    // A pause of nothing is worse than none: it looks like safety and stops nothing.
+    match &scope {
+        PauseScope::Policy(name) => {
+            let config = Config::from_env()?;
+            let policies = config.policies.load()?;
+            if policies.get(name).is_none() {
+                let known: Vec<&str> = policies.policies().iter().map(|p| p.name.as_str()).collect();
+                bail!("--policy {name}: no such policy (policies: {})", known.join(", "));
+            }
+        }
+        PauseScope::Target(pattern) => {
+            if !pattern.starts_with("arn:") || pattern.split(':').count() < 6 {
+                bail!("--target {pattern}: not an ARN or ARN pattern (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE, with *)");
+            }
+            remediator::pattern::Glob::new(pattern).map_err(|e| anyhow::anyhow!("--target {pattern}: {e}"))?;
+        }
+        PauseScope::Global => {}
+    }
     let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     let pause = Pause { scope, reason, until: remediator::clock::now() + length.as_secs() as i64, by };
     state_table().await?.set_pause(&pause).await.context("recording the pause")?;
