@@ -150,7 +150,7 @@ async fn two_concurrent_deliveries_cause_one_action() {
     }
     resolutions.sort();
     assert!(
-        resolutions == ["remediated", "redelivered duplicate"] || resolutions == ["duplicate", "remediated"],
+        resolutions == ["redelivered duplicate", "remediated"] || resolutions == ["duplicate", "remediated"],
         "{resolutions:?}"
     );
     assert_eq!(p.execution_names().await.len(), 2, "exactly one restart");

@@ -424,3 +424,30 @@ async fn one_incident_delivered_again_and_again_counts_once_toward_the_circuit()
         .expect("the circuit counts");
     assert_eq!(circuit["failed_incidents"].as_array().map(Vec::len), Some(1), "{circuit}");
 }
+
+// Issue 10, item 8: change locks belong to the incident that took them and hold for a
+// while, not for 90 days; only an applied change counts as "changed since".
+#[tokio::test(flavor = "multi_thread")]
+async fn change_locks_hold_briefly_belong_to_their_incident_and_count_only_when_applied() {
+    use remediator::apply::ChangeLocks;
+    let (emulator, _p, _proxy) = setup().await;
+    let table = remediator::aws::dynamodb::StateTable::new(
+        aws_sdk_dynamodb::Client::new(&emulator.sdk()),
+        harness::STATE_TABLE,
+    );
+    let f = "arn:aws:lambda:us-east-1:123456789012:function:thera-pipeline-prod-apollo-full-pull";
+    let hold = std::time::Duration::from_secs(2);
+    assert!(table.claim_change(f, "timeout", "300", "incident-a", hold).await.unwrap());
+    assert!(!table.claim_change(f, "timeout", "300", "incident-b", hold).await.unwrap(), "the burst's other incident");
+    assert!(
+        table.claim_change(f, "timeout", "300", "incident-a", hold).await.unwrap(),
+        "a takeover of the same incident"
+    );
+    // A raise that crashed before it was applied is no change.
+    assert_eq!(table.last_change(f, "timeout").await.unwrap(), None);
+    table.applied_change(f, "timeout", "300", "450").await.unwrap();
+    assert!(table.last_change(f, "timeout").await.unwrap().is_some());
+    // After a redeploy puts 300 back, a later incident may raise it again.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert!(table.claim_change(f, "timeout", "300", "incident-c", hold).await.unwrap());
+}

@@ -144,13 +144,25 @@ pub trait ObjectVersions: Send + Sync {
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, AwsError>;
 }
 
-/// Changes remediator made to a target, recorded so that concurrent and later
-/// incidents of one burst do not repeat them: the first to claim "change C of target T
-/// from value V" makes it; the others find it claimed.
+/// Changes remediator makes to a target, locked so that the concurrent incidents of one
+/// burst do not repeat them: the first to claim "change C of target T from value V"
+/// makes it; the others find it claimed. A lock belongs to the incident that took it
+/// (its takeover may claim it again) and holds only for `hold` (a redeploy that puts the
+/// old value back days later is raised again); only a change that was applied counts as
+/// "changed since this failure" (a raise that crashed halfway does not).
 #[async_trait]
 pub trait ChangeLocks: Send + Sync {
-    async fn claim_change(&self, target: &str, change: &str, from: &str, incident: &str) -> Result<bool, AwsError>;
-    /// When remediator last changed `change` of `target` (Unix seconds), if ever.
+    async fn claim_change(
+        &self,
+        target: &str,
+        change: &str,
+        from: &str,
+        incident: &str,
+        hold: std::time::Duration,
+    ) -> Result<bool, AwsError>;
+    /// Records that the claimed change was applied, to `to`.
+    async fn applied_change(&self, target: &str, change: &str, from: &str, to: &str) -> Result<(), AwsError>;
+    /// When remediator last applied `change` to `target` (Unix seconds), if ever.
     async fn last_change(&self, target: &str, change: &str) -> Result<Option<i64>, AwsError>;
 }
 

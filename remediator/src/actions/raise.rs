@@ -55,6 +55,10 @@ impl Kind {
     }
 }
 
+/// How long a change lock keeps other incidents from the same change: a burst of
+/// failures from one timeout arrives within minutes.
+const CHANGE_HOLD: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How long to wait for `LastUpdateStatus` to leave `InProgress`.
 const UPDATE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -116,7 +120,8 @@ pub(crate) async fn raise(
     if let Some(stop) = services.preflight(step, function, before.as_ref()).await {
         return stop;
     }
-    match services.locks.claim_change(function, kind.name(), &current.to_string(), incident.key.as_str()).await {
+    let from = current.to_string();
+    match services.locks.claim_change(function, kind.name(), &from, incident.key.as_str(), CHANGE_HOLD).await {
         Ok(true) => {}
         Ok(false) => {
             return done(
@@ -159,6 +164,9 @@ pub(crate) async fn raise(
             Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
             Err(e) => return failed("GetFunctionConfiguration", &e),
         }
+    }
+    if let Err(e) = services.locks.applied_change(function, kind.name(), &from, &target.to_string()).await {
+        tracing::warn!(function, error = %e, "the raise is in force but could not be recorded as applied");
     }
     Done { before, short: Some(short.clone()), ..done(StepResult::Done, format!("raised {short}")) }
 }

@@ -751,7 +751,15 @@ impl StateTable {
 
 #[async_trait]
 impl ChangeLocks for StateTable {
-    async fn claim_change(&self, target: &str, change: &str, from: &str, incident: &str) -> Result<bool, AwsError> {
+    async fn claim_change(
+        &self,
+        target: &str,
+        change: &str,
+        from: &str,
+        incident: &str,
+        hold: std::time::Duration,
+    ) -> Result<bool, AwsError> {
+        let now = now();
         let result = self
             .client
             .put_item()
@@ -759,9 +767,13 @@ impl ChangeLocks for StateTable {
             .item("pk", s(format!("CHANGE#{target}")))
             .item("sk", s(format!("{change}#{from}")))
             .item("incident", s(incident))
-            .item("at", n(now()))
-            .item("expires_at", n(now() + RETENTION_SECS))
-            .condition_expression("attribute_not_exists(pk)")
+            .item("at", n(now))
+            .item("hold_until", n(now + hold.as_secs()))
+            .item("expires_at", n(now + RETENTION_SECS))
+            // Free, ours (a takeover of the same incident), or held past its time.
+            .condition_expression("attribute_not_exists(pk) OR incident = :incident OR hold_until < :now")
+            .expression_attribute_values(":incident", s(incident))
+            .expression_attribute_values(":now", n(now))
             .send()
             .await;
         match result {
@@ -771,6 +783,22 @@ impl ChangeLocks for StateTable {
             }
             Err(e) => Err(AwsError::sdk("PutItem (change lock)", e)),
         }
+    }
+
+    async fn applied_change(&self, target: &str, change: &str, from: &str, to: &str) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CHANGE#{target}")))
+            .key("sk", s(format!("{change}#{from}")))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET applied_at = :now, set_to = :to")
+            .expression_attribute_values(":now", n(now()))
+            .expression_attribute_values(":to", s(to))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("UpdateItem (change applied)", e))?;
+        Ok(())
     }
 
     async fn last_change(&self, target: &str, change: &str) -> Result<Option<i64>, AwsError> {
@@ -785,11 +813,8 @@ impl ChangeLocks for StateTable {
             .send()
             .await
             .map_err(|e| AwsError::sdk("Query (changes)", e))?;
-        Ok(out
-            .items()
-            .iter()
-            .filter_map(|i| i.get("at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()))
-            .max())
+        // Only changes that were applied: a claim whose raise never happened is no change.
+        Ok(out.items().iter().filter_map(|i| number(i, "applied_at")).max())
     }
 }
 
