@@ -8,7 +8,7 @@ use remediator::guard::AllowList;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    match remediator::event::Event::parse(text) {
+    match remediator_policy::event::Event::parse(text) {
         Ok(_) => {
             let policies = PolicySource::Bundled.load().expect("bundled policies load");
             let doc: serde_json::Value = serde_json::from_str(text).expect("parsed once already");

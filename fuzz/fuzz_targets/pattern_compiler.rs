@@ -6,9 +6,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    if let Ok(p) = remediator::pattern::Pattern::from_json(&value) {
+    if let Ok(p) = remediator_policy::pattern::Pattern::from_json(&value) {
         let _ = p.matches(&value);
-        let event = serde_json::json!({"source": "aws.states", "detail": {"status": "FAILED", "n": 3, "ip": "10.0.0.1"}});
+        let event =
+            serde_json::json!({"source": "aws.states", "detail": {"status": "FAILED", "n": 3, "ip": "10.0.0.1"}});
         let _ = p.matches(&event);
         let _ = p.first_mismatch(&event);
     }

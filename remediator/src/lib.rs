@@ -12,16 +12,20 @@
 //! offline. Policies ([`policy`]) are EventBridge patterns ([`pattern`]) with actions,
 //! loaded from YAML with positions ([`yaml`]). The AWS adapters live in [`aws`], behind
 //! the traits [`apply::Executions`], [`record::IncidentLog`] and [`summary::Notifier`].
+//!
+//! The policy language ([`yaml`], [`pattern`], [`policy`], [`schema`], [`event`] and
+//! [`decide`]) is the crate `remediator-policy`, which builds without the AWS SDK; it is
+//! re-exported here under the same paths.
+
+pub use remediator_policy::{decide, event, pattern, policy, schema, yaml};
 
 pub mod actions;
 pub mod apply;
 pub mod aws;
 pub mod clock;
 pub mod config;
-pub mod decide;
 pub mod diagnose;
 pub mod error;
-pub mod event;
 pub mod explain;
 pub mod guard;
 pub mod handle;
@@ -29,14 +33,10 @@ pub mod incident;
 pub mod infra;
 pub mod metrics;
 pub mod outcome;
-pub mod pattern;
 pub mod plan;
-pub mod policy;
 pub mod record;
 pub mod redact;
 pub mod rules;
-pub mod schema;
 pub mod summary;
 pub mod sweep;
 pub mod triage;
-pub mod yaml;
