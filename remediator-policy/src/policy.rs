@@ -137,27 +137,6 @@ impl Action {
         }
     }
 
-    /// The IAM actions this step needs (checked against `infra/`).
-    pub fn permissions(&self) -> &'static [&'static str] {
-        match self {
-            // A delay longer than an invocation should wait becomes a Scheduler timer.
-            Action::Redrive { .. } => &[
-                "states:RedriveExecution",
-                "states:DescribeExecution",
-                "states:StartExecution",
-                "scheduler:CreateSchedule",
-                "iam:PassRole",
-            ],
-            Action::StartExecution { .. } => &["states:StartExecution", "states:DescribeExecution"],
-            Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } => {
-                &["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"]
-            }
-            Action::EnableRule { .. } => &["events:DescribeRule", "events:EnableRule"],
-            Action::RestoreObject { .. } => &["s3:ListBucketVersions", "s3:DeleteObjectVersion", "s3:GetObject"],
-            Action::Notify { .. } => &["sns:Publish"],
-        }
-    }
-
     /// Whether the step changes AWS (and so is skipped in dry-run).
     pub fn is_mutating(&self) -> bool {
         !matches!(self, Action::Notify { .. })
