@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 EMULATOR_STAMP := $(VENV)/.installed-$(shell sha256sum tests/emulator-requirements.txt | cut -c1-12)
 export CARGO_TERM_COLOR ?= never
+# Where cargo puts its builds (CARGO_TARGET_DIR when set, as with a shared build cache).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 SAM_STAMP := .venv-sam/.installed-$(shell sha256sum infra/lint-sam-requirements.txt | cut -c1-12)
 CHECKOV_STAMP := .venv-checkov/.installed-$(shell sha256sum infra/lint-checkov-requirements.txt | cut -c1-12)
@@ -14,15 +16,15 @@ CHECKOV_STAMP := .venv-checkov/.installed-$(shell sha256sum infra/lint-checkov-r
 ## demo: start the emulator, build a miniature Thera pipeline, heal one failure, report another
 demo: emulator
 	cargo build --quiet --bin remediator --example demo
-	./target/debug/examples/demo
+	$(TARGET_DIR)/debug/examples/demo
 
 ## test: everything, green: format, lints, unit and end-to-end tests, policy checks
 test: emulator
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test --workspace
-	./target/debug/remediator validate --policies policies
-	./target/debug/remediator test --policies policies
+	$(TARGET_DIR)/debug/remediator validate --policies policies
+	$(TARGET_DIR)/debug/remediator test --policies policies
 	$(MAKE) --no-print-directory lint-infra
 
 ## emulator: install the pinned moto server into .venv
@@ -54,7 +56,7 @@ fuzz:
 ## bench-storm: a storm of failures with duplicates against the emulator (STORM_EVENTS, default 10000)
 bench-storm: emulator
 	cargo build --release --quiet --bin remediator --example bench_storm
-	./target/release/examples/bench_storm
+	$(TARGET_DIR)/release/examples/bench_storm
 
 ## template: regenerate infra/template.json from the policies and the actions' permissions
 template:
@@ -105,4 +107,4 @@ clean:
 ## bench: throughput of the policy engine (release build), printed as a table
 bench:
 	cargo build --release --quiet --bin remediator --example bench_engine
-	./target/release/examples/bench_engine
+	$(TARGET_DIR)/release/examples/bench_engine

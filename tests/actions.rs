@@ -40,24 +40,31 @@ async fn a_lambda_timeout_raises_the_timeout_then_restarts_the_execution() {
     let event = p.status_event(&arn, false).await;
     let outcome = &handle(&emulator, &[event])[0];
     assert_eq!(outcome["policy"], "raise-timeout-then-redrive", "{outcome}");
-    assert_eq!(outcome["diagnosis"]["error"], "States.Timeout");
-    assert_eq!(outcome["diagnosis"]["resource"], format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"));
+    let diagnosis = &outcome["diagnosis"];
+    assert_eq!(diagnosis["state"], "PullApolloFull");
+    assert_eq!(diagnosis["error"], "Sandbox.Timedout");
+    assert!(diagnosis["cause"].as_str().unwrap().contains("Task timed out after 300.00 seconds"), "{diagnosis}");
+    assert_eq!(diagnosis["resource"], format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"));
+    assert_eq!(diagnosis["timeoutKind"], "function");
+    assert_eq!(diagnosis["timedOutAfterSeconds"], 300.0);
     assert_eq!(outcome["actions"][0]["detail"], "raised timeout 300s→450s", "{outcome}");
     assert_eq!(outcome["actions"][0]["before"]["timeout"], 300);
     assert!(outcome["actions"][1]["detail"].as_str().unwrap().starts_with("restarted as"), "{outcome}");
     assert_eq!(outcome["resolution"], "remediated");
     assert_eq!(p.function_settings().await, (450, 512));
     let subject = p.summaries().await[0]["Subject"].as_str().unwrap().to_string();
-    assert_eq!(subject, "[timeout 300s→450s, restarted] thera-pipeline-prod-daily: States.Timeout at PullApolloFull");
+    assert_eq!(subject, "[timeout 300s→450s, restarted] thera-pipeline-prod-daily: Sandbox.Timedout at PullApolloFull");
 
-    // The restart times out too: the first incident is still failing, the second is
-    // attempt 2 of 2 and raises once more; a third would be refused.
+    // The restart times out too, now at 450 s: the first incident is still failing, the
+    // second is attempt 2 of 2 and raises once more; a third would be refused.
     let restart = outcome["actions"][1]["follow_up"].as_str().unwrap().trim_end_matches("#0").to_string();
     assert_eq!(p.wait(&restart).await, "FAILED");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let second = &handle(&emulator, &[p.status_event(&restart, false).await])[0];
     assert!(second["note"].as_str().unwrap().contains("still failing"), "{second}");
     assert_eq!(p.incident_item(outcome["incident"].as_str().unwrap()).await.unwrap()["verification"], "still-failing");
+    assert_eq!(second["diagnosis"]["timedOutAfterSeconds"], 450.0, "{second}");
+    assert_eq!(second["actions"][0]["detail"], "raised timeout 450s→675s", "{second}");
     assert_eq!(second["actions"][1]["attempt"], "2 of 2");
     let third_run = second["actions"][1]["follow_up"].as_str().unwrap().trim_end_matches("#0").to_string();
     assert_eq!(p.wait(&third_run).await, "FAILED");
@@ -104,6 +111,55 @@ async fn at_the_cap_the_timeout_is_not_raised_and_the_failure_is_escalated() {
     assert_eq!(p.function_settings().await.0, 900);
     assert_eq!(p.execution_names().await.len(), 1);
     assert!(p.summaries().await[0]["Subject"].as_str().unwrap().starts_with("[refused]"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_states_own_timeout_is_reported_and_the_functions_timeout_is_left_alone() {
+    let (emulator, p) = setup().await;
+    let function = format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}");
+    let arn = p.run_execution("export-2026-11-29", "apollo-export").await;
+    let event = p.status_event(&arn, false).await;
+    let outcome = &handle(&emulator, std::slice::from_ref(&event))[0];
+    assert_eq!(outcome["policy"], "report-state-timeout", "{outcome}");
+    let diagnosis = &outcome["diagnosis"];
+    assert_eq!(diagnosis["state"], "ExportApollo");
+    assert_eq!(diagnosis["error"], "States.Timeout");
+    assert_eq!(diagnosis["resource"], function);
+    assert_eq!(diagnosis["timeoutKind"], "state", "{diagnosis}");
+    assert_eq!(diagnosis["stateTimeoutSeconds"], 1);
+    assert!(diagnosis.get("timedOutAfterSeconds").is_none(), "{diagnosis}");
+    assert_eq!(outcome["resolution"], "notified", "{outcome}");
+    assert_eq!(p.function_settings().await, (300, 512), "the function's timeout is not raised");
+    assert_eq!(p.execution_names().await.len(), 1, "nothing restarted");
+    let summaries = p.summaries().await;
+    assert_eq!(summaries.len(), 1);
+    let message = summaries[0]["Message"].as_str().unwrap();
+    assert!(message.contains("the state's TimeoutSeconds (1 s) ran out"), "{message}");
+    assert!(message.contains("not the function's timeout, so it was not raised"), "{message}");
+
+    // A policy that would raise the timeout on any States.Timeout is stopped by apply's
+    // own check: the time that ran out was not the function's.
+    let arn = p.run_execution("export-raise-2026-11-29", "apollo-export").await;
+    let event = p.status_event(&arn, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "policies:\n  - {name: raise-on-any-timeout, match: {source: [aws.states], diagnosis: {error: [States.Timeout]}}, \
+         actions: [{raise-timeout: {factor: 1.5, max_seconds: 900}}]}\n",
+    )
+    .unwrap();
+    let out = run_with(
+        bin(),
+        &emulator,
+        &["handle", "--event", "-"],
+        Some(&event.to_string()),
+        &[("REMEDIATOR_POLICIES", dir.path().to_str().unwrap())],
+    );
+    let refused = &outcomes(&out)[0];
+    assert_eq!(refused["actions"][0]["result"], "refused", "{refused}");
+    let detail = refused["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("the state (its TimeoutSeconds) timed out, not the function"), "{detail}");
+    assert_eq!(p.function_settings().await, (300, 512));
 }
 
 #[tokio::test(flavor = "multi_thread")]

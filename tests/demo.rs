@@ -124,16 +124,19 @@ async fn main() {
     section("The same failure delivered again (EventBridge is at-least-once)");
     demo.handle(&event, false).await;
 
-    section("Row 1: the Apollo full pull times out (States.Timeout on the Lambda task)");
+    section("Row 1: the Apollo full pull runs out of its function's time");
     let slow = p.run_execution("full-2026-11-29", "apollo-full").await;
     println!("execution {slow}: {}", p.wait(&slow).await);
     demo.handle(&p.status_event(&slow, false).await, false).await;
-    println!(
-        "function {} now: timeout {}s, memory {} MB",
-        harness::FUNCTION,
-        p.function_settings().await.0,
-        p.function_settings().await.1
-    );
+    let (timeout, memory) = p.function_settings().await;
+    println!("function {} now: timeout {timeout}s, memory {memory} MB", harness::FUNCTION);
+
+    section("Row 1, near miss: the export state's own TimeoutSeconds runs out");
+    let export = p.run_execution("export-2026-11-29", "apollo-export").await;
+    println!("execution {export}: {}", p.wait(&export).await);
+    demo.handle(&p.status_event(&export, false).await, false).await;
+    let (timeout, _) = p.function_settings().await;
+    println!("function {} still: timeout {timeout}s (a longer function timeout cannot help)", harness::FUNCTION);
 
     section("Row 2: out of memory (offline: the emulator cannot run a function out of memory)");
     println!("$ remediator explain --event thera-daily-failed-2022.json --history lambda-oom-history.json");

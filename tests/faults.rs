@@ -61,6 +61,10 @@ async fn a_start_whose_response_was_lost_is_confirmed_not_run_twice() {
     let (emulator, p, proxy) = setup().await;
     let event = throttled_failure(&p, "faulty-2").await;
     proxy.arm("StartExecution", Fault::LoseResponse, 1);
+    // The SDK's retry arrives once the restart has finished: StartExecution with the same
+    // name and input answers ExecutionAlreadyExists for a closed execution (for a running
+    // one it returns that execution, and the test would depend on timing).
+    proxy.arm("StartExecution", Fault::Delay(std::time::Duration::from_secs(2)), 1);
     let out = handle_via(&emulator, &proxy, &event);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let outcome = &outcomes(&out)[0];

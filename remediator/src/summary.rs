@@ -95,7 +95,16 @@ pub fn compose(f: &Facts) -> Summary {
         line("Execution:", e.as_str());
     }
     if let Some(s) = &d.state {
-        line("Failed state:", s);
+        let within = match (&d.parent_state, &d.branch, d.map_iteration) {
+            (Some(p), Some(b), _) => format!(" (branch {b} of {p})"),
+            (Some(p), None, Some(i)) => format!(" (iteration {i} of {p})"),
+            (None, None, Some(i)) => format!(" (Map iteration {i})"),
+            _ => String::new(),
+        };
+        line("Failed state:", &format!("{s}{within}"));
+    }
+    if let Some(t) = timeout_line(&d) {
+        line("Timeout:", &t);
     }
     if let Some(r) = &d.resource {
         line("Resource:", r);
@@ -355,6 +364,29 @@ fn short_name(arn: &str) -> String {
     tail.rsplit('/').next().unwrap_or(tail).to_string()
 }
 
+/// Whose time ran out, with the limit and how long the task ran.
+fn timeout_line(d: &crate::diagnose::Diagnosis) -> Option<String> {
+    use crate::diagnose::TimeoutKind;
+    let ran = d.duration_seconds.map(|r| format!("; it ran {r:.1} s")).unwrap_or_default();
+    let limit =
+        |what: &str, s: Option<u64>| s.map_or(format!("the state's {what}"), |s| format!("the state's {what} ({s} s)"));
+    Some(match d.timeout_kind? {
+        TimeoutKind::Function => match d.timed_out_after_seconds {
+            Some(n) => format!("the function ran out of its own time (Lambda stopped it after {n:.2} s)"),
+            None => format!("the function ran out of its own time{ran}"),
+        },
+        TimeoutKind::State => format!(
+            "{} ran out{ran}; not the function's timeout, so it was not raised",
+            limit("TimeoutSeconds", d.state_timeout_seconds)
+        ),
+        TimeoutKind::Heartbeat => format!(
+            "no heartbeat within {}{ran}; not the function's timeout, so it was not raised",
+            limit("HeartbeatSeconds", d.heartbeat_seconds)
+        ),
+        TimeoutKind::Execution => "the execution's TimeoutSeconds ran out".to_string(),
+    })
+}
+
 /// Subjects: under 100 characters, printable, one line.
 fn clean_subject(s: &str) -> String {
     let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -419,6 +451,41 @@ mod tests {
         assert_eq!(chat["content"]["title"], s.subject);
         assert!(chat["content"]["description"].as_str().unwrap().contains("Failed state:  PullApolloDelta"));
         assert!(!m.to_string().contains("SEEDED-SECRET"));
+    }
+
+    #[test]
+    fn a_state_timeout_in_a_branch_is_reported_with_its_limit_and_duration() {
+        let mut i = incident();
+        i.diagnosis = Some(Diagnosis {
+            state: Some("PullApolloDelta".into()),
+            error: Some("States.Timeout".into()),
+            parent_state: Some("PullSources".into()),
+            branch: Some("PullApolloDelta".into()),
+            timeout_kind: Some(crate::diagnose::TimeoutKind::State),
+            state_timeout_seconds: Some(60),
+            duration_seconds: Some(60.01),
+            ..Diagnosis::default()
+        });
+        let s = compose(&Facts {
+            incident: &i,
+            policy: None,
+            steps: &[],
+            resolution: Resolution::Notified,
+            dry_run: false,
+            note: None,
+        });
+        assert!(
+            s.body.contains("Failed state:  PullApolloDelta (branch PullApolloDelta of PullSources)"),
+            "{}",
+            s.body
+        );
+        assert!(
+            s.body.contains(
+                "Timeout:       the state's TimeoutSeconds (60 s) ran out; it ran 60.0 s; not the function's"
+            ),
+            "{}",
+            s.body
+        );
     }
 
     #[test]

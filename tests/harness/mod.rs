@@ -130,8 +130,16 @@ pub fn execution_arn(name: &str) -> String {
 
 /// The state machine: a Choice routes by job; the Apollo pull "fails" with a throttling
 /// error while the quota table says so (an SDK-integration task reads it), and the
-/// Firecrawl pull fails with an invalid API key. The emulator cannot invoke Lambda, so
-/// the failing steps are Fail states that carry the real error and cause.
+/// Firecrawl pull fails with an invalid API key. The emulator runs no function code, so
+/// those failing steps are Fail states that carry the real error and cause.
+///
+/// The two timeouts are real Lambda tasks. `apollo-full` invokes the function with work
+/// that takes an hour (`simulatedRunSeconds`): the emulated Lambda stops it at the
+/// function's configured timeout, and Step Functions records `TaskFailed` with
+/// `Sandbox.Timedout` and "Task timed out after 300.00 seconds" (tests/moto_server.py),
+/// the function's own timeout. `apollo-export` invokes it with a task token and waits
+/// for a callback that never comes within the state's `TimeoutSeconds` of 1 s:
+/// `TaskTimedOut`, the state's timeout, not the function's.
 fn definition() -> String {
     json!({
         "Comment": "Miniature Thera pipeline for remediator's tests and demo",
@@ -139,11 +147,16 @@ fn definition() -> String {
         "States": {
             "Route": {"Type": "Choice", "Choices": [
                 {"Variable": "$.job", "StringEquals": "firecrawl", "Next": "PullFirecrawl"},
-                {"Variable": "$.job", "StringEquals": "apollo-full", "Next": "PullApolloFull"}
+                {"Variable": "$.job", "StringEquals": "apollo-full", "Next": "PullApolloFull"},
+                {"Variable": "$.job", "StringEquals": "apollo-export", "Next": "ExportApollo"}
             ], "Default": "CheckApolloQuota"},
-            // A real Lambda task that times out: the function is invoked, and the task
-            // waits for a callback that never comes within its 1 s timeout.
-            "PullApolloFull": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            // The function runs out of its own time: the work needs longer than any
+            // timeout it can have (900 s at most).
+            "PullApolloFull": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": FUNCTION, "Payload": {"since.$": "$.since", "simulatedRunSeconds": 3600}}, "End": true},
+            // The state runs out of its own time: the function is invoked, and the task
+            // waits for a callback that never comes within its 1 s TimeoutSeconds.
+            "ExportApollo": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
                 "Parameters": {"FunctionName": FUNCTION, "Payload": {"token.$": "$$.Task.Token"}}, "TimeoutSeconds": 1, "End": true},
             "CheckApolloQuota": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:dynamodb:getItem",
                 "Parameters": {"TableName": QUOTA_TABLE, "Key": {"pk": {"S": "apollo"}}}, "ResultPath": "$.quota", "Next": "Throttled?"},
@@ -296,8 +309,8 @@ impl Pipeline {
             .expect("PutItem quota");
     }
 
-    /// Starts an execution of `job` (`apollo-delta` or `firecrawl`) with a seeded secret
-    /// in its input, and waits until it stops.
+    /// Starts an execution of `job` (`apollo-delta`, `apollo-full`, `apollo-export` or
+    /// `firecrawl`) with a seeded secret in its input, and waits until it stops.
     pub async fn run_execution(&self, name: &str, job: &str) -> String {
         let input = json!({"job": job, "since": "2026-11-28", "apollo_api_key": SEEDED_SECRET}).to_string();
         let arn = self

@@ -97,6 +97,12 @@ pub(crate) async fn raise(
             );
         }
     }
+    // Only the function's own timeout is helped by raising it (failure-modes.md row 1).
+    if let (Kind::Timeout, Some(why)) =
+        (kind, incident.diagnosis.as_ref().and_then(|d| d.refuse_timeout_raise(current)))
+    {
+        return refused(Refusal::NotApplicable, format!("timeout not raised: {why}"));
+    }
     if current >= cap {
         return refused(
             Refusal::NotApplicable,

@@ -169,19 +169,37 @@ fn convert(e: &SdkEvent) -> HistoryEvent {
             resource_type: d.resource_type().to_string(),
             resource: d.resource().to_string(),
             parameters: Some(d.parameters().to_string()),
+            timeout_seconds: d.timeout_in_seconds().and_then(|t| u64::try_from(t).ok()),
+            heartbeat_seconds: d.heartbeat_in_seconds().and_then(|t| u64::try_from(t).ok()),
         })
     } else {
         e.lambda_function_scheduled_event_details().map(|d| Scheduled {
             resource_type: "lambda".into(),
             resource: d.resource().to_string(),
             parameters: None,
+            timeout_seconds: d.timeout_in_seconds().and_then(|t| u64::try_from(t).ok()),
+            heartbeat_seconds: None,
         })
     };
+    let iteration = [
+        e.map_iteration_started_event_details(),
+        e.map_iteration_succeeded_event_details(),
+        e.map_iteration_failed_event_details(),
+        e.map_iteration_aborted_event_details(),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
     HistoryEvent {
         id: e.id(),
         previous_event_id: e.previous_event_id(),
         kind: e.r#type().as_str().to_string(),
-        state: e.state_entered_event_details().map(|d| d.name().to_string()),
+        state: e
+            .state_entered_event_details()
+            .map(|d| d.name().to_string())
+            .or_else(|| iteration.and_then(|i| i.name()).map(str::to_string)),
+        map_index: iteration.and_then(|i| u64::try_from(i.index()).ok()),
+        timestamp: Some(e.timestamp().as_secs_f64()),
         scheduled,
         error: failure.and_then(|f| f.0.map(str::to_string)),
         cause: failure.and_then(|f| f.1.map(str::to_string)),
