@@ -10,7 +10,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::event::{SFN_SOURCE, SFN_STATUS_CHANGE};
+use crate::event::{ALARM_SOURCE, SFN_SOURCE, SFN_STATUS_CHANGE};
 use crate::policy::PolicySet;
 
 /// One EventBridge rule: its pattern and the policies that need it.
@@ -53,8 +53,37 @@ pub fn rules(policies: &PolicySet) -> Vec<Rule> {
             }),
         });
     }
+    // An alarm's incident closes when the alarm returns to OK: subscribe to that
+    // transition of exactly the alarms the policies watch (their pattern, with the state
+    // OK after ALARM), and nothing else.
+    for p in policies.policies() {
+        let pattern = event_level(&p.pattern_json);
+        let is_alarm =
+            pattern.get("source").and_then(Value::as_array).is_some_and(|s| s.contains(&json!(ALARM_SOURCE)));
+        if !is_alarm {
+            continue;
+        }
+        let mut back_to_ok = pattern;
+        if let Some(detail) = back_to_ok.get_mut("detail").and_then(Value::as_object_mut) {
+            detail.insert("state".into(), json!({"value": ["OK"]}));
+            detail.insert("previousState".into(), json!({"value": ["ALARM"]}));
+        } else {
+            back_to_ok["detail"] = json!({"state": {"value": ["OK"]}, "previousState": {"value": ["ALARM"]}});
+        }
+        if !out.iter().any(|r| r.pattern == back_to_ok) {
+            out.push(Rule {
+                name: String::new(),
+                policies: vec![format!("(alarm back to OK: {})", p.name)],
+                pattern: back_to_ok,
+            });
+        }
+    }
     for (i, rule) in out.iter_mut().enumerate() {
-        let label = if rule.policies[0].starts_with('(') { "verify-retries" } else { rule.policies[0].as_str() };
+        let label = match rule.policies[0].as_str() {
+            l if l.starts_with("(alarm") => "alarm-ok",
+            l if l.starts_with('(') => "verify-retries",
+            l => l,
+        };
         rule.name = format!("remediator-{}-{label}", i + 1);
         rule.name.truncate(64);
     }
@@ -112,6 +141,31 @@ mod tests {
         assert!(verify.matches(&event("run-1", "SUCCEEDED", 1)));
         assert!(!verify.matches(&event("run-1", "SUCCEEDED", 0)));
         assert!(!verify.matches(&event("run-1-rmd1-0a1b2c3d", "FAILED", 0)));
+    }
+
+    // Issue 10, item 15: the deployment subscribes to the OK transition of the alarms
+    // remediator opens incidents for, so that OK can close them.
+    #[test]
+    fn the_alarms_the_policies_watch_are_followed_back_to_ok() {
+        let set = crate::config::PolicySource::Bundled.load().unwrap();
+        let ok_event = |function: &str| {
+            json!({
+                "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
+                "detail": {
+                    "alarmName": "errors", "state": {"value": "OK"}, "previousState": {"value": "ALARM"},
+                    "configuration": {"metrics": [{"metricStat": {"metric": {"namespace": "AWS/Lambda", "name": "Errors",
+                        "dimensions": {"FunctionName": function}}}}]}
+                }
+            })
+        };
+        let matching = |event: &Value| {
+            rules(&set).into_iter().filter(|r| Pattern::from_json(&r.pattern).unwrap().matches(event)).count()
+        };
+        assert_eq!(matching(&ok_event("thera-pipeline-prod-apollo-delta-pull")), 1);
+        assert_eq!(matching(&ok_event("another-team-function")), 0, "only the alarms the policies watch");
+        let mut insufficient = ok_event("thera-pipeline-prod-apollo-delta-pull");
+        insufficient["detail"]["previousState"]["value"] = json!("INSUFFICIENT_DATA");
+        assert_eq!(matching(&insufficient), 0, "OK after ALARM only");
     }
 
     #[test]
