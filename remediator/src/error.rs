@@ -60,6 +60,8 @@ impl ErrorKind {
                 | "SlowDown"
                 | "LimitExceeded"
                 | "TransactionInProgress"
+                | "KMSThrottling"
+                | "ExecutionLimitExceeded"
                 | "PriorRequestNotComplete"
                 | "EC2Throttled"
                 | "ENILimitReached" => return ErrorKind::Throttled,
@@ -100,6 +102,10 @@ impl ErrorKind {
                 | "ResourceConflict"
                 | "ResourceInUse"
                 | "TransactionCanceled"
+                | "ConcurrentModification"
+                | "OperationAborted"
+                | "ReplicatedWriteConflict"
+                | "RequestTimeTooSkewed"
                 | "ConditionalCheckFailed"
                 | "TransactionConflict"
                 | "EC2Unexpected"
@@ -115,7 +121,6 @@ impl ErrorKind {
                 | "SerializationException"
                 | "InvalidRequestContent"
                 | "InvalidToken"
-                | "ExecutionLimitExceeded"
                 | "CodeStorageExceeded" => return ErrorKind::Invalid,
                 _ => {}
             }

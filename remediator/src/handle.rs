@@ -80,19 +80,36 @@ impl HandleError {
 #[derive(Clone, Debug)]
 pub struct Invocation {
     pub owner: String,
-    pub lease_until: i64,
+    lease: Lease,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Lease {
+    /// A Lambda invocation: until its deadline plus a margin.
+    Until(i64),
+    /// The command line: this long from each claim (a long `sweep` or NDJSON stream
+    /// gives each incident its own lease).
+    For(Duration),
 }
 
 impl Invocation {
-    /// A lease of `lease` from now (the CLI and the sweep; `REMEDIATOR_LEASE`).
+    /// A lease of `lease` from each claim (the CLI and its sweep; `REMEDIATOR_LEASE`).
     pub fn for_lease(owner: impl Into<String>, lease: Duration) -> Invocation {
-        Invocation { owner: owner.into(), lease_until: clock::now().saturating_add(lease.as_secs() as i64) }
+        Invocation { owner: owner.into(), lease: Lease::For(lease) }
     }
 
     /// A Lambda invocation whose deadline is `deadline_ms` (Unix milliseconds).
     pub fn for_deadline(owner: impl Into<String>, deadline_ms: u64, margin: Duration) -> Invocation {
         let deadline = (deadline_ms / 1000) as i64;
-        Invocation { owner: owner.into(), lease_until: deadline.saturating_add(margin.as_secs() as i64) }
+        Invocation { owner: owner.into(), lease: Lease::Until(deadline.saturating_add(margin.as_secs() as i64)) }
+    }
+
+    /// Until when a claim made now is this invocation's.
+    pub fn lease_until(&self) -> i64 {
+        match self.lease {
+            Lease::Until(t) => t,
+            Lease::For(d) => clock::now().saturating_add(d.as_secs() as i64),
+        }
     }
 }
 
@@ -317,11 +334,11 @@ impl Handler {
         let request = ClaimRequest {
             key: key.clone(),
             owner: inv.owner.clone(),
-            lease_until: inv.lease_until,
+            lease_until: inv.lease_until(),
             event_id: incident.event.id.clone(),
             source: incident.event.source.clone(),
             input_hash: input_hash(&incident.event.document),
-            event: incident.event.storable(),
+            event: redact::stored_event(&incident.event),
         };
         let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
         let claim = match self.log.claim(&request).await {
@@ -374,7 +391,7 @@ impl Handler {
         inv: &Invocation,
         owed: OwedSummary,
     ) -> Result<Option<SentSummary>, AwsError> {
-        if !self.log.take_summary(key, &inv.owner, inv.lease_until, clock::now()).await? {
+        if !self.log.take_summary(key, &inv.owner, inv.lease_until(), clock::now()).await? {
             return Ok(None);
         }
         let summary = Summary { subject: owed.subject, body: owed.body, attributes: Default::default() };
@@ -485,7 +502,9 @@ impl Handler {
         };
         // In a storm, later summaries that say the same thing fold into a digest.
         let (summary, folded) = match summary {
-            Some(s) if may_fold(&s) => self.fold(s, f.claim, f.now).await,
+            // Folded at the time of folding, not of the handling's start (a window may
+            // have closed during a minute-long wait).
+            Some(s) if may_fold(&s) => self.fold(s, f.claim, clock::now()).await,
             other => (other, None),
         };
         outcome.summary = summary.as_ref().or(folded.as_ref()).map(|s| SentSummary {
@@ -613,7 +632,7 @@ impl Handler {
         let Some(digests) = &self.digests else { return Ok(0) };
         let mut sent = 0;
         let mut first_error = None;
-        for (key, lines) in digests.claim_due(clock::now(), &inv.owner, inv.lease_until).await? {
+        for (key, lines) in digests.claim_due(clock::now(), &inv.owner, inv.lease_until()).await? {
             if !lines.is_empty() {
                 if let Err(e) = self.notifier.publish(&crate::summary::digest(&key, &lines)).await {
                     // Left in place: the next flush, after this one's lease, sends it.
@@ -623,7 +642,11 @@ impl Handler {
                 }
                 sent += 1;
             }
-            digests.close(&key, &inv.owner).await?;
+            if let Err(e) = digests.close(&key, &inv.owner).await {
+                // Published but not deleted: the next flush after this one's lease sends it again.
+                warn!(digest = %key, error = %e, "digest sent but its window not closed");
+                first_error.get_or_insert(e);
+            }
         }
         match first_error {
             Some(e) => Err(e),
@@ -744,7 +767,18 @@ fn keep_before_images(actions: &mut [StepOutcome], takeover: Option<&Takeover>) 
                 && e.action == action.action
                 && Some(e.target.as_str()) == action.target.as_deref()
         });
-        if let Some(entry) = journaled {
+        // A redrive the interrupted handling made: found "already retried" now, it is
+        // ours, and its run is the one to verify.
+        if let (Some(entry), StepResult::Skipped) = (journaled, action.result) {
+            if let Some(count) = entry.before.get("redrive_count").and_then(Value::as_u64) {
+                action.result = StepResult::Done;
+                action.follow_up = Some(format!("{}#{}", entry.target, count + 1));
+                action.short = Some("redriven".into());
+                action.detail = "redriven by an earlier, interrupted handling of this incident".into();
+                continue;
+            }
+        }
+        if let Some(entry) = journaled.filter(|e| e.before.get("redrive_count").is_none()) {
             action.before = Some(entry.before.clone());
             action
                 .detail
@@ -851,5 +885,80 @@ fn completion(
         summary: summary.map(|s| (s.subject.clone(), s.body.clone())),
         follow_ups: outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect(),
         answers: answers.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(action: &'static str, result: StepResult, before: Option<Value>) -> StepOutcome {
+        StepOutcome {
+            policy: "p".into(),
+            action,
+            mutating: true,
+            target: Some("arn:aws:states:us-east-1:1:execution:m:r".into()),
+            result,
+            detail: "the execution is RUNNING now: someone else already retried it".into(),
+            refusal: None,
+            error_kind: None,
+            attempt: None,
+            before,
+            short: None,
+            follow_up: None,
+        }
+    }
+
+    fn journal(action: &str, before: Value) -> Takeover {
+        Takeover {
+            previous_owner: "lambda-dead".into(),
+            journal: vec![JournalEntry {
+                policy: "p".into(),
+                action: action.into(),
+                target: "arn:aws:states:us-east-1:1:execution:m:r".into(),
+                before,
+            }],
+        }
+    }
+
+    // A takeover that finds the execution running again after the dead handling's
+    // redrive knows the redrive was its own, and verifies its run.
+    #[test]
+    fn a_journaled_redrive_found_running_is_ours_and_followed() {
+        let mut actions = vec![step("redrive", StepResult::Skipped, None)];
+        keep_before_images(&mut actions, Some(&journal("redrive", serde_json::json!({"redrive_count": 2}))));
+        assert_eq!(actions[0].result, StepResult::Done);
+        assert_eq!(actions[0].follow_up.as_deref(), Some("arn:aws:states:us-east-1:1:execution:m:r#3"));
+        assert_eq!(actions[0].before, None, "a redrive has no before-image to undo");
+        // Without a journal, someone else's retry stays someone else's.
+        let mut others = vec![step("redrive", StepResult::Skipped, None)];
+        keep_before_images(&mut others, None);
+        assert_eq!(others[0].result, StepResult::Skipped);
+    }
+
+    #[test]
+    fn a_journaled_before_image_is_kept_for_a_change_found_made() {
+        let mut actions = vec![step("raise-timeout", StepResult::Done, None)];
+        let before = serde_json::json!({"timeout": 300, "set_to": 450});
+        keep_before_images(&mut actions, Some(&journal("raise-timeout", before.clone())));
+        assert_eq!(actions[0].before, Some(before));
+    }
+
+    #[test]
+    fn only_a_failure_a_retry_may_fix_brings_the_event_back() {
+        let event =
+            Event::from_value(serde_json::json!({"id": "e", "source": "aws.events", "detail-type": "x", "detail": {}}))
+                .unwrap();
+        let with = |kind: Option<ErrorKind>| {
+            let mut failed = step("enable-rule", StepResult::Failed, None);
+            failed.error_kind = kind;
+            Outcome { resolution: Resolution::Failed, actions: vec![failed], ..Outcome::for_event(&event) }
+        };
+        assert!(retry_may_help(&with(Some(ErrorKind::Throttled))));
+        assert!(retry_may_help(&with(Some(ErrorKind::Transient))));
+        assert!(!retry_may_help(&with(Some(ErrorKind::Denied))));
+        assert!(!retry_may_help(&with(Some(ErrorKind::NotFound))));
+        assert!(!retry_may_help(&with(Some(ErrorKind::Invalid))));
+        assert!(!retry_may_help(&with(None)), "no AWS error (no input to restart with): final");
     }
 }

@@ -409,6 +409,12 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
         .and_then(Value::as_str)
         .and_then(|o| serde_json::from_str(o).ok())
         .context("the incident has no recorded outcome")?;
+    if let Some(at) = item.get("undone_at").and_then(Value::as_i64) {
+        // Once: a second undo would fight whoever changed the target back since.
+        let by = item.get("undone_by").and_then(Value::as_str).unwrap_or("-");
+        println!("incident {incident} was undone already at {} by {by}: nothing done", format_time(at));
+        return Ok(ExitCode::SUCCESS);
+    }
     let reversals = remediator::actions::reversals(&outcome);
     if reversals.is_empty() {
         println!("incident {incident} changed nothing that can be put back");
@@ -424,7 +430,8 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
         // does not stop a person's undo.
         let (functions, rules, objects) =
             (handler.functions.as_ref(), handler.rules.as_ref(), handler.objects.as_ref());
-        let undone = match remediator::actions::undo(r, functions, rules, objects, true).await {
+        let preview = remediator::actions::undo(r, functions, rules, objects, true).await;
+        let undone = match preview {
             Ok(Undone::WouldHave(_)) => {
                 let now = remediator::clock::now();
                 let mut guards = handler.guards.load(now).await.context("reading pauses")?;
@@ -434,6 +441,20 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
                 } else if !handler.allow.allows(&r.target) {
                     Ok(Undone::Refused(format!("{} is outside the allow-list", r.target)))
                 } else {
+                    // The reversal is itself what the shipped policies remediate (a rule disabled, an
+                    // object deleted): before making it, suppress remediation of this target for an
+                    // hour, as a pause anyone can see (`remediator pauses`) and lift (`remediator
+                    // resume`).
+                    if !handler.dry_run {
+                        let pause = Pause {
+                            scope: PauseScope::Target(r.target.clone()),
+                            reason: format!("undo of incident {incident} by {by}: its reversal is not remediated"),
+                            until: remediator::clock::now() + UNDO_SUPPRESSION.as_secs() as i64,
+                            by: format!("{UNDO_PAUSE_BY} ({by})"),
+                        };
+                        table.set_pause(&pause).await.context("recording the suppression of the reversal")?;
+                    }
+
                     remediator::actions::undo(r, functions, rules, objects, handler.dry_run).await
                 }
             }
@@ -456,18 +477,6 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
                 println!("refused: {d}");
             }
             Undone::WouldHave(d) => println!("dry run: would {d}"),
-        }
-        if matches!(undone, Undone::Done(_)) {
-            // The reversal is itself what the shipped policies remediate (a rule disabled,
-            // an object deleted): suppress remediation of this target for an hour, as a
-            // pause anyone can see (`remediator pauses`) and lift (`remediator resume`).
-            let pause = Pause {
-                scope: PauseScope::Target(r.target.clone()),
-                reason: format!("undo of incident {incident} by {by}: its reversal is not remediated"),
-                until: remediator::clock::now() + UNDO_SUPPRESSION.as_secs() as i64,
-                by: format!("{UNDO_PAUSE_BY} ({by})"),
-            };
-            table.set_pause(&pause).await.context("recording the suppression of the reversal")?;
         }
         results.push(json!({"action": r.action, "target": r.target, "undo": undone}));
     }
@@ -902,10 +911,10 @@ mod lambda {
     }
 
     fn diagnostic(e: &HandleError) -> Diagnostic {
-        tracing::error!(error = %e, retryable = e.is_retryable(), "event not handled");
+        tracing::error!(error = %remediator::redact::text(&e.to_string()), retryable = e.is_retryable(), "event not handled");
         Diagnostic {
             error_type: if e.is_retryable() { "Retryable".into() } else { "NonRetryable".into() },
-            error_message: e.to_string(),
+            error_message: remediator::redact::text(&e.to_string()),
         }
     }
 

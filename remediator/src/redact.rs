@@ -664,6 +664,18 @@ fn opaque_tokens(s: &str, out: &mut Vec<Range<usize>>) {
     }
 }
 
+/// The event as remediator keeps it (with a claim, in a timer's payload): without the
+/// execution's input and output, and with its error cause redacted.
+pub fn stored_event(event: &remediator_policy::event::Event) -> serde_json::Value {
+    let mut document = event.storable();
+    if let Some(cause) = document.pointer_mut("/detail/cause") {
+        if let Some(text) = cause.as_str() {
+            *cause = serde_json::Value::String(self::text(text));
+        }
+    }
+    document
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -925,5 +937,20 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("ação", 3), "aç…");
         assert_eq!(truncate("abc", 3), "abc");
+    }
+
+    #[test]
+    fn a_stored_event_keeps_neither_input_nor_a_secret_in_its_cause() {
+        let event = remediator_policy::event::Event::from_value(serde_json::json!({
+            "id": "e", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+            "detail": {"executionArn": "arn:aws:states:us-east-1:1:execution:m:r", "status": "FAILED",
+                       "input": "{\"apollo_api_key\": \"sk_live_abcdef123456\"}",
+                       "cause": "{\"errorMessage\":\"Invalid API key: sk_live_abcdef123456\"}"}
+        }))
+        .unwrap();
+        let stored = stored_event(&event).to_string();
+        assert!(!stored.contains("sk_live_abcdef123456"), "{stored}");
+        assert!(!stored.contains("apollo_api_key"), "{stored}");
+        assert!(stored.contains("Invalid API key"), "{stored}");
     }
 }

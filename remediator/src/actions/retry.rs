@@ -63,8 +63,10 @@ pub(crate) async fn redrive(
     if !delay.is_zero() {
         tokio::time::sleep(*delay).await;
     }
-    // After the wait, not before it: a pause set meanwhile wins.
-    if let Some(stop) = services.preflight(step, target, None).await {
+    // After the wait, not before it: a pause set meanwhile wins. The intent is journaled,
+    // so that a takeover that finds the execution running again knows the redrive was ours.
+    let intent = redrivable.then(|| serde_json::json!({"redrive_count": change.redrive_count}));
+    if let Some(stop) = services.preflight(step, target, intent.as_ref()).await {
         return stop;
     }
     let token = format!("remediator-{}", incident.key.digest(32));
@@ -135,8 +137,9 @@ async fn defer(step: &Step, incident: &Incident, timers: Option<&dyn Timers>, de
     };
     let at = crate::clock::now() + delay.as_secs() as i64;
     let name = format!("remediator-{}", incident.key.digest(24));
-    // The event without the execution's input: the retry reads it from Step Functions.
-    let event = incident.event.storable();
+    // The event without the execution's input (the retry reads it from Step Functions)
+    // and with its cause redacted.
+    let event = crate::redact::stored_event(&incident.event);
     let payload = serde_json::json!({
         "version": "0",
         "id": format!("deferred:{}", incident.key),

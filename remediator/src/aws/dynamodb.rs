@@ -220,10 +220,11 @@ impl IncidentLog for StateTable {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(&request.key)))
-            // New, or released by a handling that failed, or a lease that ran out.
+            // New, released by a handling that failed, a lease that ran out, or the same owner
+            // again (its earlier attempt is over: one owner handles one event at a time).
             .condition_expression(
                 "attribute_not_exists(pk) OR #status = :released OR #status = :legacy_failed \
-                 OR (#status = :in_progress AND lease_until < :now)",
+                 OR (#status = :in_progress AND (lease_until < :now OR #owner = :owner))",
             )
             .update_expression(
                 "SET #status = :in_progress, #owner = :owner, lease_until = :lease, claimed_at = :now, \
@@ -855,7 +856,8 @@ impl Digests for StateTable {
             .key("pk", s("DIGEST"))
             .key("sk", s(key))
             .update_expression("SET #lines = list_append(#lines, :line)")
-            .condition_expression("window_end > :now")
+            // Not into a window a flusher has taken: its lines are being sent.
+            .condition_expression("window_end > :now AND attribute_not_exists(flusher)")
             .expression_attribute_names("#lines", "lines")
             .expression_attribute_values(":line", AttributeValue::L(vec![s(line)]))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
