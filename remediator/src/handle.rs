@@ -150,6 +150,14 @@ struct Finish<'a> {
     now: i64,
 }
 
+impl<'a> Finish<'a> {
+    /// The end of a handling that planned nothing (a refusal before planning, or a
+    /// failure to read AWS): its summary is composed from the outcome alone.
+    fn without_plan(claim: &'a Incident, about: &'a Incident, dry_run: bool, now: i64) -> Finish<'a> {
+        Finish { claim, about, plan: None, guards: None, policy: None, dry_run, summary: None, now }
+    }
+}
+
 /// Whether the claim went our way.
 enum Begin {
     Go(Option<Takeover>),
@@ -260,17 +268,7 @@ impl Handler {
         let Some(policy) = self.policies.get(&policy_name) else {
             outcome.resolution = Resolution::Refused;
             outcome.note = Some(format!("policy {policy_name} no longer exists: the scheduled retry is dropped"));
-            let finish = Finish {
-                claim: &timer,
-                about: &incident,
-                plan: None,
-                guards: None,
-                policy: None,
-                dry_run: self.dry_run,
-                summary: None,
-                now,
-            };
-            return self.finish(finish, inv, outcome).await;
+            return self.finish(Finish::without_plan(&timer, &incident, self.dry_run, now), inv, outcome).await;
         };
         // The retry itself, now, with the policy's limits and the guards in force now.
         let mut now_policy = policy.clone();
@@ -432,17 +430,7 @@ impl Handler {
             redact::text(&e.to_string()),
             e.kind.as_str()
         ));
-        let finish = Finish {
-            claim: incident,
-            about: incident,
-            plan: None,
-            guards: None,
-            policy: None,
-            dry_run: self.dry_run,
-            summary: None,
-            now,
-        };
-        self.finish(finish, inv, outcome).await
+        self.finish(Finish::without_plan(incident, incident, self.dry_run, now), inv, outcome).await
     }
 
     /// Applies a plan with the preflight that re-reads pauses and journals before-images

@@ -156,6 +156,17 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
                 .and_then(|d| d.resource.clone())
                 .filter(|r| r.split(':').nth(2) == Some("lambda"));
             match function {
+                // An ARN built from an event that named no account or region: refused,
+                // never acted on in a guessed place.
+                Some(f)
+                    if f.split(':').nth(3).is_none_or(str::is_empty)
+                        || f.split(':').nth(4).is_none_or(str::is_empty) =>
+                {
+                    step.disposition = Disposition::refuse(
+                        Refusal::NoTarget,
+                        format!("the event names no account or region: function {f} is not guessed"),
+                    );
+                }
                 Some(f) => {
                     step.target = Some(f.clone());
                     if let Some(qualifier) = function_qualifier(&f) {
