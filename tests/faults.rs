@@ -427,6 +427,15 @@ async fn one_incident_delivered_again_and_again_counts_once_toward_the_circuit()
         .find(|i| i["sk"].as_str().is_some_and(|s| s.starts_with("circuit#")))
         .expect("the circuit counts");
     assert_eq!(circuit["failed_incidents"].as_array().map(Vec::len), Some(1), "{circuit}");
+
+    // Never a loop: the fifth handling of the same failing incident is final.
+    let last = handle_via(&emulator, &proxy, &event);
+    assert!(last.status.success(), "{}", String::from_utf8_lossy(&last.stderr));
+    let outcome = &outcomes(&last)[0];
+    assert_eq!(outcome["resolution"], "failed", "{outcome}");
+    assert!(outcome["note"].as_str().unwrap().contains("given up after 5 handlings"), "{outcome}");
+    let key = outcome["incident"].as_str().unwrap();
+    assert_eq!(p.incident_item(key).await.unwrap()["status"], "COMPLETED");
 }
 
 // Issue 10, item 8: change locks belong to the incident that took them and hold for a

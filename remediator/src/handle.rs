@@ -148,13 +148,20 @@ struct Finish<'a> {
     /// A summary already composed (verifications); otherwise composed from the facts.
     summary: Option<Summary>,
     now: i64,
+    /// How many handlings claimed this incident before (a retry that keeps failing is
+    /// given up after `MAX_CLAIMS`).
+    earlier_claims: u32,
 }
+
+/// How many handlings of one incident may end in a retryable failure before the last
+/// is recorded as final: Lambda's own retries, then a few sweeps, never a loop.
+pub const MAX_CLAIMS: u32 = 5;
 
 impl<'a> Finish<'a> {
     /// The end of a handling that planned nothing (a refusal before planning, or a
     /// failure to read AWS): its summary is composed from the outcome alone.
     fn without_plan(claim: &'a Incident, about: &'a Incident, dry_run: bool, now: i64) -> Finish<'a> {
-        Finish { claim, about, plan: None, guards: None, policy: None, dry_run, summary: None, now }
+        Finish { claim, about, plan: None, guards: None, policy: None, dry_run, summary: None, now, earlier_claims: 0 }
     }
 }
 
@@ -234,6 +241,7 @@ impl Handler {
             dry_run,
             summary: None,
             now,
+            earlier_claims: takeover.as_ref().map_or(0, |t| t.earlier_claims),
         };
         self.finish(finish, inv, outcome).await
     }
@@ -286,6 +294,7 @@ impl Handler {
             dry_run: self.dry_run || policy.dry_run,
             summary: None,
             now,
+            earlier_claims: takeover.as_ref().map_or(0, |t| t.earlier_claims),
         };
         self.finish(finish, inv, outcome).await
     }
@@ -320,6 +329,7 @@ impl Handler {
             dry_run: false,
             summary: Some(summary),
             now,
+            earlier_claims: 0,
         };
         self.finish(finish, inv, outcome).await
     }
@@ -473,7 +483,16 @@ impl Handler {
                 outcome.note = Some(format!("guard state not recorded: {}", redact::text(&e.to_string())));
             }
         }
-        let retry = retry_may_help(&outcome);
+        let mut retry = retry_may_help(&outcome);
+        if retry && f.earlier_claims + 1 >= MAX_CLAIMS {
+            // Never a loop: after this many handlings, the failure is final and a person
+            // is told so (the sweep would otherwise take it up again every time).
+            retry = false;
+            outcome.note = Some(format!(
+                "given up after {} handlings that failed in a way a retry might fix: a person must look",
+                f.earlier_claims + 1
+            ));
+        }
         let status = if retry { Status::Released } else { Status::Completed };
         let summary = match f.summary {
             Some(s) => Some(s),
@@ -900,6 +919,7 @@ mod tests {
     fn journal(action: &str, before: Value) -> Takeover {
         Takeover {
             previous_owner: "lambda-dead".into(),
+            earlier_claims: 1,
             journal: vec![JournalEntry {
                 policy: "p".into(),
                 action: action.into(),

@@ -70,6 +70,8 @@ pub enum Claim {
 pub struct Takeover {
     pub previous_owner: String,
     pub journal: Vec<JournalEntry>,
+    /// How many handlings claimed the incident before this one.
+    pub earlier_claims: u32,
 }
 
 /// A summary recorded with a completion and not (known to be) delivered.

@@ -255,8 +255,11 @@ impl IncidentLog for StateTable {
                 // A takeover: the item existed, released or with a lease that ran out.
                 let old = out.attributes().cloned().unwrap_or_default();
                 let text = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
-                let takeover = text("status")
-                    .map(|_| Takeover { previous_owner: text("owner").unwrap_or_default(), journal: journal_of(&old) });
+                let takeover = text("status").map(|_| Takeover {
+                    previous_owner: text("owner").unwrap_or_default(),
+                    journal: journal_of(&old),
+                    earlier_claims: number(&old, "deliveries").unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
+                });
                 return Ok(Claim::Claimed { takeover });
             }
             Err(SdkError::ServiceError(e))
