@@ -112,7 +112,6 @@ pub fn template(policies: &PolicySet) -> Value {
         "REMEDIATOR_DATA_BUCKETS": {"Ref": "DataBucket"},
         "REMEDIATOR_STATE_MACHINES": {"Fn::Join": [",", {"Ref": "StateMachineArns"}]},
         "REMEDIATOR_LOG": {"Ref": "LogLevel"},
-        "REMEDIATOR_LEASE": "15m",
         "REMEDIATOR_ROLE_ARN": {"Fn::GetAtt": ["RemediatorFunctionRole", "Arn"]},
         "REMEDIATOR_SELF_ARN": {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-remediator"},
         "REMEDIATOR_SCHEDULER_ROLE_ARN": {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
