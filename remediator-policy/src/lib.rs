@@ -4,6 +4,8 @@
 //!
 //! - [`yaml`]: YAML read by hand into nodes with positions, so every error names its line;
 //! - [`pattern`]: EventBridge event patterns, compiled and matched;
+//! - [`de`]: serde over that tree, keeping every error with its position;
+//! - [`action`]: the actions and their parameters, one file each;
 //! - [`policy`]: policy files loaded and checked into a [`policy::PolicySet`];
 //! - [`schema`]: the JSON Schema of policy files (`policies/schema.json`);
 //! - [`event`]: EventBridge events parsed into typed signals;
@@ -18,6 +20,8 @@
 //!
 //! It depends on no `aws-*` crate; `tests/no_sdk.rs` keeps it so.
 
+pub mod action;
+pub mod de;
 pub mod decide;
 pub mod event;
 pub mod pattern;

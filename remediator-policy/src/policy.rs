@@ -10,7 +10,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::pattern::{closest, Pattern};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::action::ActionDoc;
+use crate::de::{self, optional, required, Bounded, Checked, Dur, Name, NonEmpty, Problem, Sink};
+use crate::pattern::Pattern;
 use crate::yaml::{self, key_text, Mark, Node, Value};
 
 /// One problem in a policy file.
@@ -42,9 +47,11 @@ impl fmt::Display for PolicyError {
 #[error("{} error(s) in policies:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
 pub struct PolicyErrors(pub Vec<PolicyError>);
 
+// Messages name it "notify setting" (its serde name).
 /// When a summary is sent for a policy's incidents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize, JsonSchema)]
+#[serde(rename = "notify setting", rename_all = "kebab-case")]
+#[schemars(rename = "NotifyWhen")]
 pub enum NotifyWhen {
     Always,
     OnAction,
@@ -52,27 +59,11 @@ pub enum NotifyWhen {
     Never,
 }
 
-/// How hard a notification should hit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-// Bounds of the numeric fields: the loader enforces them and the JSON Schema
-// (`schema.rs`) states them, both from these constants.
+pub use crate::action::raise::{
+    LAMBDA_MEMORY_MAX_MB, LAMBDA_MEMORY_MIN_MB, LAMBDA_TIMEOUT_MAX_SECONDS, LAMBDA_TIMEOUT_MIN_SECONDS,
+};
+pub use crate::action::{action_names, Action, Severity};
+pub use crate::de::{FACTOR_ABOVE, FACTOR_MAX, NAME_MAX_LEN};
 
 /// `priority`: lowest and highest.
 pub const PRIORITY_MIN: i64 = -1_000_000;
@@ -80,68 +71,6 @@ pub const PRIORITY_MAX: i64 = 1_000_000;
 /// `limits.max_attempts`: fewest and most.
 pub const MAX_ATTEMPTS_MIN: i64 = 1;
 pub const MAX_ATTEMPTS_MAX: i64 = 100;
-/// `factor` of `raise-timeout` and `raise-memory`: above this (a factor of 1 changes
-/// nothing) ...
-pub const FACTOR_ABOVE: f64 = 1.0;
-/// ... and at most this.
-pub const FACTOR_MAX: f64 = 10.0;
-/// `raise-timeout.max_seconds`: Lambda's timeout runs from 1 s to 900 s.
-pub const LAMBDA_TIMEOUT_MIN_SECONDS: i64 = 1;
-pub const LAMBDA_TIMEOUT_MAX_SECONDS: i64 = 900;
-/// `raise-memory.max_mb`: Lambda's memory runs from 128 MB to 10240 MB.
-pub const LAMBDA_MEMORY_MIN_MB: i64 = 128;
-pub const LAMBDA_MEMORY_MAX_MB: i64 = 10240;
-/// `name`: at most this many of a-z, 0-9 and `-`.
-pub const NAME_MAX_LEN: usize = 64;
-
-/// A remediation step and its parameters. The set is closed: each variant knows its
-/// parameters, their limits and the IAM actions it needs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    Redrive { delay: Duration },
-    StartExecution { state_machine: Option<String>, input: Option<serde_json::Value> },
-    RaiseTimeout { factor: f64, max_seconds: u32 },
-    RaiseMemory { factor: f64, max_mb: u32 },
-    EnableRule { rule: Option<String> },
-    RestoreObject { bucket: Option<String>, key: Option<String> },
-    Notify { severity: Severity },
-}
-
-/// The parameters each action accepts (`None` for an unknown action).
-pub fn action_parameters(action: &str) -> Option<&'static [&'static str]> {
-    Some(match action {
-        "redrive" => &["delay"],
-        "start-execution" => &["state_machine", "input"],
-        "raise-timeout" => &["factor", "max_seconds"],
-        "raise-memory" => &["factor", "max_mb"],
-        "enable-rule" => &["rule"],
-        "restore-object" => &["bucket", "key"],
-        "notify" => &["severity"],
-        _ => return None,
-    })
-}
-
-pub const ACTION_NAMES: &[&str] =
-    &["redrive", "start-execution", "raise-timeout", "raise-memory", "enable-rule", "restore-object", "notify"];
-
-impl Action {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Action::Redrive { .. } => "redrive",
-            Action::StartExecution { .. } => "start-execution",
-            Action::RaiseTimeout { .. } => "raise-timeout",
-            Action::RaiseMemory { .. } => "raise-memory",
-            Action::EnableRule { .. } => "enable-rule",
-            Action::RestoreObject { .. } => "restore-object",
-            Action::Notify { .. } => "notify",
-        }
-    }
-
-    /// Whether the step changes AWS (and so is skipped in dry-run).
-    pub fn is_mutating(&self) -> bool {
-        !matches!(self, Action::Notify { .. })
-    }
-}
 
 /// Attempt limits of a policy, per target.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,9 +120,6 @@ pub const DEFAULT_PRIORITY: i64 = 1000;
 pub struct PolicySet {
     policies: Vec<Policy>,
 }
-
-pub const POLICY_KEYS: &[&str] =
-    &["name", "description", "priority", "match", "actions", "limits", "notify", "dry_run", "runbook", "continue"];
 
 impl PolicySet {
     pub fn policies(&self) -> &[Policy] {
@@ -313,129 +239,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, cases: bool) -> std::io::Result<()> 
     Ok(())
 }
 
-struct Ctx<'a> {
-    file: &'a str,
-    policy: Option<String>,
-    errors: &'a mut Vec<PolicyError>,
-}
-
-impl Ctx<'_> {
-    fn error(&mut self, mark: Mark, message: impl Into<String>, hint: Option<String>) {
-        self.errors.push(PolicyError {
-            file: self.file.to_string(),
-            mark,
-            policy: self.policy.clone(),
-            message: message.into(),
-            hint,
-        });
-    }
-
-    /// Checks a mapping's keys against the allowed ones; reports unknown and duplicate keys.
-    fn entries<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Vec<(String, &'n Node, &'n Node)> {
-        let Value::Map(entries) = &node.value else {
-            self.error(node.mark, format!("{what} must be a mapping, found {}", node.kind()), None);
-            return Vec::new();
-        };
-        let mut out: Vec<(String, &Node, &Node)> = Vec::new();
-        for (k, v) in entries {
-            let name = key_text(k);
-            if out.iter().any(|(n, _, _)| *n == name) {
-                self.error(k.mark, format!("`{name}` appears twice in {what}"), None);
-            } else if !allowed.contains(&name.as_str()) {
-                self.error(
-                    k.mark,
-                    format!("unknown key `{name}` in {what}"),
-                    Some(match closest(&name, allowed) {
-                        Some(c) => format!("did you mean `{c}`?"),
-                        None => format!("allowed: {}", allowed.join(", ")),
-                    }),
-                );
-            } else {
-                out.push((name, k, v));
-            }
-        }
-        out
-    }
-
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
-        match &node.value {
-            Value::String(s) => Some(s.clone()),
-            _ => {
-                self.error(node.mark, format!("{what} must be a string, found {}", node.kind()), None);
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
-        match node.value {
-            Value::Bool(b) => Some(b),
-            _ => {
-                self.error(node.mark, format!("{what} must be true or false, found {}", node.kind()), None);
-                None
-            }
-        }
-    }
-
-    fn integer(&mut self, node: &Node, what: &str, min: i64, max: i64) -> Option<i64> {
-        match node.value {
-            Value::Number(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => Some(n as i64),
-            Value::Number(n) => {
-                self.error(node.mark, format!("{what} must be a whole number from {min} to {max}, found {n}"), None);
-                None
-            }
-            _ => {
-                self.error(node.mark, format!("{what} must be a whole number, found {}", node.kind()), None);
-                None
-            }
-        }
-    }
-
-    fn number(&mut self, node: &Node, what: &str, min_exclusive: f64, max: f64) -> Option<f64> {
-        match node.value {
-            Value::Number(n) if n > min_exclusive && n <= max => Some(n),
-            Value::Number(n) => {
-                self.error(
-                    node.mark,
-                    format!("{what} must be above {min_exclusive} and at most {max}, found {n}"),
-                    None,
-                );
-                None
-            }
-            _ => {
-                self.error(node.mark, format!("{what} must be a number, found {}", node.kind()), None);
-                None
-            }
-        }
-    }
-
-    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
-        let text = match &node.value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) if *n == 0.0 => return Some(Duration::ZERO),
-            _ => {
-                self.error(
-                    node.mark,
-                    format!("{what} must be a duration such as 90s, 5m, 24h, found {}", node.kind()),
-                    None,
-                );
-                return None;
-            }
-        };
-        match parse_duration(&text) {
-            Ok(d) => Some(d),
-            Err(m) => {
-                self.error(
-                    node.mark,
-                    format!("{what}: {m}"),
-                    Some("use a number with a unit: 30s, 5m, 2h, 1d, or 1h30m".into()),
-                );
-                None
-            }
-        }
-    }
-}
-
 /// The longest duration a policy or a flag may name: a year, leap day included.
 pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86400);
 
@@ -497,282 +300,171 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+// The loader deserializes policy files into these types with `crate::de`, and
+// `remediator schema` derives `policies/schema.json` from them: one description.
+
+/// A policy file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "remediator policy file")]
+pub(crate) struct PolicyFile {
+    /// The policies of this file, evaluated by priority across the directory.
+    policies: Checked<NonEmpty<Checked<PolicyDoc>>>,
+}
+
+// Messages name it "a policy" (its serde name).
+/// One policy.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename = "policy", deny_unknown_fields)]
+#[schemars(rename = "PolicyDoc")]
+pub(crate) struct PolicyDoc {
+    /// Unique across the policy directory.
+    name: Checked<Name>,
+    description: Option<Checked<String>>,
+    /// Lower first; default 1000; ties by file path, then list order.
+    priority: Option<Checked<Bounded<PRIORITY_MIN, PRIORITY_MAX>>>,
+    /// An EventBridge event pattern, matched against the event plus `diagnosis`.
+    #[serde(rename = "match")]
+    pattern: Checked<serde_json::Map<String, serde_json::Value>>,
+    /// Ordered steps; each a name or a one-key mapping of name to parameters.
+    actions: Checked<NonEmpty<Checked<ActionDoc>>>,
+    limits: Option<Checked<LimitsDoc>>,
+    /// When a summary is sent (default on-action).
+    notify: Option<Checked<NotifyWhen>>,
+    dry_run: Option<Checked<bool>>,
+    /// Shown in summaries: what a person should check.
+    runbook: Option<Checked<String>>,
+    /// true: later matching policies apply too.
+    #[serde(rename = "continue")]
+    continue_: Option<Checked<bool>>,
+}
+
+/// Attempt limits, per policy and target.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsDoc {
+    /// Attempts per policy and target within `window` (default 3).
+    max_attempts: Option<Checked<Bounded<MAX_ATTEMPTS_MIN, MAX_ATTEMPTS_MAX>>>,
+    /// Default 24h.
+    window: Option<Checked<Dur>>,
+    /// Default 0s.
+    cooldown: Option<Checked<Dur>>,
+}
+
+impl LimitsDoc {
+    fn into_limits(self) -> Option<Limits> {
+        let default = Limits::default();
+        Some(Limits {
+            max_attempts: optional(self.max_attempts, default.max_attempts, |b| b.0 as u32)?,
+            window: optional(self.window, default.window, |d| d.0)?,
+            cooldown: optional(self.cooldown, default.cooldown, |d| d.0)?,
+        })
+    }
+}
+
+impl PolicyDoc {
+    /// The checked policy; `None` if anything failed (every error is in the sink).
+    fn into_policy(self, node: &Node, origin: Origin, sink: &mut Vec<Problem>) -> Option<Policy> {
+        // The pattern compiler reads the positioned node itself, for its own positions.
+        let pattern_json = serde_json::Value::Object(self.pattern.0?);
+        let match_node = match &node.value {
+            Value::Map(entries) => entries.iter().find(|(k, _)| key_text(k) == "match").map(|(_, v)| v),
+            _ => None,
+        }?;
+        let pattern = match Pattern::compile(match_node) {
+            Ok(p) => Some(p),
+            Err(errors) => {
+                for e in errors {
+                    let at = if e.path.is_empty() { String::new() } else { format!(" at `{}`", e.path) };
+                    sink.push(Problem {
+                        mark: e.mark,
+                        message: format!("invalid pattern{at}: {}", e.message),
+                        hint: e.hint,
+                    });
+                }
+                None
+            }
+        };
+        let actions: Option<Vec<Action>> =
+            required(self.actions)?.0.into_iter().map(|a| required(a).and_then(ActionDoc::into_action)).collect();
+        Some(Policy {
+            name: required(self.name)?.0,
+            description: optional(self.description, None, Some)?,
+            priority: optional(self.priority, DEFAULT_PRIORITY, |b| b.0)?,
+            pattern: pattern?,
+            pattern_json,
+            actions: actions?,
+            limits: optional(self.limits, Some(Limits::default()), LimitsDoc::into_limits)??,
+            notify: optional(self.notify, NotifyWhen::OnAction, |n| n)?,
+            dry_run: optional(self.dry_run, false, |b| b)?,
+            runbook: optional(self.runbook, None, Some)?,
+            continue_: optional(self.continue_, false, |b| b)?,
+            origin,
+        })
+    }
+}
+
 fn parse_file(file: &str, text: &str, out: &mut Vec<Policy>, errors: &mut Vec<PolicyError>) {
+    let error = |mark: Mark, policy: Option<String>, message: String, hint: Option<String>| PolicyError {
+        file: file.to_string(),
+        mark,
+        policy,
+        message,
+        hint,
+    };
     let root = match yaml::parse(text) {
         Ok(root) => root,
         Err(e) => {
-            errors.push(PolicyError {
-                file: file.to_string(),
-                mark: e.mark,
-                policy: None,
-                message: format!("YAML syntax error: {}", e.message),
-                hint: None,
-            });
+            errors.push(error(e.mark, None, format!("YAML syntax error: {}", e.message), None));
             return;
         }
     };
-    let mut ctx = Ctx { file, policy: None, errors };
-    let top = ctx.entries(&root, "a policy file", &["policies"]);
-    let Some((_, key, list)) = top.into_iter().next() else {
-        if matches!(root.value, Value::Map(_) | Value::Null) {
-            ctx.error(root.mark, "a policy file needs a top-level `policies:` list", None);
-        }
+    if root.value == Value::Null {
+        let hint = Some("policy files are *.yaml or *.yml with a top-level `policies:` list".to_string());
+        errors.push(error(root.mark, None, "a policy file needs a top-level `policies:` list".into(), hint));
         return;
-    };
-    let Value::Seq(items) = &list.value else {
-        ctx.error(list.mark, format!("`policies` must be a list, found {}", list.kind()), None);
-        return;
-    };
-    if items.is_empty() {
-        ctx.error(key.mark, "`policies` is empty", None);
     }
-    for (index, item) in items.iter().enumerate() {
-        ctx.policy = None;
-        if let Some(p) = parse_policy(&mut ctx, item, index) {
-            out.push(p);
-        }
-    }
-}
-
-fn parse_policy(ctx: &mut Ctx, node: &Node, index: usize) -> Option<Policy> {
-    // Find the name first so that every later error names the policy.
-    if let Value::Map(entries) = &node.value {
-        if let Some((_, v)) = entries.iter().find(|(k, _)| key_text(k) == "name") {
-            ctx.policy = v.as_str().map(str::to_string);
-        }
-    }
-    let before = ctx.errors.len();
-    let entries = ctx.entries(node, "a policy", POLICY_KEYS);
-    let mut name = None;
-    let mut description = None;
-    let mut priority = DEFAULT_PRIORITY;
-    let mut pattern = None;
-    let mut pattern_json = serde_json::Value::Null;
-    let mut actions = None;
-    let mut limits = Limits::default();
-    let mut notify = NotifyWhen::OnAction;
-    let mut dry_run = false;
-    let mut runbook = None;
-    let mut continue_ = false;
-    for (key, _, v) in &entries {
-        match key.as_str() {
-            "name" => {
-                if let Some(n) = ctx.string(v, "`name`") {
-                    let valid = !n.is_empty()
-                        && n.len() <= NAME_MAX_LEN
-                        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-                    if valid {
-                        name = Some(n);
-                    } else {
-                        ctx.error(
-                            v.mark,
-                            format!("invalid name `{n}`: use 1 to {NAME_MAX_LEN} of a-z, 0-9 and -"),
-                            None,
-                        );
-                    }
-                }
-            }
-            "description" => description = ctx.string(v, "`description`"),
-            "runbook" => runbook = ctx.string(v, "`runbook`"),
-            "priority" => priority = ctx.integer(v, "`priority`", PRIORITY_MIN, PRIORITY_MAX).unwrap_or(priority),
-            "dry_run" => dry_run = ctx.boolean(v, "`dry_run`").unwrap_or(false),
-            "continue" => continue_ = ctx.boolean(v, "`continue`").unwrap_or(false),
-            "notify" => {
-                let allowed = ["always", "on-action", "on-failure", "never"];
-                if let Some(s) = ctx.string(v, "`notify`") {
-                    notify = match s.as_str() {
-                        "always" => NotifyWhen::Always,
-                        "on-action" => NotifyWhen::OnAction,
-                        "on-failure" => NotifyWhen::OnFailure,
-                        "never" => NotifyWhen::Never,
-                        other => {
-                            ctx.error(
-                                v.mark,
-                                format!("unknown notify setting `{other}`"),
-                                Some(closest(other, &allowed).map_or_else(
-                                    || format!("one of {}", allowed.join(", ")),
-                                    |c| format!("did you mean `{c}`?"),
-                                )),
-                            );
-                            NotifyWhen::OnAction
-                        }
-                    }
-                }
-            }
-            "match" => {
-                pattern_json = v.to_json();
-                match Pattern::compile(v) {
-                    Ok(p) => pattern = Some(p),
-                    Err(errs) => {
-                        for e in errs {
-                            let at = if e.path.is_empty() { String::new() } else { format!(" at `{}`", e.path) };
-                            ctx.error(e.mark, format!("invalid pattern{at}: {}", e.message), e.hint);
-                        }
-                    }
-                }
-            }
-            "actions" => actions = parse_actions(ctx, v),
-            "limits" => limits = parse_limits(ctx, v),
-            _ => unreachable!("keys are checked against POLICY_KEYS"),
-        }
-    }
-    let missing = |ctx: &mut Ctx, key: &str| {
-        if !entries.iter().any(|(k, _, _)| k == key) {
-            ctx.error(node.mark, format!("missing `{key}`"), None);
-        }
-    };
-    if matches!(node.value, Value::Map(_)) {
-        missing(ctx, "name");
-        missing(ctx, "match");
-        missing(ctx, "actions");
-    }
-    if ctx.errors.len() != before {
-        return None;
-    }
-    Some(Policy {
-        name: name?,
-        description,
-        priority,
-        pattern: pattern?,
-        pattern_json,
-        actions: actions?,
-        limits,
-        notify,
-        dry_run,
-        runbook,
-        continue_,
-        origin: Origin { file: ctx.file.to_string(), mark: node.mark, index },
-    })
-}
-
-fn parse_limits(ctx: &mut Ctx, node: &Node) -> Limits {
-    let mut limits = Limits::default();
-    for (key, _, v) in ctx.entries(node, "`limits`", &["max_attempts", "window", "cooldown"]) {
-        match key.as_str() {
-            "max_attempts" => {
-                if let Some(n) = ctx.integer(v, "`max_attempts`", MAX_ATTEMPTS_MIN, MAX_ATTEMPTS_MAX) {
-                    limits.max_attempts = n as u32;
-                }
-            }
-            "window" => limits.window = ctx.duration(v, "`window`").unwrap_or(limits.window),
-            "cooldown" => limits.cooldown = ctx.duration(v, "`cooldown`").unwrap_or(limits.cooldown),
-            _ => unreachable!(),
-        }
-    }
-    limits
-}
-
-fn parse_actions(ctx: &mut Ctx, node: &Node) -> Option<Vec<Action>> {
-    let Value::Seq(items) = &node.value else {
-        ctx.error(node.mark, format!("`actions` must be a list, found {}", node.kind()), None);
-        return None;
-    };
-    if items.is_empty() {
-        ctx.error(node.mark, "`actions` is empty", Some("list at least one action, e.g. `- notify`".into()));
-        return None;
-    }
-    let before = ctx.errors.len();
-    let actions: Vec<Action> = items.iter().filter_map(|item| parse_action(ctx, item)).collect();
-    (ctx.errors.len() == before).then_some(actions)
-}
-
-fn parse_action(ctx: &mut Ctx, node: &Node) -> Option<Action> {
-    static EMPTY: Node = Node { value: Value::Null, mark: Mark { line: 0, column: 0 } };
-    let (name, name_mark, params) = match &node.value {
-        Value::String(s) => (s.clone(), node.mark, &EMPTY),
-        Value::Map(entries) if entries.len() == 1 => (key_text(&entries[0].0), entries[0].0.mark, &entries[0].1),
-        Value::Map(entries) => {
-            ctx.error(
-                node.mark,
-                format!("each action is a one-key mapping, found {} keys", entries.len()),
-                Some("write each action as its own list item".into()),
-            );
-            return None;
-        }
-        _ => {
-            ctx.error(node.mark, format!("an action is a name or a one-key mapping, found {}", node.kind()), None);
-            return None;
-        }
-    };
-    let allowed: &[&str] =
-        match action_parameters(&name) {
-            Some(allowed) => allowed,
-            None => {
-                let other = name.as_str();
-                ctx.error(
-                    name_mark,
-                    format!("unknown action `{other}`"),
-                    Some(closest(other, ACTION_NAMES).map_or_else(
-                        || format!("one of {}", ACTION_NAMES.join(", ")),
-                        |c| format!("did you mean `{c}`?"),
-                    )),
-                );
-                return None;
-            }
-        };
-    let entries = if matches!(params.value, Value::Null) {
-        Vec::new()
-    } else {
-        ctx.entries(params, &format!("parameters of `{name}`"), allowed)
-    };
-    let get = |k: &str| entries.iter().find(|(n, _, _)| n == k).map(|(_, _, v)| *v);
-    let action = match name.as_str() {
-        "redrive" => {
-            Action::Redrive { delay: get("delay").and_then(|v| ctx.duration(v, "`delay`")).unwrap_or(Duration::ZERO) }
-        }
-        "start-execution" => Action::StartExecution {
-            state_machine: get("state_machine").and_then(|v| ctx.string(v, "`state_machine`")),
-            input: get("input").map(Node::to_json),
+    let sink = Sink::default();
+    let doc: Option<PolicyFile> = de::from_node(&root, "a policy file", &sink);
+    let docs = doc.and_then(|d| required(d.policies)).map(|p| p.0).unwrap_or_default();
+    let mut problems = sink.into_problems();
+    // The item nodes, in the order of the docs (one `Checked` per item).
+    let items: &[Node] = match &root.value {
+        Value::Map(entries) => match entries.iter().find(|(k, _)| key_text(k) == "policies") {
+            Some((_, Node { value: Value::Seq(items), .. })) => items,
+            _ => &[],
         },
-        "raise-timeout" => Action::RaiseTimeout {
-            factor: get("factor").and_then(|v| ctx.number(v, "`factor`", FACTOR_ABOVE, FACTOR_MAX)).unwrap_or(1.5),
-            max_seconds: get("max_seconds")
-                .and_then(|v| {
-                    let what = format!("`max_seconds` (Lambda's limit is {LAMBDA_TIMEOUT_MAX_SECONDS})");
-                    ctx.integer(v, &what, LAMBDA_TIMEOUT_MIN_SECONDS, LAMBDA_TIMEOUT_MAX_SECONDS)
-                })
-                .unwrap_or(LAMBDA_TIMEOUT_MAX_SECONDS) as u32,
-        },
-        "raise-memory" => Action::RaiseMemory {
-            factor: get("factor").and_then(|v| ctx.number(v, "`factor`", FACTOR_ABOVE, FACTOR_MAX)).unwrap_or(2.0),
-            max_mb: get("max_mb")
-                .and_then(|v| {
-                    let what = format!("`max_mb` (Lambda's limit is {LAMBDA_MEMORY_MAX_MB})");
-                    ctx.integer(v, &what, LAMBDA_MEMORY_MIN_MB, LAMBDA_MEMORY_MAX_MB)
-                })
-                .unwrap_or(LAMBDA_MEMORY_MAX_MB) as u32,
-        },
-        "enable-rule" => Action::EnableRule { rule: get("rule").and_then(|v| ctx.string(v, "`rule`")) },
-        "restore-object" => Action::RestoreObject {
-            bucket: get("bucket").and_then(|v| ctx.string(v, "`bucket`")),
-            key: get("key").and_then(|v| ctx.string(v, "`key`")),
-        },
-        "notify" => Action::Notify {
-            severity: match get("severity").and_then(|v| ctx.string(v, "`severity`").map(|s| (s, v.mark))) {
-                None => Severity::Warning,
-                Some((s, mark)) => match s.as_str() {
-                    "info" => Severity::Info,
-                    "warning" => Severity::Warning,
-                    "critical" => Severity::Critical,
-                    other => {
-                        ctx.error(
-                            mark,
-                            format!("unknown severity `{other}`"),
-                            Some("one of info, warning, critical".into()),
-                        );
-                        Severity::Warning
-                    }
-                },
-            },
-        },
-        _ => unreachable!("unknown names returned above"),
+        _ => &[],
     };
-    Some(action)
+    let mut produced = 0;
+    for (index, (doc, node)) in docs.into_iter().zip(items).enumerate() {
+        let origin = Origin { file: file.to_string(), mark: node.mark, index };
+        if let Some(policy) = required(doc).and_then(|d| d.into_policy(node, origin, &mut problems)) {
+            out.push(policy);
+            produced += 1;
+        }
+    }
+    // Each problem names the policy whose item holds it (the last one starting before it).
+    fn name_of(item: &Node) -> Option<&str> {
+        match &item.value {
+            Value::Map(entries) => entries.iter().find(|(k, _)| key_text(k) == "name").and_then(|(_, v)| v.as_str()),
+            _ => None,
+        }
+    }
+    let policy_at = |mark: Mark| items.iter().rev().find(|i| i.mark <= mark).and_then(name_of).map(str::to_string);
+    if problems.is_empty() && produced < items.len() {
+        // Cannot happen: a policy that failed has recorded why. Never drop one silently.
+        problems.push(Problem { mark: root.mark, message: "a policy could not be read".into(), hint: None });
+    }
+    for p in problems {
+        errors.push(error(p.mark, policy_at(p.mark), p.message, p.hint));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pattern::closest;
 
     fn load(text: &str) -> Result<PolicySet, Vec<String>> {
         PolicySet::from_sources(&[("p.yaml".into(), text.into())])
@@ -837,11 +529,59 @@ mod tests {
             "{joined}"
         );
         assert!(
-            joined.contains("`max_seconds` (Lambda's limit is 900) must be a whole number from 1 to 900, found 901"),
+            joined.contains("p.yaml:4:53: policy `a`: `max_seconds`: must be a whole number from 1 to 900, found 901"),
             "{joined}"
         );
         assert!(joined.contains("p.yaml:5:22: policy `a`: `window`: `5 minutes` has an unknown unit"), "{joined}");
         assert_eq!(errors.len(), 4, "{joined}");
+    }
+
+    #[test]
+    fn each_kind_of_shape_error_names_its_place() {
+        let cases: &[(&str, &str)] = &[
+            ("actions: [{notify: {severity: loud}}]", "p.yaml:2:67: policy `a`: unknown severity `loud` (hint: one of info, warning, critical)"),
+            ("actions: [notify], notify: on-actoin", "p.yaml:2:64: policy `a`: unknown notify setting `on-actoin` (hint: did you mean `on-action`?)"),
+            ("actions: [5]", "p.yaml:2:47: policy `a`: item 1 of `actions`: must be a name, or a one-key mapping of a name to its parameters, found a number"),
+            ("actions: [{notify: {}, redrive: {}}]", "p.yaml:2:47: policy `a`: item 1 of `actions`: must be a one-key mapping (one action), found 2 keys (hint: write each action as its own list item)"),
+            ("actions: [{redrive: {delay: 1m, dleay: 2m}}]", "p.yaml:2:69: policy `a`: unknown key `dleay` in parameters of `redrive` (hint: did you mean `delay`?)"),
+            ("actions: [notify], limits: {window: 1h, window: 2h}", "p.yaml:2:77: policy `a`: `window` appears twice in `limits`"),
+            ("actions: notify", "p.yaml:2:46: policy `a`: `actions`: must be a list, found a string"),
+            ("actions: []", "p.yaml:2:46: policy `a`: `actions`: must not be empty"),
+            ("actions: [notify], limits: [1]", "p.yaml:2:64: policy `a`: `limits`: must be a mapping, found a list"),
+            ("actions: [notify], description: 5", "p.yaml:2:69: policy `a`: `description`: must be a string, found a number"),
+            ("actions: [{raise-memory: {max_mb: 1.5}}]", "p.yaml:2:71: policy `a`: `max_mb`: must be a whole number from 128 to 10240, found 1.5"),
+        ];
+        for (policy, want) in cases {
+            let text = format!("policies:\n  - {{name: a, match: {{source: [x]}}, {policy}}}\n");
+            assert_eq!(load(&text).unwrap_err(), [want.to_string()], "{policy}");
+        }
+    }
+
+    #[test]
+    fn an_action_with_null_or_no_parameters_takes_the_defaults() {
+        let text = "policies:\n  - name: a\n    match: {source: [x]}\n    actions:\n      - raise-timeout:\n      - raise-memory\n";
+        let set = load(text).unwrap();
+        assert_eq!(
+            set.policies()[0].actions,
+            [
+                Action::RaiseTimeout { factor: 1.5, max_seconds: 900 },
+                Action::RaiseMemory { factor: 2.0, max_mb: 10240 }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_policy_file_says_so() {
+        assert_eq!(load("").unwrap_err(), ["p.yaml:1:1: a policy file needs a top-level `policies:` list (hint: policy files are *.yaml or *.yml with a top-level `policies:` list)"]);
+        assert_eq!(load("[1]").unwrap_err(), ["p.yaml:1:1: a policy file: must be a mapping, found a list"]);
+        assert_eq!(load("policies: []").unwrap_err(), ["p.yaml:1:11: `policies`: must not be empty"]);
+        assert_eq!(
+            load("polices: []").unwrap_err(),
+            [
+                "p.yaml:1:1: unknown key `polices` in a policy file (hint: did you mean `policies`?)",
+                "p.yaml:1:1: missing `policies`"
+            ]
+        );
     }
 
     #[test]
@@ -859,7 +599,10 @@ mod tests {
     fn missing_fields_and_bad_types_are_named() {
         let errors = load("policies:\n  - name: Bad_Name\n    dry_run: yes\n").unwrap_err().join("\n");
         assert!(errors.contains("invalid name `Bad_Name`"), "{errors}");
-        assert!(errors.contains("`dry_run` must be true or false, found a string"), "{errors}");
+        assert!(
+            errors.contains("p.yaml:3:14: policy `Bad_Name`: `dry_run`: must be true or false, found a string"),
+            "{errors}"
+        );
         assert!(errors.contains("missing `match`"), "{errors}");
         assert!(errors.contains("missing `actions`"), "{errors}");
     }
@@ -926,16 +669,17 @@ mod tests {
     actions: [{raise-memory: {factor: 1}}]
 ";
         let errors = load(text).unwrap_err();
-        assert!(errors[0].contains("`factor` must be above 1 and at most 10, found 1"), "{errors:?}");
+        assert_eq!(errors, ["p.yaml:4:39: policy `a`: `factor`: must be above 1 and at most 10, found 1"]);
     }
 
     #[test]
     fn did_you_mean_picks_the_nearest_close_candidate() {
-        assert_eq!(closest("redrve", ACTION_NAMES), Some("redrive"));
-        assert_eq!(closest("raise-memroy", ACTION_NAMES), Some("raise-memory"));
-        assert_eq!(closest("limts", POLICY_KEYS), Some("limits"));
+        let actions = action_names();
+        assert_eq!(closest("redrve", actions), Some("redrive"));
+        assert_eq!(closest("raise-memroy", actions), Some("raise-memory"));
+        assert_eq!(closest("limts", &["name", "limits", "match"]), Some("limits"));
         assert_eq!(closest("ön-action", &["on-action", "never"]), Some("on-action"));
-        assert_eq!(closest("restart", ACTION_NAMES), None);
+        assert_eq!(closest("restart", actions), None);
         assert_eq!(closest("", &["ab", "abcd"]), Some("ab"));
     }
 

@@ -1,183 +1,14 @@
-//! The JSON Schema of policy files, generated from Rust types, so editors validate and
-//! complete policies (`policies/schema.json`, written by `remediator schema`).
+//! The JSON Schema of policy files (`policies/schema.json`, written by `remediator
+//! schema`), so editors validate and complete policies.
 //!
-//! The loader reads YAML by hand (for positions), so these types describe the same format
-//! for the schema only; tests check that their keys, action names, parameters and numeric
-//! bounds are exactly the loader's (the bounds are the loader's constants), and that
-//! `policies/schema.json` is not stale.
-#![allow(dead_code)]
+//! It is derived from the types the loader deserializes policies into
+//! ([`crate::policy::PolicyFile`] and the parameter types in [`crate::action`]), so the
+//! two cannot drift: a key, an action, a parameter or a bound exists in both or in
+//! neither. The tests below check the few places where that needs more than a derive.
 
-use schemars::JsonSchema;
 use serde_json::Value;
 
-use crate::policy::{
-    FACTOR_ABOVE, FACTOR_MAX, LAMBDA_MEMORY_MAX_MB, LAMBDA_MEMORY_MIN_MB, LAMBDA_TIMEOUT_MAX_SECONDS,
-    LAMBDA_TIMEOUT_MIN_SECONDS, MAX_ATTEMPTS_MAX, MAX_ATTEMPTS_MIN, NAME_MAX_LEN, PRIORITY_MAX, PRIORITY_MIN,
-};
-
-/// What the loader accepts as a policy name.
-fn name_pattern() -> String {
-    format!("^[a-z0-9-]{{1,{NAME_MAX_LEN}}}$")
-}
-
-/// A policy file.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "remediator policy file")]
-struct PolicyFile {
-    /// The policies of this file, evaluated by priority across the directory.
-    #[schemars(length(min = 1))]
-    policies: Vec<PolicyDoc>,
-}
-
-/// One policy.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct PolicyDoc {
-    /// Unique across the policy directory.
-    #[schemars(regex(pattern = name_pattern()))]
-    name: String,
-    description: Option<String>,
-    /// Lower first; default 1000; ties by file path, then list order.
-    #[schemars(range(min = PRIORITY_MIN, max = PRIORITY_MAX))]
-    priority: Option<i64>,
-    /// An EventBridge event pattern, matched against the event plus `diagnosis`.
-    #[serde(rename = "match")]
-    pattern: serde_json::Map<String, Value>,
-    /// Ordered steps; each a name or a one-key mapping of name to parameters.
-    #[schemars(length(min = 1))]
-    actions: Vec<ActionDoc>,
-    limits: Option<LimitsDoc>,
-    /// When a summary is sent (default on-action).
-    notify: Option<NotifyDoc>,
-    dry_run: Option<bool>,
-    /// Shown in summaries: what a person should check.
-    runbook: Option<String>,
-    /// true: later matching policies apply too.
-    #[serde(rename = "continue")]
-    continue_: Option<bool>,
-}
-
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-enum NotifyDoc {
-    Always,
-    OnAction,
-    OnFailure,
-    Never,
-}
-
-/// A duration: a number with a unit (ms, s, m, h, d), e.g. 90s, 5m, 1h30m.
-#[derive(JsonSchema)]
-struct DurationDoc(#[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h|d))+$"))] String);
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct LimitsDoc {
-    /// Attempts per policy and target within `window` (default 3).
-    #[schemars(range(min = MAX_ATTEMPTS_MIN, max = MAX_ATTEMPTS_MAX))]
-    max_attempts: Option<u32>,
-    window: Option<DurationDoc>,
-    cooldown: Option<DurationDoc>,
-}
-
-#[derive(JsonSchema)]
-#[serde(untagged)]
-enum ActionDoc {
-    Bare(ActionName),
-    WithParameters(ActionWithParameters),
-}
-
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-enum ActionName {
-    Redrive,
-    StartExecution,
-    RaiseTimeout,
-    RaiseMemory,
-    EnableRule,
-    RestoreObject,
-    Notify,
-}
-
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-enum ActionWithParameters {
-    Redrive(RedriveParams),
-    StartExecution(StartParams),
-    RaiseTimeout(RaiseTimeoutParams),
-    RaiseMemory(RaiseMemoryParams),
-    EnableRule(EnableRuleParams),
-    RestoreObject(RestoreObjectParams),
-    Notify(NotifyParams),
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct RedriveParams {
-    /// Wait before redriving (default 0s).
-    delay: Option<DurationDoc>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct StartParams {
-    /// Default: the failed execution's state machine.
-    state_machine: Option<String>,
-    /// Default: the failed execution's input.
-    input: Option<Value>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct RaiseTimeoutParams {
-    /// Multiplier of the timeout in force (default 1.5); above 1.
-    #[schemars(range(max = FACTOR_MAX), extend("exclusiveMinimum" = FACTOR_ABOVE))]
-    factor: Option<f64>,
-    /// Cap in seconds (default and Lambda maximum 900).
-    #[schemars(range(min = LAMBDA_TIMEOUT_MIN_SECONDS, max = LAMBDA_TIMEOUT_MAX_SECONDS))]
-    max_seconds: Option<u32>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct RaiseMemoryParams {
-    /// Multiplier of the memory in force (default 2); above 1.
-    #[schemars(range(max = FACTOR_MAX), extend("exclusiveMinimum" = FACTOR_ABOVE))]
-    factor: Option<f64>,
-    /// Cap in MB (default and Lambda maximum 10240).
-    #[schemars(range(min = LAMBDA_MEMORY_MIN_MB, max = LAMBDA_MEMORY_MAX_MB))]
-    max_mb: Option<u32>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct EnableRuleParams {
-    /// Default: the rule named by the event.
-    rule: Option<String>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct RestoreObjectParams {
-    /// Default: from the diagnosis or the event.
-    bucket: Option<String>,
-    key: Option<String>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct NotifyParams {
-    severity: Option<SeverityDoc>,
-}
-
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-enum SeverityDoc {
-    Info,
-    Warning,
-    Critical,
-}
+use crate::policy::PolicyFile;
 
 /// The schema as pretty JSON, ending with a newline.
 pub fn policy_schema() -> String {
@@ -242,14 +73,32 @@ fn sorted(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{action_parameters, PolicySet, ACTION_NAMES, POLICY_KEYS};
+    use crate::policy::*;
 
     fn schema() -> Value {
         serde_json::from_str(&policy_schema()).unwrap()
     }
 
     fn keys(v: &Value) -> Vec<String> {
-        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        let mut k: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        k.sort();
+        k
+    }
+
+    fn load(policy: &str) -> Result<PolicySet, PolicyErrors> {
+        let text = format!("policies:\n  - {{name: a, match: {{source: [x]}}, {policy}}}\n");
+        PolicySet::from_sources(&[("p.yaml".into(), text)])
+    }
+
+    fn loads(policy: &str) -> bool {
+        load(policy).is_ok()
+    }
+
+    /// The keys the loader accepts in a mapping: the list its unknown-key error gives.
+    fn accepted_keys(policy: &str) -> Vec<String> {
+        let errors = load(policy).unwrap_err().0;
+        let hint = errors.iter().find_map(|e| e.hint.as_deref()?.strip_prefix("allowed: ")).unwrap();
+        let mut k: Vec<String> = hint.split(", ").map(str::to_string).collect();
         k.sort();
         k
     }
@@ -257,38 +106,31 @@ mod tests {
     #[test]
     fn the_schema_names_exactly_the_keys_the_loader_accepts() {
         let s = schema();
-        let mut expected: Vec<String> = POLICY_KEYS.iter().map(|k| k.to_string()).collect();
-        expected.sort();
-        assert_eq!(keys(&s["$defs"]["PolicyDoc"]["properties"]), expected);
+        assert_eq!(keys(&s["$defs"]["PolicyDoc"]["properties"]), accepted_keys("actions: [notify], zzzzzzzz: 1"));
+        assert_eq!(
+            keys(&s["$defs"]["LimitsDoc"]["properties"]),
+            accepted_keys("actions: [notify], limits: {zzzzzzzz: 1}")
+        );
     }
 
     #[test]
     fn the_schema_names_exactly_the_actions_and_parameters_the_loader_accepts() {
         let s = schema();
-        let mut names: Vec<String> = s["$defs"]["ActionName"]["enum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect();
-        names.sort();
-        let mut expected: Vec<String> = ACTION_NAMES.iter().map(|k| k.to_string()).collect();
-        expected.sort();
-        assert_eq!(names, expected);
-        for variant in s["$defs"]["ActionWithParameters"]["oneOf"].as_array().unwrap() {
-            let (action, params) = variant["properties"].as_object().unwrap().iter().next().unwrap();
-            let reference = params["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
-            let mut got = keys(&s["$defs"][reference]["properties"]);
-            got.sort();
-            let mut want: Vec<String> = action_parameters(action).unwrap().iter().map(|p| p.to_string()).collect();
-            want.sort();
-            assert_eq!(got, want, "parameters of {action}");
+        let bare: Vec<&str> =
+            s["$defs"]["Action"]["anyOf"][0]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(bare, action_names());
+        assert_eq!(bare.len(), 7);
+        let with_parameters = s["$defs"]["Action"]["anyOf"][1]["oneOf"].as_array().unwrap();
+        assert_eq!(with_parameters.len(), bare.len());
+        for (variant, name) in with_parameters.iter().zip(&bare) {
+            assert!(loads(&format!("actions: [{name}]")), "{name} alone");
+            let params = &variant["properties"][*name]["$ref"];
+            let reference = params.as_str().unwrap().rsplit('/').next().unwrap();
+            let got = keys(&s["$defs"][reference]["properties"]);
+            let want = accepted_keys(&format!("actions: [{{{name}: {{zzzzzzzz: 1}}}}]"));
+            assert_eq!(got, want, "parameters of {name}");
         }
-    }
-
-    fn loads(policy: &str) -> bool {
-        let text = format!("policies:\n  - {{name: a, match: {{source: [x]}}, {policy}}}\n");
-        PolicySet::from_sources(&[("p.yaml".into(), text)]).is_ok()
+        assert!(!loads("actions: [restart]"));
     }
 
     /// Each numeric field: where the schema states its bounds, and a policy (with `{}`
@@ -329,6 +171,20 @@ mod tests {
         assert_eq!(field("PolicyDoc", "name")["pattern"], format!("^[a-z0-9-]{{1,{NAME_MAX_LEN}}}$"));
         assert_eq!(s["properties"]["policies"]["minItems"], 1, "the loader refuses an empty `policies`");
         assert_eq!(field("PolicyDoc", "actions")["minItems"], 1, "the loader refuses empty `actions`");
+        assert_eq!(
+            keys(
+                &s["$defs"]["PolicyDoc"]["required"]
+                    .as_array()
+                    .map(|r| {
+                        r.iter()
+                            .map(|k| (k.as_str().unwrap().to_string(), Value::Null))
+                            .collect::<serde_json::Map<_, _>>()
+                    })
+                    .map(Value::Object)
+                    .unwrap()
+            ),
+            ["actions", "match", "name"]
+        );
     }
 
     #[test]

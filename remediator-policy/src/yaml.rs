@@ -1,11 +1,10 @@
 //! A YAML tree in which every node knows its line and column.
 //!
 //! Policies are edited by hand and reviewed in pull requests, so every error must point
-//! at the exact place in the file. Deserializing straight into Rust types loses the
-//! position of anything below the first error; instead we build this small tree from the
-//! parser's events (saphyr-parser, a maintained YAML 1.2 parser that reports markers) and
-//! let the policy loader and the pattern compiler walk it, collecting every error with
-//! its position.
+//! at the exact place in the file. We build this small tree from the parser's events
+//! (saphyr-parser, a maintained YAML 1.2 parser that reports markers); `de` deserializes
+//! policies from it with serde, and the pattern compiler walks it, both keeping every
+//! error with its position.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -8,7 +8,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::policy::{PolicySet, ACTION_NAMES};
+use crate::policy::{action_names, PolicySet};
 use crate::rules::rules;
 
 /// Permissions the service needs whatever the policies say: diagnosis, the sweep, the
@@ -441,7 +441,7 @@ fn dashboard_body() -> String {
 
 /// The IAM actions of every action name, for the permission test.
 pub fn declared_permissions() -> Vec<(&'static str, &'static [&'static str])> {
-    ACTION_NAMES
+    action_names()
         .iter()
         .filter_map(|name| {
             let text = format!("policies:\n  - {{name: x, match: {{source: [x]}}, actions: [{name}]}}\n");
