@@ -225,7 +225,7 @@ impl Services<'_> {
 }
 
 /// How a step ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepResult {
     Done,
@@ -233,6 +233,18 @@ pub enum StepResult {
     Refused,
     Skipped,
     Failed,
+}
+
+impl StepResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepResult::Done => "done",
+            StepResult::WouldHave => "would-have",
+            StepResult::Refused => "refused",
+            StepResult::Skipped => "skipped",
+            StepResult::Failed => "failed",
+        }
+    }
 }
 
 /// One step's outcome, as recorded and reported.

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
+use remediator::apply::StepResult;
 use remediator::aws::{
     dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects, scheduler::Scheduler, sdk_config,
     sns::SummaryTopic, stepfunctions::StepFunctions,
@@ -23,6 +24,7 @@ use remediator::explain::explain;
 use remediator::guard::{format_time, AllowList, GuardStore, Pause, PauseScope};
 use remediator::handle::{HandleError, Handler, Invocation};
 use remediator::policy::{case_files, PolicyErrors, PolicySet};
+use remediator::record::ClaimStatus;
 use remediator::yaml;
 
 #[derive(Parser)]
@@ -404,18 +406,16 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
     let (handler, table, _) = build().await?;
     let key = remediator::incident::IncidentKey::from_stored(incident);
     let item = table.get(&key).await?.with_context(|| format!("no incident {incident} in the state table"))?;
-    let outcome: Value = item
-        .get("outcome")
-        .and_then(Value::as_str)
-        .and_then(|o| serde_json::from_str(o).ok())
-        .context("the incident has no recorded outcome")?;
-    if let Some(at) = item.get("undone_at").and_then(Value::as_i64) {
+    if item.outcome.is_none() {
+        bail!("the incident has no recorded outcome");
+    }
+    if let Some(at) = item.undone_at {
         // Once: a second undo would fight whoever changed the target back since.
-        let by = item.get("undone_by").and_then(Value::as_str).unwrap_or("-");
+        let by = item.undone_by.as_deref().unwrap_or("-");
         println!("incident {incident} was undone already at {} by {by}: nothing done", format_time(at));
         return Ok(ExitCode::SUCCESS);
     }
-    let reversals = remediator::actions::reversals(&outcome);
+    let reversals = remediator::actions::reversals(&item.steps());
     if reversals.is_empty() {
         println!("incident {incident} changed nothing that can be put back");
         return Ok(ExitCode::SUCCESS);
@@ -496,54 +496,34 @@ async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as
     let window = remediator::policy::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     let now = remediator::clock::now();
     let items = state_table().await?.incidents(now - window.as_secs() as i64).await?;
-    let text = |i: &Value, k: &str| i.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
     let mut rows = Vec::new();
     for item in items {
-        let outcome: Value =
-            item.get("outcome").and_then(Value::as_str).and_then(|o| serde_json::from_str(o).ok()).unwrap_or_default();
-        if policy.is_some_and(|p| item.get("policy").and_then(Value::as_str) != Some(p)) {
+        if policy.is_some_and(|p| item.policy.as_deref() != Some(p)) {
             continue;
         }
-        let actions = outcome.get("actions").and_then(Value::as_array).cloned().unwrap_or_default();
-        if target.is_some_and(|t| {
-            !actions.iter().any(|a| a.get("target").and_then(Value::as_str).is_some_and(|x| x.contains(t)))
-        }) {
+        let steps = item.steps();
+        if target.is_some_and(|t| !steps.iter().any(|a| a.target.as_deref().is_some_and(|x| x.contains(t)))) {
             continue;
         }
-        let steps: Vec<String> = actions
-            .iter()
-            .map(|a| {
-                format!(
-                    "{}:{}",
-                    a.get("action").and_then(Value::as_str).unwrap_or("?"),
-                    a.get("result").and_then(Value::as_str).unwrap_or("?")
-                )
-            })
-            .collect();
-        let when = item
-            .get("completed_at")
-            .or_else(|| item.get("claimed_at"))
-            .and_then(Value::as_i64)
-            .map(format_time)
-            .unwrap_or_default();
+        let actions: Vec<String> = steps.iter().map(|a| format!("{}:{}", a.action, a.result.as_str())).collect();
         // A claim that never completed: still running, given back for a retry, or dead
         // (its lease ran out: the next delivery or the sweep takes it over).
-        let resolution = match text(&item, "status").as_str() {
-            "IN_PROGRESS" if item.get("lease_until").and_then(Value::as_i64).unwrap_or(0) < now => {
-                "abandoned".to_string()
+        let resolution = match item.status {
+            ClaimStatus::InProgress if item.lease_until < now => "abandoned".to_string(),
+            ClaimStatus::InProgress => "in-progress".to_string(),
+            ClaimStatus::Released | ClaimStatus::Failed => {
+                format!("released ({})", item.release_note.as_deref().unwrap_or("-"))
             }
-            "IN_PROGRESS" => "in-progress".to_string(),
-            "RELEASED" => format!("released ({})", text(&item, "release_note")),
-            _ => text(&item, "resolution"),
+            ClaimStatus::Completed => item.resolution.map_or("-", |r| r.as_str()).to_string(),
         };
         rows.push(json!({
-            "time": when,
-            "incident": text(&item, "incident"),
-            "policy": text(&item, "policy"),
+            "time": format_time(item.at()),
+            "incident": item.incident,
+            "policy": item.policy.as_deref().unwrap_or("-"),
             "resolution": resolution,
-            "verification": text(&item, "verification"),
-            "actions": steps.join(" "),
-            "guards": actions.iter().filter(|a| a.get("result").and_then(Value::as_str) == Some("refused")).filter_map(|a| a.get("detail").and_then(Value::as_str)).collect::<Vec<_>>(),
+            "verification": item.verification.map_or("-", |v| v.as_str()),
+            "actions": actions.join(" "),
+            "guards": steps.iter().filter(|a| a.result == StepResult::Refused).map(|a| a.detail.as_str()).collect::<Vec<_>>(),
         }));
     }
     if as_json {

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::apply::StepResult;
 use crate::error::AwsError;
 use crate::incident::IncidentKey;
 use crate::outcome::Resolution;
@@ -82,7 +83,8 @@ pub struct OwedSummary {
 }
 
 /// How a handling ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// Final: what was done is recorded; a redelivery is a duplicate.
     Completed,
@@ -100,7 +102,8 @@ impl Status {
 }
 
 /// What became of a recorded summary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SummaryState {
     /// Being published by the claim's owner.
     Sending,
@@ -120,7 +123,8 @@ impl SummaryState {
 }
 
 /// The verdict on a retry remediator made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Healed,
     StillFailing,
@@ -133,6 +137,128 @@ impl Verdict {
             Verdict::StillFailing => "still-failing",
         }
     }
+}
+
+/// Where a claim stands, as its item says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClaimStatus {
+    /// Held by `owner` until `lease_until`.
+    #[default]
+    InProgress,
+    Completed,
+    Released,
+    /// Written by versions before `RELEASED`: the same meaning.
+    Failed,
+}
+
+/// An incident's item in the state table, as a type: written by `claim`, then added to
+/// by `journal`, `complete` or `release`, `mark_summary`, `verify` and `undo`; read whole
+/// by a claim that finds the incident taken, the sweep, `history` and `undo`. Attributes
+/// it does not name are ignored, and those a version did not write are absent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IncidentRecord {
+    pub incident: String,
+    pub status: ClaimStatus,
+    pub owner: String,
+    pub lease_until: i64,
+    pub claimed_at: i64,
+    /// How many handlings claimed it.
+    pub deliveries: u32,
+    pub event_id: Option<String>,
+    pub event_source: Option<String>,
+    pub input_hash: Option<String>,
+    /// The event as it can be handled again (JSON text, execution input and output removed).
+    pub stored_event: Option<String>,
+    /// Before-images, each JSON text, written ahead of their changes.
+    pub journal: Vec<String>,
+    pub completed_at: Option<i64>,
+    pub resolution: Option<Resolution>,
+    /// The whole outcome (JSON text, redacted).
+    pub outcome: Option<String>,
+    pub policy: Option<String>,
+    pub execution_arn: Option<String>,
+    pub state_machine_arn: Option<String>,
+    pub failed_state: Option<String>,
+    pub error_name: Option<String>,
+    pub summary_state: Option<SummaryState>,
+    pub summary_subject: Option<String>,
+    pub summary_body: Option<String>,
+    pub released_at: Option<i64>,
+    pub release_note: Option<String>,
+    pub verification: Option<Verdict>,
+    pub verified_by: Option<String>,
+    pub verified_at: Option<i64>,
+    pub undone_at: Option<i64>,
+    pub undone_by: Option<String>,
+    /// What each undo did (JSON text).
+    pub undo_results: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+impl IncidentRecord {
+    /// The before-images of the journal (an entry that does not parse is skipped).
+    pub fn journal_entries(&self) -> Vec<JournalEntry> {
+        self.journal.iter().filter_map(|e| serde_json::from_str(e).ok()).collect()
+    }
+
+    /// The recorded outcome, if it completed.
+    pub fn outcome_json(&self) -> Option<Value> {
+        self.outcome.as_deref().and_then(|o| serde_json::from_str(o).ok())
+    }
+
+    /// The steps of the recorded outcome.
+    pub fn steps(&self) -> Vec<RecordedStep> {
+        #[derive(Deserialize)]
+        struct Steps {
+            #[serde(default)]
+            actions: Vec<RecordedStep>,
+        }
+        self.outcome
+            .as_deref()
+            .and_then(|o| serde_json::from_str::<Steps>(o).ok())
+            .map(|s| s.actions)
+            .unwrap_or_default()
+    }
+
+    /// The stored event, if the claim kept one.
+    pub fn event(&self) -> Option<Value> {
+        self.stored_event.as_deref().and_then(|e| serde_json::from_str(e).ok())
+    }
+
+    /// When it last moved: completed, else claimed.
+    pub fn at(&self) -> i64 {
+        self.completed_at.unwrap_or(self.claimed_at)
+    }
+
+    /// The summary a handling that completed still owes at `now`: one whose publish
+    /// failed, or whose sender's lease ran out while sending it.
+    pub fn owed_summary(&self, now: i64) -> Option<OwedSummary> {
+        let owed = match self.summary_state {
+            Some(SummaryState::Owed) => true,
+            Some(SummaryState::Sending) => self.lease_until < now,
+            _ => false,
+        };
+        match (owed, &self.summary_subject, &self.summary_body) {
+            (true, Some(subject), Some(body)) => Some(OwedSummary { subject: subject.clone(), body: body.clone() }),
+            _ => None,
+        }
+    }
+}
+
+/// A step as an incident's record keeps it (what [`crate::apply::StepOutcome`] wrote).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct RecordedStep {
+    #[serde(default)]
+    pub policy: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub result: StepResult,
+    #[serde(default)]
+    pub detail: String,
+    /// What the target looked like before the change.
+    pub before: Option<Value>,
 }
 
 /// The record written when handling ends.

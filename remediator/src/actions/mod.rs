@@ -14,13 +14,13 @@ pub mod restore_object;
 pub mod retry;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::apply::{Done, ExecutionInfo, FunctionSettings, ObjectVersions, Rules, Services};
+use crate::apply::{Done, ExecutionInfo, FunctionSettings, ObjectVersions, Rules, Services, StepResult};
 use crate::error::AwsError;
 use crate::incident::Incident;
 use crate::plan::Step;
 use crate::policy::Action;
+use crate::record::RecordedStep;
 
 /// The IAM actions an action needs (checked against the generated template).
 pub fn permissions(action: &Action) -> &'static [&'static str] {
@@ -90,15 +90,11 @@ pub enum BeforeImage {
 
 /// The reversals of a stored outcome's changes, newest first. Retries of executions
 /// have none: a run cannot be un-run.
-pub fn reversals(outcome: &Value) -> Vec<Reversal> {
+pub fn reversals(steps: &[RecordedStep]) -> Vec<Reversal> {
     let mut out = Vec::new();
-    for a in outcome.get("actions").and_then(Value::as_array).into_iter().flatten() {
-        if a.get("result").and_then(Value::as_str) != Some("done") {
-            continue;
-        }
-        let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        let Some(before) = a.get("before") else { continue };
-        let image = match text("action").as_str() {
+    for step in steps.iter().filter(|s| s.result == StepResult::Done) {
+        let Some(before) = &step.before else { continue };
+        let image = match step.action.as_str() {
             "raise-timeout" => raise::Before::parse(before).map(|b| BeforeImage::Raise(raise::Kind::Timeout, b)),
             "raise-memory" => raise::Before::parse(before).map(|b| BeforeImage::Raise(raise::Kind::Memory, b)),
             "enable-rule" => Some(BeforeImage::EnableRule),
@@ -106,7 +102,12 @@ pub fn reversals(outcome: &Value) -> Vec<Reversal> {
             _ => None,
         };
         if let Some(image) = image {
-            out.push(Reversal { action: text("action"), target: text("target"), policy: text("policy"), image });
+            out.push(Reversal {
+                action: step.action.clone(),
+                target: step.target.clone().unwrap_or_default(),
+                policy: step.policy.clone(),
+                image,
+            });
         }
     }
     out.reverse();
@@ -175,7 +176,8 @@ mod tests {
             {"action": "enable-rule", "policy": "q", "target": "arn:aws:events:us-east-1:1:rule/thera-pipeline-daily-rule", "result": "done", "before": {"state": "DISABLED"}},
             {"action": "restore-object", "policy": "r", "target": "arn:aws:s3:::b/thera-pipeline/x.json", "result": "refused", "before": {}}
         ]});
-        let r = reversals(&outcome);
+        let steps: Vec<RecordedStep> = serde_json::from_value(outcome["actions"].clone()).unwrap();
+        let r = reversals(&steps);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].image, BeforeImage::EnableRule);
         assert_eq!(

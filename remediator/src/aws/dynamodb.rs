@@ -20,8 +20,8 @@ use crate::error::AwsError;
 use crate::guard::{Circuit, GuardState, GuardStore, Pause, PauseScope, CIRCUIT_THRESHOLD};
 use crate::incident::IncidentKey;
 use crate::record::{
-    Abandoned, Claim, ClaimRequest, Completion, IncidentLog, JournalEntry, OwedSummary, Status, SummaryState, Takeover,
-    Verdict,
+    Abandoned, Claim, ClaimRequest, ClaimStatus, Completion, IncidentLog, IncidentRecord, JournalEntry, Status,
+    SummaryState, Takeover, Verdict,
 };
 use crate::summary::{Digests, Fold};
 
@@ -95,8 +95,12 @@ impl StateTable {
         Ok(true)
     }
 
-    /// Reads an incident's item as plain JSON (for `history` and the demo).
-    pub async fn get(&self, key: &IncidentKey) -> Result<Option<serde_json::Value>, AwsError> {
+    /// Reads an incident's item.
+    pub async fn get(&self, key: &IncidentKey) -> Result<Option<IncidentRecord>, AwsError> {
+        self.item(key).await?.map(record).transpose()
+    }
+
+    async fn item(&self, key: &IncidentKey) -> Result<Option<HashMap<String, AttributeValue>>, AwsError> {
         let out = self
             .client
             .get_item()
@@ -106,13 +110,13 @@ impl StateTable {
             .send()
             .await
             .map_err(|e| AwsError::sdk("GetItem", e))?;
-        Ok(out.item().map(item_to_json))
+        Ok(out.item().cloned())
     }
 }
 
 impl StateTable {
     /// Incidents completed at or after `since` (a scan: for history, not the hot path).
-    pub async fn incidents(&self, since: i64) -> Result<Vec<serde_json::Value>, AwsError> {
+    pub async fn incidents(&self, since: i64) -> Result<Vec<IncidentRecord>, AwsError> {
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -130,15 +134,15 @@ impl StateTable {
                 .send()
                 .await
                 .map_err(|e| AwsError::sdk("Scan (incidents)", e))?;
-            items.extend(out.items().iter().map(item_to_json));
+            for item in out.items() {
+                items.push(record(item.clone())?);
+            }
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => break,
             }
         }
-        items.sort_by_key(|i| {
-            i.get("completed_at").or_else(|| i.get("claimed_at")).and_then(serde_json::Value::as_i64).unwrap_or(0)
-        });
+        items.sort_by_key(IncidentRecord::at);
         Ok(items)
     }
 
@@ -187,28 +191,9 @@ impl StateTable {
     }
 }
 
-/// Converts an item to JSON for display (strings, numbers, booleans, maps, lists).
+/// Converts an item to JSON for display and tests (keys sorted).
 pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
-    let mut keys: Vec<&String> = item.keys().collect();
-    keys.sort();
-    serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), value_to_json(&item[k]))).collect())
-}
-
-fn value_to_json(v: &AttributeValue) -> serde_json::Value {
-    match v {
-        AttributeValue::S(s) => serde_json::Value::String(s.clone()),
-        AttributeValue::N(n) => {
-            n.parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::String(n.clone()))
-        }
-        AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
-        AttributeValue::M(m) => item_to_json(m),
-        AttributeValue::L(l) => serde_json::Value::Array(l.iter().map(value_to_json).collect()),
-        AttributeValue::Null(_) => serde_json::Value::Null,
-        AttributeValue::Ss(set) => {
-            serde_json::Value::Array(set.iter().cloned().map(serde_json::Value::String).collect())
-        }
-        other => serde_json::Value::String(format!("{other:?}")),
-    }
+    serde_dynamo::from_item(item.clone()).unwrap_or_else(|e| serde_json::json!({"unreadable item": e.to_string()}))
 }
 
 #[async_trait]
@@ -253,13 +238,17 @@ impl IncidentLog for StateTable {
         let old = match result {
             Ok(out) => {
                 // A takeover: the item existed, released or with a lease that ran out.
-                let old = out.attributes().cloned().unwrap_or_default();
-                let text = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
-                let takeover = text("status").map(|_| Takeover {
-                    previous_owner: text("owner").unwrap_or_default(),
-                    journal: journal_of(&old),
-                    earlier_claims: number(&old, "deliveries").unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
-                });
+                let takeover = match out.attributes() {
+                    Some(old) if !old.is_empty() => {
+                        let old = record(old.clone())?;
+                        Some(Takeover {
+                            previous_owner: old.owner.clone(),
+                            journal: old.journal_entries(),
+                            earlier_claims: old.deliveries,
+                        })
+                    }
+                    _ => None,
+                };
                 return Ok(Claim::Claimed { takeover });
             }
             Err(SdkError::ServiceError(e))
@@ -277,22 +266,15 @@ impl IncidentLog for StateTable {
             Some(item) => item,
             None => self.item(&request.key).await?.unwrap_or_default(),
         };
-        let text = |k: &str| old.get(k).and_then(|v| v.as_s().ok()).cloned();
-        let lease_until = number(&old, "lease_until").unwrap_or(0);
-        if text("status").as_deref() == Some(IN_PROGRESS) {
-            return Ok(Claim::InProgress { owner: text("owner").unwrap_or_default(), lease_until });
+        let old = record(old)?;
+        if old.status == ClaimStatus::InProgress {
+            return Ok(Claim::InProgress { owner: old.owner, lease_until: old.lease_until });
         }
-        let outcome = text("outcome").and_then(|o| serde_json::from_str(&o).ok());
-        let owed = match text("summary_state").as_deref() {
-            Some("owed") => true,
-            Some("sending") => lease_until < now as i64,
-            _ => false,
-        };
-        let owed_summary = match (owed, text("summary_subject"), text("summary_body")) {
-            (true, Some(subject), Some(body)) => Some(OwedSummary { subject, body }),
-            _ => None,
-        };
-        Ok(Claim::Done { outcome, owed_summary, input_hash: text("input_hash") })
+        Ok(Claim::Done {
+            outcome: old.outcome_json(),
+            owed_summary: old.owed_summary(now as i64),
+            input_hash: old.input_hash,
+        })
     }
 
     async fn journal(&self, key: &IncidentKey, owner: &str, entry: &JournalEntry) -> Result<(), AwsError> {
@@ -397,9 +379,8 @@ impl IncidentLog for StateTable {
     }
 
     async fn completed_by(&self, key: &IncidentKey, owner: &str) -> Result<bool, AwsError> {
-        let item = self.item(key).await?.unwrap_or_default();
-        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str);
-        Ok(text("status") == Some(Status::Completed.as_str()) && text("owner") == Some(owner))
+        let item = self.get(key).await?.unwrap_or_default();
+        Ok(item.status == ClaimStatus::Completed && item.owner == owner)
     }
 
     async fn release(&self, key: &IncidentKey, owner: &str, note: &str) -> Result<(), AwsError> {
@@ -533,14 +514,16 @@ impl IncidentLog for StateTable {
                 .await
                 .map_err(|e| AwsError::sdk("Scan (abandoned claims)", e))?;
             for item in out.items() {
-                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-                let Some(key) = text("incident") else { continue };
+                let claim = record(item.clone())?;
+                if claim.incident.is_empty() {
+                    continue;
+                }
                 found.push(Abandoned {
-                    key: IncidentKey::from_stored(key),
-                    owner: text("owner").unwrap_or_default(),
-                    claimed_at: number(item, "claimed_at").unwrap_or(0),
-                    lease_until: number(item, "lease_until").unwrap_or(0),
-                    event: text("stored_event").and_then(|e| serde_json::from_str(&e).ok()),
+                    event: claim.event(),
+                    key: IncidentKey::from_stored(claim.incident),
+                    owner: claim.owner,
+                    claimed_at: claim.claimed_at,
+                    lease_until: claim.lease_until,
                 });
             }
             match out.last_evaluated_key() {
@@ -567,27 +550,9 @@ fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
     item.get(key).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
 }
 
-/// The before-images a claim's journal holds.
-fn journal_of(item: &HashMap<String, AttributeValue>) -> Vec<JournalEntry> {
-    item.get("journal")
-        .and_then(|v| v.as_l().ok())
-        .map(|l| l.iter().filter_map(|v| v.as_s().ok()).filter_map(|s| serde_json::from_str(s).ok()).collect())
-        .unwrap_or_default()
-}
-
-impl StateTable {
-    async fn item(&self, key: &IncidentKey) -> Result<Option<HashMap<String, AttributeValue>>, AwsError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("GetItem", e))?;
-        Ok(out.item().cloned())
-    }
+/// An incident's item as its type.
+fn record(item: HashMap<String, AttributeValue>) -> Result<IncidentRecord, AwsError> {
+    serde_dynamo::from_item(item).map_err(|e| AwsError::invalid("reading an incident item", e.to_string()))
 }
 
 /// The guards' state lives in one partition (`pk = GUARD`): pauses (`pause#SCOPE`),
@@ -962,5 +927,56 @@ impl Digests for StateTable {
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
             Err(e) => Err(AwsError::sdk("DeleteItem (digest)", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Resolution;
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn an_incident_item_reads_as_its_record_whatever_version_wrote_it() {
+        let journal = r#"{"policy":"p","action":"raise-timeout","target":"arn:f","before":{"timeout":3}}"#;
+        let completed = record(item(&[
+            ("pk", s("INCIDENT#k")),
+            ("sk", s("INCIDENT")),
+            ("incident", s("k")),
+            ("status", s("COMPLETED")),
+            ("owner", s("req-1")),
+            ("lease_until", n(100)),
+            ("claimed_at", n(50)),
+            ("completed_at", n(60)),
+            ("deliveries", n(2)),
+            ("journal", AttributeValue::L(vec![s(journal), s("not json")])),
+            ("resolution", s("remediated")),
+            ("summary_state", s("sending")),
+            ("summary_subject", s("subject")),
+            ("summary_body", s("body")),
+            ("verification", s("still-failing")),
+            ("outcome", s(r#"{"actions":[{"policy":"p","action":"raise-timeout","target":"arn:f","result":"done","detail":"","before":{"timeout":3}}]}"#)),
+            ("an_attribute_of_a_later_version", AttributeValue::Bool(true)),
+        ]))
+        .unwrap();
+        assert_eq!(completed.status, ClaimStatus::Completed);
+        assert_eq!(completed.resolution, Some(Resolution::Remediated));
+        assert_eq!(completed.verification, Some(Verdict::StillFailing));
+        assert_eq!(completed.deliveries, 2);
+        assert_eq!(completed.at(), 60);
+        assert_eq!(completed.journal_entries().len(), 1, "an entry that does not parse is skipped");
+        assert_eq!(completed.steps()[0].result, crate::apply::StepResult::Done);
+        assert!(completed.owed_summary(100).is_none(), "its sender's lease holds until 100");
+        assert_eq!(completed.owed_summary(101).map(|o| o.subject), Some("subject".into()));
+
+        let legacy = record(item(&[("incident", s("k")), ("status", s("FAILED"))])).unwrap();
+        assert_eq!(legacy.status, ClaimStatus::Failed);
+        assert_eq!((legacy.claimed_at, legacy.journal.len(), legacy.outcome_json()), (0, 0, None));
+
+        let wrong = record(item(&[("incident", s("k")), ("status", s("EXPLODED"))])).unwrap_err();
+        assert_eq!(wrong.kind, crate::error::ErrorKind::Invalid, "{wrong}");
     }
 }
