@@ -464,3 +464,81 @@ async fn change_locks_hold_briefly_belong_to_their_incident_and_count_only_when_
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     assert!(table.claim_change(f, "timeout", "300", "incident-c", hold).await.unwrap());
 }
+
+// The harness's proxy passes bodies through as bytes (it used to read them as text and
+// corrupt anything that was not UTF-8).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fault_proxy_passes_binary_bodies_through_unchanged() {
+    let (emulator, _p, proxy) = setup().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&emulator.sdk_via(&proxy.endpoint)).force_path_style(true).build(),
+    );
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    s3.put_object()
+        .bucket(harness::BUCKET)
+        .key("thera-pipeline/binary.bin")
+        .body(bytes.clone().into())
+        .send()
+        .await
+        .expect("PutObject through the proxy");
+    let got = s3.get_object().bucket(harness::BUCKET).key("thera-pipeline/binary.bin").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().to_vec(), bytes);
+    assert_eq!(proxy.counts().get("PUT /thera-pipeline-data/thera-pipeline/binary.bin?x-id=PutObject"), Some(&1));
+}
+
+// A summary's delivery is recorded only by the handling that is sending it: a slow
+// handling whose publish finally failed cannot mark owed a summary that a later
+// delivery took over and sent (which would send it a second time).
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_sender_of_a_summary_records_its_delivery() {
+    use remediator::incident::IncidentKey;
+    use remediator::outcome::Resolution;
+    use remediator::record::{Claim, ClaimRequest, Completion, IncidentLog, Status, SummaryState};
+    let (emulator, _p, _proxy) = setup().await;
+    let table = remediator::aws::dynamodb::StateTable::new(
+        aws_sdk_dynamodb::Client::new(&emulator.sdk()),
+        harness::STATE_TABLE,
+    );
+    let key = IncidentKey::from_stored("summary-fence");
+    let now = remediator::clock::now();
+    let claim = |owner: &str| ClaimRequest {
+        key: key.clone(),
+        owner: owner.into(),
+        lease_until: now - 1,
+        event_id: "e".into(),
+        source: "aws.states".into(),
+        input_hash: "h".into(),
+        event: serde_json::json!({}),
+    };
+    assert!(matches!(table.claim(&claim("slow")).await.unwrap(), Claim::Claimed { .. }));
+    table
+        .complete(&Completion {
+            key: key.clone(),
+            owner: "slow".into(),
+            status: Status::Completed,
+            resolution: Resolution::Remediated,
+            policy: None,
+            execution: None,
+            state_machine: None,
+            state: None,
+            error: None,
+            outcome: serde_json::json!({}),
+            summary: Some(("subject".into(), "body".into())),
+            follow_ups: Vec::new(),
+            answers: key.clone(),
+        })
+        .await
+        .unwrap();
+    // The slow handling's lease ran out while it was publishing: a redelivery takes the
+    // summary over and sends it.
+    assert!(table.take_summary(&key, "redelivery", now + 900, now).await.unwrap());
+    table.mark_summary(&key, "redelivery", SummaryState::Sent).await.unwrap();
+    // Then the slow handling's publish fails; its record of that changes nothing.
+    table.mark_summary(&key, "slow", SummaryState::Owed).await.unwrap();
+    let item = table.get(&key).await.unwrap().unwrap();
+    assert_eq!(item.summary_state, Some(SummaryState::Sent));
+    match table.claim(&claim("third")).await.unwrap() {
+        Claim::Done { owed_summary, .. } => assert_eq!(owed_summary, None, "nothing is owed: no second copy"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -102,43 +102,31 @@ pub const ALARM_SOURCE: &str = "aws.cloudwatch";
 pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
 
 /// Parses an RFC 3339 / ISO 8601 timestamp (`Z`, `+00:00` or `+0000` offsets, optional
-/// fraction) to Unix seconds. CloudWatch and Lambda use `+0000`, which strict RFC 3339
-/// parsers reject.
+/// fraction, `T` or a space between date and time) to Unix seconds, with the `time`
+/// crate. CloudWatch and Lambda write offsets as `+0000`, which RFC 3339 spells `+00:00`:
+/// that one difference is mended before parsing.
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    let num = |from: usize, len: usize| -> Option<i64> { text.get(from..from + len)?.parse().ok() };
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
+    use time::format_description::well_known::Rfc3339;
+    let mut fixed = text.to_string();
+    if fixed.as_bytes().get(10) == Some(&b' ') {
+        fixed.replace_range(10..11, "T");
     }
-    let (y, mo, d, h, mi, sec) = (num(0, 4)?, num(5, 2)?, num(8, 2)?, num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    let mut rest = &text[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
-        rest = &frac[digits..];
+    let b = fixed.as_bytes();
+    let n = b.len();
+    if n > 5 && matches!(b[n - 5], b'+' | b'-') && b[n - 4..].iter().all(u8::is_ascii_digit) && n - 5 > 18 {
+        fixed.insert(n - 2, ':');
     }
-    let offset = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let digits: String = rest[1..].chars().filter(char::is_ascii_digit).collect();
-            if digits.len() != 4 {
-                return None;
-            }
-            sign * (digits[..2].parse::<i64>().ok()? * 3600 + digits[2..].parse::<i64>().ok()? * 60)
-        }
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y2, m2) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * m2 + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + h * 3600 + mi * 60 + sec - offset)
+    time::OffsetDateTime::parse(&fixed, &Rfc3339).ok().map(|t| t.unix_timestamp())
+}
+
+/// Formats Unix seconds as RFC 3339 in UTC (`2026-11-30T01:02:03Z`); the number itself
+/// when it is out of the calendar's range.
+pub fn format_timestamp(t: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&Rfc3339).ok())
+        .unwrap_or_else(|| t.to_string())
 }
 
 /// A Step Functions execution ARN:
@@ -429,7 +417,15 @@ mod tests {
         assert_eq!(parse_timestamp("2019-10-02T17:04:40Z"), Some(1570035880));
         assert_eq!(parse_timestamp("2019-10-02T17:04:40.989+0000"), Some(1570035880));
         assert_eq!(parse_timestamp("2019-10-02T19:04:40+02:00"), Some(1570035880));
+        assert_eq!(parse_timestamp("2019-10-02 17:04:40-0130"), Some(1570035880 + 5400));
         assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp("2019-02-30T00:00:00Z"), None, "no 30 February");
+        assert_eq!(parse_timestamp("2019-10-02T17:04:40"), None, "an offset is required");
+        for t in [0, 1570035880, 4102444800] {
+            assert_eq!(parse_timestamp(&format_timestamp(t)), Some(t));
+        }
+        assert_eq!(format_timestamp(1570035880), "2019-10-02T17:04:40Z");
+        assert_eq!(format_timestamp(i64::MAX), i64::MAX.to_string());
     }
 
     #[test]

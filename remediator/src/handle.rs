@@ -405,11 +405,11 @@ impl Handler {
         let summary = Summary { subject: owed.subject, body: owed.body, attributes: Default::default() };
         match self.notifier.publish(&summary).await {
             Ok(id) => {
-                self.log.mark_summary(key, SummaryState::Sent).await?;
+                self.log.mark_summary(key, &inv.owner, SummaryState::Sent).await?;
                 Ok(Some(SentSummary { subject: summary.subject, folded: false, message_id: Some(id), error: None }))
             }
             Err(e) => {
-                if let Err(mark) = self.log.mark_summary(key, SummaryState::Owed).await {
+                if let Err(mark) = self.log.mark_summary(key, &inv.owner, SummaryState::Owed).await {
                     warn!(incident = %key, error = %mark, "could not mark the summary as owed; it is retaken after the lease");
                 }
                 Err(e)
@@ -545,7 +545,7 @@ impl Handler {
             Some(s) => {
                 let published = self.notifier.publish(s).await;
                 let state = if published.is_ok() { SummaryState::Sent } else { SummaryState::Owed };
-                if let Err(e) = self.log.mark_summary(key, state).await {
+                if let Err(e) = self.log.mark_summary(key, &inv.owner, state).await {
                     warn!(incident = %key, error = %e, "could not record the summary's delivery");
                 }
                 Some(published)

@@ -307,8 +307,9 @@ pub trait IncidentLog: Send + Sync {
     async fn completed_by(&self, key: &IncidentKey, owner: &str) -> Result<bool, AwsError>;
     /// Gives the claim back for a retry (only while the owner holds it in progress).
     async fn release(&self, key: &IncidentKey, owner: &str, note: &str) -> Result<(), AwsError>;
-    /// Records whether the summary recorded with the completion was delivered.
-    async fn mark_summary(&self, key: &IncidentKey, state: SummaryState) -> Result<(), AwsError>;
+    /// Records whether the summary recorded with the completion was delivered, if
+    /// `owner` is the one sending it (else someone took it over, and their record wins).
+    async fn mark_summary(&self, key: &IncidentKey, owner: &str, state: SummaryState) -> Result<(), AwsError>;
     /// Takes an owed summary (or one whose sender died) for this owner to send; `false`
     /// when someone else is sending it or it was sent.
     async fn take_summary(&self, key: &IncidentKey, owner: &str, lease_until: i64, now: i64) -> Result<bool, AwsError>;

@@ -4,15 +4,21 @@
 //! (`X-Amz-Target` for JSON protocols, `Action=` for query protocols, the method and
 //! path otherwise). Faults are armed per operation for a number of calls: a throttling
 //! error, a 500, a response lost after the emulator did the work (the connection is
-//! dropped), or a delay.
+//! dropped), or a delay. HTTP, both ways, is hyper's: bodies pass through as bytes.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{http, Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fault {
@@ -48,12 +54,18 @@ impl FaultProxy {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
+        let client: Upstream = Client::builder(TokioExecutor::new()).build_http();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (state, upstream) = (Arc::clone(&shared), upstream.clone());
+                let (state, upstream, client) = (Arc::clone(&shared), upstream.clone(), client.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, &upstream, state).await;
+                    let service = hyper::service::service_fn(move |request| {
+                        serve(request, upstream.clone(), client.clone(), Arc::clone(&state))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -86,103 +98,87 @@ impl FaultProxy {
     }
 }
 
-async fn serve(stream: TcpStream, upstream: &str, state: Arc<Mutex<State>>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
-    loop {
-        // Request line and headers.
-        let mut head = Vec::new();
-        let mut length = 0usize;
-        let mut target = None;
-        let mut line = String::new();
-        if read.read_line(&mut line).await? == 0 {
-            return Ok(());
-        }
-        let request_line = line.clone();
-        head.extend_from_slice(line.as_bytes());
-        loop {
-            line.clear();
-            if read.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim(), v.trim());
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.parse().unwrap_or(0);
-                }
-                if k.eq_ignore_ascii_case("x-amz-target") {
-                    target = v.rsplit('.').next().map(str::to_string);
-                }
-                if k.eq_ignore_ascii_case("connection") {
-                    continue; // replaced below
-                }
-            }
-            head.extend_from_slice(line.as_bytes());
-        }
-        let mut body = vec![0; length];
-        read.read_exact(&mut body).await?;
-        let operation = target
-            .or_else(|| {
-                String::from_utf8_lossy(&body).split('&').find_map(|kv| kv.strip_prefix("Action=").map(str::to_string))
-            })
-            .unwrap_or_else(|| request_line.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
-        let fault = {
-            let mut s = state.lock().unwrap();
-            *s.counts.entry(operation.clone()).or_default() += 1;
-            s.log.push(operation.clone());
-            let armed = s.faults.iter_mut().find(|(op, _, n)| *op == operation && *n > 0);
-            armed.map(|(_, f, n)| {
-                *n -= 1;
-                *f
-            })
-        };
-        match fault {
-            Some(Fault::Throttle) => {
-                let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
-                let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: ThrottlingException\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                write.write_all(response.as_bytes()).await?;
-                continue;
-            }
-            Some(Fault::Deny) => {
-                let body = r#"{"__type":"AccessDeniedException","message":"User: arn:aws:sts::123456789012:assumed-role/remediator/remediator is not authorized to perform this action"}"#;
-                let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: AccessDeniedException\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                write.write_all(response.as_bytes()).await?;
-                continue;
-            }
-            Some(Fault::ServerError) => {
-                let body = r#"{"__type":"InternalFailure","message":"injected"}"#;
-                let response = format!(
-                    "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                write.write_all(response.as_bytes()).await?;
-                continue;
-            }
-            Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-            _ => {}
-        }
-        // Forward on a fresh upstream connection, closed after the response.
-        head.extend_from_slice(b"Connection: close\r\n\r\n");
-        let mut up = TcpStream::connect(upstream).await?;
-        up.write_all(&head).await?;
-        up.write_all(&body).await?;
-        let mut response = Vec::new();
-        up.read_to_end(&mut response).await?;
-        if fault == Some(Fault::LoseResponse) {
-            return Ok(()); // the work is done upstream; the caller never hears of it
-        }
-        // Keep the client connection alive: rewrite the upstream's `Connection: close`.
-        let text = String::from_utf8_lossy(&response);
-        let fixed = text.replacen("Connection: close\r\n", "", 1).replacen("connection: close\r\n", "", 1);
-        write.write_all(fixed.as_bytes()).await?;
+type Upstream = Client<HttpConnector, Full<Bytes>>;
+
+/// A reply the proxy makes up instead of the emulator's.
+fn made_up(status: StatusCode, error_type: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"__type": error_type, "message": message}).to_string();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-errortype", error_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// The operation a request calls: `X-Amz-Target` (JSON protocols), `Action=` (query
+/// protocols), else the method and path.
+fn operation(request: &http::request::Parts, body: &[u8]) -> String {
+    let target = request.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if let Some(op) = target.and_then(|t| t.rsplit('.').next()) {
+        return op.to_string();
     }
+    let form = String::from_utf8_lossy(body);
+    if let Some(action) = form.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+        return action.to_string();
+    }
+    format!("{} {}", request.method, request.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+}
+
+/// Hop-by-hop headers, and the length hyper recomputes.
+const NOT_FORWARDED: &[&str] = &["connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"];
+
+async fn serve(
+    request: Request<Incoming>,
+    upstream: String,
+    client: Upstream,
+    state: Arc<Mutex<State>>,
+) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let operation = operation(&parts, &body);
+    let fault = {
+        let mut s = state.lock().unwrap();
+        *s.counts.entry(operation.clone()).or_default() += 1;
+        s.log.push(operation.clone());
+        let armed = s.faults.iter_mut().find(|(op, _, n)| *op == operation && *n > 0);
+        armed.map(|(_, f, n)| {
+            *n -= 1;
+            *f
+        })
+    };
+    match fault {
+        Some(Fault::Throttle) => return Ok(made_up(StatusCode::BAD_REQUEST, "ThrottlingException", "Rate exceeded")),
+        Some(Fault::Deny) => {
+            let message = "User: arn:aws:sts::123456789012:assumed-role/remediator/remediator is not authorized to perform this action";
+            return Ok(made_up(StatusCode::BAD_REQUEST, "AccessDeniedException", message));
+        }
+        Some(Fault::ServerError) => {
+            return Ok(made_up(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "injected"))
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        _ => {}
+    }
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut forward = Request::builder().method(parts.method.clone()).uri(format!("http://{upstream}{path}"));
+    for (name, value) in &parts.headers {
+        if !NOT_FORWARDED.contains(&name.as_str()) {
+            forward = forward.header(name, value);
+        }
+    }
+    let response = client.request(forward.body(Full::new(body))?).await?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    if fault == Some(Fault::LoseResponse) {
+        // The work is done upstream; the caller never hears of it: an error from the
+        // service makes hyper drop the connection without an answer.
+        return Err("response lost on purpose".into());
+    }
+    let mut reply = Response::builder().status(parts.status);
+    for (name, value) in &parts.headers {
+        if !NOT_FORWARDED.contains(&name.as_str()) {
+            reply = reply.header(name, value);
+        }
+    }
+    Ok(reply.body(Full::new(body))?)
 }

@@ -1,12 +1,18 @@
 //! A Lambda Runtime API endpoint on loopback, so tests drive the `remediator` binary
 //! through its real Lambda entry point (`lambda_runtime`'s client loop): the binary
 //! long-polls `/invocation/next`, handles the event, and posts `/response` or `/error`.
+//! HTTP is hyper's, not ours.
 #![allow(dead_code)]
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Mutex};
 
@@ -24,81 +30,27 @@ pub struct RuntimeApi {
     replies: mpsc::UnboundedReceiver<(String, Reply)>,
 }
 
+type Events = Arc<Mutex<mpsc::UnboundedReceiver<(String, Value)>>>;
+type Replies = mpsc::UnboundedSender<(String, Reply)>;
+
 impl RuntimeApi {
     pub async fn start() -> RuntimeApi {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind runtime API");
         let address = listener.local_addr().unwrap().to_string();
         let (events, events_rx) = mpsc::unbounded_channel::<(String, Value)>();
         let (replies_tx, replies) = mpsc::unbounded_channel();
-        let events_rx = Arc::new(Mutex::new(events_rx));
+        let events_rx: Events = Arc::new(Mutex::new(events_rx));
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let events_rx = Arc::clone(&events_rx);
-                let replies_tx = replies_tx.clone();
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (events_rx, replies_tx) = (Arc::clone(&events_rx), replies_tx.clone());
                 tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut read = BufReader::new(read);
-                    loop {
-                        let mut request_line = String::new();
-                        if read.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let mut length = 0usize;
-                        loop {
-                            let mut header = String::new();
-                            if read.read_line(&mut header).await.unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let header = header.trim_end();
-                            if header.is_empty() {
-                                break;
-                            }
-                            if let Some((k, v)) = header.split_once(':') {
-                                if k.eq_ignore_ascii_case("content-length") {
-                                    length = v.trim().parse().unwrap_or(0);
-                                }
-                            }
-                        }
-                        let mut body = vec![0; length];
-                        if read.read_exact(&mut body).await.is_err() {
-                            return;
-                        }
-                        let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
-                        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        let response = if path.ends_with("/invocation/next") {
-                            let next = events_rx.lock().await.recv().await;
-                            let Some((id, event)) = next else { return };
-                            let payload = event.to_string();
-                            format!(
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\n\
-                                 Lambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:remediator\r\n\
-                                 Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{payload}",
-                                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 60_000,
-                                payload.len()
-                            )
-                        } else {
-                            let parts: Vec<&str> = path.split('/').collect();
-                            let reply = if path.ends_with("/response") {
-                                Some((parts[parts.len() - 2].to_string(), Reply::Response(body)))
-                            } else if path.ends_with("/init/error") {
-                                Some((String::new(), Reply::InitError(body)))
-                            } else if path.ends_with("/error") {
-                                Some((parts[parts.len() - 2].to_string(), Reply::Error(body)))
-                            } else {
-                                None
-                            };
-                            if let Some(r) = reply {
-                                let _ = replies_tx.send(r);
-                            }
-                            "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}\n".to_string()
-                        };
-                        if write.write_all(response.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
+                    let service = hyper::service::service_fn(move |request| {
+                        serve(request, Arc::clone(&events_rx), replies_tx.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -117,4 +69,49 @@ impl RuntimeApi {
         }
         reply
     }
+}
+
+async fn serve(
+    request: Request<Incoming>,
+    events: Events,
+    replies: Replies,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_string();
+    if path.ends_with("/invocation/next") {
+        let next = events.lock().await.recv().await;
+        let Some((id, event)) = next else {
+            return Ok(Response::builder().status(StatusCode::GONE).body(Full::default()).unwrap());
+        };
+        let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 60_000;
+        let response = Response::builder()
+            .header("content-type", "application/json")
+            .header("lambda-runtime-aws-request-id", id)
+            .header("lambda-runtime-deadline-ms", deadline.to_string())
+            .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:remediator")
+            .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+            .body(Full::new(Bytes::from(event.to_string())))
+            .unwrap();
+        return Ok(response);
+    }
+    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let parts: Vec<&str> = path.split('/').collect();
+    let id = || parts[parts.len() - 2].to_string();
+    let reply = if path.ends_with("/response") {
+        Some((id(), Reply::Response(body)))
+    } else if path.ends_with("/init/error") {
+        Some((String::new(), Reply::InitError(body)))
+    } else if path.ends_with("/error") {
+        Some((id(), Reply::Error(body)))
+    } else {
+        None
+    };
+    if let Some(r) = reply {
+        let _ = replies.send(r);
+    }
+    Ok(Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"status\":\"OK\"}\n")))
+        .unwrap())
 }

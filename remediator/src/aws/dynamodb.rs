@@ -408,18 +408,27 @@ impl IncidentLog for StateTable {
         }
     }
 
-    async fn mark_summary(&self, key: &IncidentKey, state: SummaryState) -> Result<(), AwsError> {
-        self.client
+    async fn mark_summary(&self, key: &IncidentKey, owner: &str, state: SummaryState) -> Result<(), AwsError> {
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(key)))
-            .condition_expression("attribute_exists(pk)")
+            // Only while this owner is the one sending it.
+            .condition_expression("#owner = :owner AND summary_state = :sending")
             .update_expression("SET summary_state = :state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":sending", s(SummaryState::Sending.as_str()))
             .expression_attribute_values(":state", s(state.as_str()))
             .send()
-            .await
-            .map_err(|e| AwsError::sdk("UpdateItem (summary)", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Taken over by a later delivery after this owner's lease: its record wins.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(AwsError::sdk("UpdateItem (summary)", e)),
+        }
     }
 
     async fn take_summary(&self, key: &IncidentKey, owner: &str, lease_until: i64, now: i64) -> Result<bool, AwsError> {
