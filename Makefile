@@ -25,6 +25,8 @@ test: emulator
 	cargo test --workspace
 	$(TARGET_DIR)/debug/remediator validate --policies policies
 	$(TARGET_DIR)/debug/remediator test --policies policies
+	$(TARGET_DIR)/debug/remediator-policy validate --policies policies
+	$(TARGET_DIR)/debug/remediator-policy test --policies policies
 	$(MAKE) --no-print-directory lint-infra
 
 ## emulator: install the pinned moto server into .venv
@@ -40,17 +42,15 @@ build:
 	cargo build --release --bin remediator
 
 ## fuzz: coverage-guided fuzzing of the event parser, policy loader and pattern compiler
-## (cargo-fuzz with a nightly toolchain; FUZZ_SECONDS per target, default 60). The policy
-## loader and pattern compiler link only remediator-policy (no AWS SDK); event_parser runs
-## the whole offline engine (`--features engine`).
+## (cargo-fuzz with a nightly toolchain; FUZZ_SECONDS per target, default 60). Every
+## target links only remediator-policy (no AWS SDK); event_parser runs the offline engine.
 FUZZ_SECONDS ?= 60
 fuzz:
 	@rustup toolchain list | grep -q '^nightly' || { echo "make fuzz needs a nightly toolchain: rustup toolchain install nightly"; exit 2; }
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 	cd fuzz && for t in event_parser policy_loader pattern_compiler; do \
-		features=; [ $$t = event_parser ] && features="--features engine"; \
 		mkdir -p target/corpus-$$t && \
-		cargo +nightly fuzz run $$features $$t target/corpus-$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+		cargo +nightly fuzz run $$t target/corpus-$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
 ## bench-storm: a storm of failures with duplicates against the emulator (STORM_EVENTS, default 10000)

@@ -23,8 +23,15 @@
 pub mod action;
 pub mod de;
 pub mod decide;
+pub mod diagnose;
 pub mod event;
+pub mod explain;
+pub mod guard;
+pub mod incident;
+pub mod offline;
 pub mod pattern;
+pub mod plan;
 pub mod policy;
 pub mod schema;
+pub mod triage;
 pub mod yaml;

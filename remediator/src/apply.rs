@@ -179,8 +179,7 @@ pub trait Timers: Send + Sync {
     async fn schedule(&self, name: &str, at: i64, payload: &Value) -> Result<Timer, AwsError>;
 }
 
-/// The detail-type of the payload a timer delivers.
-pub const DEFERRED_RETRY: &str = "Deferred Retry";
+pub use crate::triage::DEFERRED_RETRY;
 
 /// The last word before a change: called immediately before every mutating call, with
 /// the before-image when there is one. The driver re-reads the pauses here (a person

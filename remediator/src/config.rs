@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::guard::AllowList;
+use crate::guard::{allow_list, AllowList};
 use crate::policy::{parse_duration, PolicyErrors, PolicySet};
 
 /// Where policies come from.
@@ -164,31 +164,6 @@ impl Config {
             Err(ConfigErrors(errors))
         }
     }
-}
-
-/// The allow-list the settings name: `REMEDIATOR_ALLOW` when set, else the shipped
-/// default with its objects narrowed to the buckets in `REMEDIATOR_DATA_BUCKETS` (when
-/// set). Every problem is added to `errors`; with problems, the shipped default is
-/// returned.
-pub fn allow_list(get: &impl Fn(&str) -> Option<String>, errors: &mut Vec<String>) -> AllowList {
-    let mut buckets: Vec<String> = Vec::new();
-    if let Some(text) = get("REMEDIATOR_DATA_BUCKETS") {
-        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match crate::guard::check_bucket_name(name) {
-                Ok(()) if !buckets.iter().any(|b| b == name) => buckets.push(name.to_string()),
-                Ok(()) => {}
-                Err(e) => errors.push(format!("REMEDIATOR_DATA_BUCKETS: {e}")),
-            }
-        }
-    }
-    let allow = match get("REMEDIATOR_ALLOW").filter(|a| !a.trim().is_empty()) {
-        None => AllowList::default_for(&buckets),
-        Some(text) => AllowList::parse(&text).map_err(|e| format!("REMEDIATOR_ALLOW: {e}")),
-    };
-    allow.unwrap_or_else(|e| {
-        errors.push(e);
-        AllowList::default_list()
-    })
 }
 
 include!(concat!(env!("OUT_DIR"), "/bundled_policies.rs"));

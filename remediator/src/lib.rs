@@ -13,30 +13,28 @@
 //! loaded from YAML with positions ([`yaml`]). The AWS adapters live in [`aws`], behind
 //! the traits [`apply::Executions`], [`record::IncidentLog`] and [`summary::Notifier`].
 //!
-//! The policy language ([`yaml`], [`pattern`], [`policy`], [`schema`], [`event`] and
-//! [`decide`]) is the crate `remediator-policy`, which builds without the AWS SDK; it is
-//! re-exported here under the same paths.
+//! The policy language and the pure core ([`yaml`], [`pattern`], [`policy`], [`schema`],
+//! [`event`], [`decide`], [`triage`], [`diagnose`], [`incident`], [`plan`], the checks of
+//! [`guard`], [`explain`] and the [`offline`] tools) are the crate `remediator-policy`,
+//! which builds without the AWS SDK; they are re-exported here under the same paths.
 
-pub use remediator_policy::{decide, event, pattern, policy, schema, yaml};
+pub use remediator_policy::{
+    decide, diagnose, event, explain, incident, offline, pattern, plan, policy, schema, triage, yaml,
+};
 
 pub mod actions;
 pub mod apply;
 pub mod aws;
 pub mod clock;
 pub mod config;
-pub mod diagnose;
 pub mod error;
-pub mod explain;
 pub mod guard;
 pub mod handle;
-pub mod incident;
 pub mod infra;
 pub mod metrics;
 pub mod outcome;
-pub mod plan;
 pub mod record;
 pub mod redact;
 pub mod rules;
 pub mod summary;
 pub mod sweep;
-pub mod triage;

@@ -4,7 +4,7 @@
 //! Exit codes: 0 success, 1 a command's check failed (invalid policies, failing cases,
 //! an event not handled), 2 usage or configuration errors.
 
-use std::io::{BufRead, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,13 +19,11 @@ use remediator::aws::{
     sns::SummaryTopic, stepfunctions::StepFunctions,
 };
 use remediator::config::{Config, PolicySource};
-use remediator::diagnose::{events_from_json, HistoryEvent};
-use remediator::explain::explain;
-use remediator::guard::{format_time, AllowList, GuardStore, Pause, PauseScope};
+use remediator::guard::{format_time, GuardStore, Pause, PauseScope};
 use remediator::handle::{HandleError, Handler, Invocation};
-use remediator::policy::{case_files, PolicyErrors, PolicySet};
+use remediator::offline;
+use remediator::policy::{PolicyErrors, PolicySet};
 use remediator::record::ClaimStatus;
-use remediator::yaml;
 
 #[derive(Parser)]
 #[command(name = "remediator", version, about = "Self-healing for AWS data pipelines")]
@@ -640,37 +638,8 @@ async fn bootstrap() -> Result<ExitCode> {
 }
 
 fn validate(path: Option<&Path>) -> Result<ExitCode> {
-    match load_policies(path) {
-        Ok(set) => {
-            println!("{} policies OK", set.policies().len());
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(PolicyErrors(errors)) => {
-            for e in &errors {
-                println!("{e}");
-            }
-            eprintln!("{} error(s)", errors.len());
-            Ok(ExitCode::FAILURE)
-        }
-    }
-}
-
-/// The allow-list for offline commands: `REMEDIATOR_ALLOW`, or the shipped default
-/// (narrowed to `REMEDIATOR_DATA_BUCKETS` when set), as the function reads them.
-fn allow_list() -> Result<AllowList> {
-    let mut errors = Vec::new();
-    let allow = remediator::config::allow_list(&|k: &str| std::env::var(k).ok(), &mut errors);
-    if errors.is_empty() {
-        Ok(allow)
-    } else {
-        Err(anyhow::anyhow!(errors.join("; ")))
-    }
-}
-
-fn read_history(path: &Path) -> Result<Vec<HistoryEvent>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    events_from_json(&value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let ok = offline::validate(load_policies(path), &mut std::io::stdout().lock())?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn explain_cmd(
@@ -681,160 +650,37 @@ fn explain_cmd(
     why: bool,
 ) -> Result<ExitCode> {
     let set = load_policies(policies)?;
-    let allow = allow_list()?;
-    let history = history.map(read_history).transpose()?;
-    let out = std::io::stdout();
-    let mut out = BufWriter::new(out.lock());
-    let mut failures = 0;
-    let mut one = |text: &str, out: &mut BufWriter<std::io::StdoutLock>| -> Result<()> {
-        let line = match serde_json::from_str::<Value>(text)
-            .map_err(|e| format!("malformed event: not valid JSON: {e}"))
-            .and_then(|doc| explain(&set, &allow, doc, history.as_deref(), why))
-        {
-            Ok(x) => serde_json::to_string(&x)?,
-            Err(e) => {
-                failures += 1;
-                json!({"error": e}).to_string()
-            }
-        };
-        writeln!(out, "{line}")?;
-        Ok(())
-    };
-    if let Some(path) = event {
+    let allow = offline::allow_list_from_env()?;
+    let history = history.map(offline::read_history).transpose()?;
+    let explainer = offline::Explainer { set: &set, allow: &allow, history: history.as_deref(), why };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let failures = if let Some(path) = event {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        one(&text, &mut out)?;
+        usize::from(!explainer.one(&text, &mut out)?)
     } else if let Some(path) = events {
-        let reader: Box<dyn BufRead> = if path == "-" {
-            Box::new(std::io::BufReader::new(std::io::stdin()))
-        } else {
-            Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening {path}"))?))
-        };
-        for line in reader.lines() {
-            let line = line.context("reading events")?;
-            if !line.trim().is_empty() {
-                one(&line, &mut out)?;
-            }
-        }
-    }
+        explainer.lines(offline::open_events(path)?, &mut out)?
+    } else {
+        0
+    };
     out.flush()?;
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn open_events(path: &str) -> Result<Box<dyn BufRead>> {
-    Ok(if path == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin()))
-    } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening {path}"))?))
-    })
-}
-
-/// The part of a decision a reviewer compares: the deciding policy and its steps.
-fn decision_of(set: &PolicySet, doc: Value) -> Value {
-    match explain(set, &AllowList::default_list(), doc, None, false) {
-        Ok(x) => json!({"policy": x.policy, "actions": x.actions}),
-        Err(e) => json!({"error": e}),
-    }
 }
 
 fn plan_cmd(base: &Path, head: &Path, events: &str) -> Result<ExitCode> {
     let before = PolicySet::load(base).with_context(|| format!("loading the base policies {}", base.display()))?;
     let after = PolicySet::load(head).with_context(|| format!("loading the head policies {}", head.display()))?;
-    let (mut total, mut changed, mut malformed) = (0, 0, 0);
-    let out = std::io::stdout();
-    let mut out = BufWriter::new(out.lock());
-    for line in open_events(events)?.lines() {
-        let line = line.context("reading events")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        total += 1;
-        let Ok(doc) = serde_json::from_str::<Value>(&line) else {
-            malformed += 1;
-            continue;
-        };
-        let id = doc.get("id").cloned().unwrap_or(Value::Null);
-        let (b, a) = (decision_of(&before, doc.clone()), decision_of(&after, doc));
-        if a != b {
-            changed += 1;
-            writeln!(out, "{}", json!({"event": id, "before": b, "after": a}))?;
-        }
-    }
-    writeln!(
-        out,
-        "{}",
-        json!({"summary": {"events": total, "changed": changed, "unchanged": total - changed - malformed, "malformed": malformed}})
-    )?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let counts = offline::plan(&before, &after, offline::open_events(events)?, &mut out)?;
     out.flush()?;
-    eprintln!("{changed} of {total} decisions change");
+    eprintln!("{} of {} decisions change", counts.changed, counts.events);
     Ok(ExitCode::SUCCESS)
 }
 
 fn test_cmd(policies: Option<&Path>) -> Result<ExitCode> {
     let root = policies.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("policies"));
     let set = load_policies(policies)?;
-    let dir = if root.is_file() { root.parent().map(Path::to_path_buf).unwrap_or_default() } else { root.clone() };
-    let files = case_files(&dir).with_context(|| format!("listing cases under {}", dir.display()))?;
-    if files.is_empty() {
-        bail!("no case files under {}/**/cases/", dir.display());
-    }
-    let (mut passed, mut failed) = (0, 0);
-    for file in &files {
-        match run_case(&set, file) {
-            Ok(()) => passed += 1,
-            Err(e) => {
-                failed += 1;
-                println!("FAIL {}: {e:#}", file.display());
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// Runs one case file: `event` or `event_file`, optional `history`/`history_file`,
-/// and `expect: {policy, actions}`.
-fn run_case(set: &PolicySet, file: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(file)?;
-    let root = yaml::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?.to_json();
-    let base = file.parent().unwrap_or(Path::new("."));
-    let obj = root.as_object().context("a case is a mapping with `event` and `expect`")?;
-    for k in obj.keys() {
-        if !["event", "event_file", "history", "history_file", "expect", "description"].contains(&k.as_str()) {
-            bail!("unknown key `{k}` (allowed: event, event_file, history, history_file, expect, description)");
-        }
-    }
-    let event = match (obj.get("event"), obj.get("event_file")) {
-        (Some(e), None) => e.clone(),
-        (None, Some(Value::String(f))) => {
-            let path = base.join(f);
-            serde_json::from_str(
-                &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-            )
-            .with_context(|| format!("{} is not JSON", path.display()))?
-        }
-        _ => bail!("a case needs exactly one of `event` or `event_file`"),
-    };
-    let history = match (obj.get("history"), obj.get("history_file")) {
-        (Some(h), None) => Some(events_from_json(h).map_err(|e| anyhow::anyhow!(e))?),
-        (None, Some(Value::String(f))) => Some(read_history(&base.join(f))?),
-        (None, None) => None,
-        _ => bail!("give `history` or `history_file`, not both"),
-    };
-    let expect = obj.get("expect").context("a case needs `expect: {policy: NAME or null, actions: [...]}`")?;
-    let x = explain(set, &allow_list()?, event, history.as_deref(), false).map_err(|e| anyhow::anyhow!(e))?;
-    let want_policy = expect.get("policy").context("`expect` needs `policy` (a name or null)")?;
-    let got_policy = x.policy.clone().map(Value::String).unwrap_or(Value::Null);
-    if *want_policy != got_policy {
-        bail!("expected policy {want_policy}, got {got_policy} (matched: {:?})", x.matched);
-    }
-    if let Some(want) = expect.get("actions") {
-        let got: Vec<Value> =
-            x.actions.iter().filter(|a| a.refused.is_none()).map(|a| Value::String(a.action.clone())).collect();
-        if *want != Value::Array(got.clone()) {
-            bail!("expected actions {want}, got {}", Value::Array(got));
-        }
-    }
-    Ok(())
+    let ok = offline::test(&set, &root, &offline::allow_list_from_env()?, &mut std::io::stdout().lock())?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// The Lambda face: clients and policies built once at init, then the runtime loop.

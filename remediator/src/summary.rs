@@ -257,8 +257,7 @@ pub enum Fold {
     Alone,
 }
 
-/// The detail-type of the payload a timer delivers when a digest window closes.
-pub const DIGEST_DUE: &str = "Digest Due";
+pub use crate::triage::DIGEST_DUE;
 
 /// Whether a summary may wait in a digest: never a critical one, a refusal, a failure
 /// or a failure nothing handles. Those go out at once, each on its own.

@@ -9,12 +9,15 @@
 
 use serde_json::Value;
 
-use crate::apply::DEFERRED_RETRY;
 use crate::decide::decide_applied;
 use crate::event::{Event, ExecutionChange, Signal};
 use crate::incident::IncidentKey;
 use crate::policy::PolicySet;
-use crate::summary::DIGEST_DUE;
+
+/// The `detail-type` of remediator's own timer event for a retry due later.
+pub const DEFERRED_RETRY: &str = "Deferred Retry";
+/// The `detail-type` of remediator's own timer event for a digest whose window closed.
+pub const DIGEST_DUE: &str = "Digest Due";
 
 /// The source of remediator's own internal events (timers).
 pub const OWN_SOURCE: &str = "remediator";
@@ -179,7 +182,8 @@ mod tests {
     use super::*;
 
     fn policies() -> PolicySet {
-        crate::config::PolicySource::Bundled.load().expect("bundled policies load")
+        crate::policy::PolicySet::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")))
+            .expect("bundled policies load")
     }
 
     fn event(json: Value) -> Event {

@@ -392,14 +392,14 @@ mod tests {
     // Issue 10, item 4: no account or region is never filled with a default.
     #[test]
     fn a_rule_in_an_event_without_account_or_region_is_refused_not_guessed() {
-        let policy = crate::config::PolicySource::Bundled
-            .load()
-            .unwrap()
-            .policies()
-            .iter()
-            .find(|p| p.actions.iter().any(|a| matches!(a, Action::EnableRule { .. })))
-            .cloned()
-            .unwrap();
+        let policy =
+            crate::policy::PolicySet::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")))
+                .unwrap()
+                .policies()
+                .iter()
+                .find(|p| p.actions.iter().any(|a| matches!(a, Action::EnableRule { .. })))
+                .cloned()
+                .unwrap();
         let event = |account: Option<&str>| {
             let mut doc = serde_json::json!({
                 "id": "ct", "source": "aws.events", "detail-type": "AWS API Call via CloudTrail", "region": "us-east-1",
