@@ -500,6 +500,21 @@ async fn only_the_sender_of_a_summary_records_its_delivery() {
         harness::STATE_TABLE,
     );
     let key = IncidentKey::from_stored("summary-fence");
+    let completion = |owner: &str, status: Status, summary: bool| Completion {
+        key: key.clone(),
+        owner: owner.into(),
+        status,
+        resolution: Resolution::Remediated,
+        policy: None,
+        execution: None,
+        state_machine: None,
+        state: None,
+        error: None,
+        outcome: serde_json::json!({}),
+        summary: summary.then(|| ("subject".to_string(), "body".to_string())),
+        follow_ups: Vec::new(),
+        answers: key.clone(),
+    };
     let now = remediator::clock::now();
     let claim = |owner: &str| ClaimRequest {
         key: key.clone(),
@@ -511,24 +526,7 @@ async fn only_the_sender_of_a_summary_records_its_delivery() {
         event: serde_json::json!({}),
     };
     assert!(matches!(table.claim(&claim("slow")).await.unwrap(), Claim::Claimed { .. }));
-    table
-        .complete(&Completion {
-            key: key.clone(),
-            owner: "slow".into(),
-            status: Status::Completed,
-            resolution: Resolution::Remediated,
-            policy: None,
-            execution: None,
-            state_machine: None,
-            state: None,
-            error: None,
-            outcome: serde_json::json!({}),
-            summary: Some(("subject".into(), "body".into())),
-            follow_ups: Vec::new(),
-            answers: key.clone(),
-        })
-        .await
-        .unwrap();
+    table.complete(&completion("slow", Status::Completed, true)).await.unwrap();
     // The slow handling's lease ran out while it was publishing: a redelivery takes the
     // summary over and sends it.
     assert!(table.take_summary(&key, "redelivery", now + 900, now).await.unwrap());
@@ -541,4 +539,25 @@ async fn only_the_sender_of_a_summary_records_its_delivery() {
         Claim::Done { owed_summary, .. } => assert_eq!(owed_summary, None, "nothing is owed: no second copy"),
         other => panic!("{other:?}"),
     }
+
+    // A handling that released its claim (a retryable failure) with a summary: the next
+    // delivery claims the incident while the summary is being published. The publish
+    // is recorded by its sender, the claim's new owner notwithstanding, so no sweep
+    // sends that summary again.
+    let key2 = IncidentKey::from_stored("summary-fence-released");
+    let claim2 = |owner: &str| ClaimRequest { key: key2.clone(), ..claim(owner) };
+    assert!(matches!(table.claim(&claim2("first")).await.unwrap(), Claim::Claimed { .. }));
+    table
+        .complete(&Completion {
+            key: key2.clone(),
+            answers: key2.clone(),
+            ..completion("first", Status::Released, true)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(table.claim(&claim2("second")).await.unwrap(), Claim::Claimed { .. }));
+    table.mark_summary(&key2, "first", SummaryState::Sent).await.unwrap();
+    assert_eq!(table.get(&key2).await.unwrap().unwrap().summary_state, Some(SummaryState::Sent));
+    let abandoned = table.abandoned(now + 3600).await.unwrap();
+    assert!(abandoned.iter().all(|a| a.key != key2 || a.owner == "second"), "{abandoned:?}");
 }

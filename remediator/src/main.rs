@@ -513,6 +513,7 @@ async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as
                 format!("released ({})", item.release_note.as_deref().unwrap_or("-"))
             }
             ClaimStatus::Completed => item.resolution.map_or("-", |r| r.as_str()).to_string(),
+            ClaimStatus::Unknown => "unknown".to_string(),
         };
         rows.push(json!({
             "time": format_time(item.at()),

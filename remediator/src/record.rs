@@ -144,12 +144,15 @@ impl Verdict {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClaimStatus {
     /// Held by `owner` until `lease_until`.
-    #[default]
     InProgress,
     Completed,
     Released,
     /// Written by versions before `RELEASED`: the same meaning.
     Failed,
+    /// Absent, or written by a version this one does not know: treated as handled.
+    #[default]
+    #[serde(other)]
+    Unknown,
 }
 
 /// An incident's item in the state table, as a type: written by `claim`, then added to
@@ -159,42 +162,84 @@ pub enum ClaimStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct IncidentRecord {
+    #[serde(deserialize_with = "lenient")]
     pub incident: String,
+    #[serde(deserialize_with = "lenient")]
     pub status: ClaimStatus,
+    #[serde(deserialize_with = "lenient")]
     pub owner: String,
+    #[serde(deserialize_with = "lenient")]
     pub lease_until: i64,
+    #[serde(deserialize_with = "lenient")]
     pub claimed_at: i64,
     /// How many handlings claimed it.
+    #[serde(deserialize_with = "lenient")]
     pub deliveries: u32,
+    #[serde(deserialize_with = "lenient")]
     pub event_id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub event_source: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub input_hash: Option<String>,
     /// The event as it can be handled again (JSON text, execution input and output removed).
+    #[serde(deserialize_with = "lenient")]
     pub stored_event: Option<String>,
     /// Before-images, each JSON text, written ahead of their changes.
+    #[serde(deserialize_with = "lenient")]
     pub journal: Vec<String>,
+    #[serde(deserialize_with = "lenient")]
     pub completed_at: Option<i64>,
+    #[serde(deserialize_with = "lenient")]
     pub resolution: Option<Resolution>,
     /// The whole outcome (JSON text, redacted).
+    #[serde(deserialize_with = "lenient")]
     pub outcome: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub policy: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub execution_arn: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub state_machine_arn: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub failed_state: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub error_name: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub summary_state: Option<SummaryState>,
+    /// Who is sending the summary: the handling that completed, or one that took it over.
+    #[serde(deserialize_with = "lenient")]
+    pub summary_owner: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub summary_subject: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub summary_body: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub released_at: Option<i64>,
+    #[serde(deserialize_with = "lenient")]
     pub release_note: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub verification: Option<Verdict>,
+    #[serde(deserialize_with = "lenient")]
     pub verified_by: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub verified_at: Option<i64>,
+    #[serde(deserialize_with = "lenient")]
     pub undone_at: Option<i64>,
+    #[serde(deserialize_with = "lenient")]
     pub undone_by: Option<String>,
     /// What each undo did (JSON text).
+    #[serde(deserialize_with = "lenient")]
     pub undo_results: Option<String>,
+    #[serde(deserialize_with = "lenient")]
     pub expires_at: Option<i64>,
+}
+
+/// Reads a field as its type, or as its default when some version wrote it otherwise: one
+/// odd attribute must not make a whole incident unreadable (that would wedge it, and
+/// stop every sweep that lists it).
+fn lenient<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned + Default>(d: D) -> Result<T, D::Error> {
+    let value = Value::deserialize(d)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 impl IncidentRecord {

@@ -135,7 +135,10 @@ impl StateTable {
                 .await
                 .map_err(|e| AwsError::sdk("Scan (incidents)", e))?;
             for item in out.items() {
-                items.push(record(item.clone())?);
+                match record(item.clone()) {
+                    Ok(r) => items.push(r),
+                    Err(e) => tracing::warn!(error = %e, "skipping an incident item that does not read"),
+                }
             }
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
@@ -240,7 +243,11 @@ impl IncidentLog for StateTable {
                 // A takeover: the item existed, released or with a lease that ran out.
                 let takeover = match out.attributes() {
                     Some(old) if !old.is_empty() => {
-                        let old = record(old.clone())?;
+                        // The claim is ours now: an item that does not read must not undo that.
+                        let old = record(old.clone()).unwrap_or_else(|e| {
+                            tracing::warn!(incident = %request.key, error = %e, "taking over an unreadable claim");
+                            IncidentRecord::default()
+                        });
                         Some(Takeover {
                             previous_owner: old.owner.clone(),
                             journal: old.journal_entries(),
@@ -327,6 +334,8 @@ impl IncidentLog for StateTable {
             }
         }
         if let Some((subject, body)) = &c.summary {
+            // Its sender: the one whose record of the publish counts (`mark_summary`).
+            sets.push("summary_owner = :owner".into());
             sets.push("summary_subject = :subject".into());
             sets.push("summary_body = :body".into());
             sets.push("summary_state = :summary_state".into());
@@ -414,8 +423,12 @@ impl IncidentLog for StateTable {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(key)))
-            // Only while this owner is the one sending it.
-            .condition_expression("#owner = :owner AND summary_state = :sending")
+            // Only while this owner is the one sending it (items from before
+            // `summary_owner` was written: the claim's owner).
+            .condition_expression(
+                "summary_state = :sending AND (summary_owner = :owner \
+                 OR (attribute_not_exists(summary_owner) AND #owner = :owner))",
+            )
             .update_expression("SET summary_state = :state")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner))
@@ -438,7 +451,9 @@ impl IncidentLog for StateTable {
             .table_name(&self.table)
             .set_key(Some(self.key(key)))
             .condition_expression("summary_state = :owed OR (summary_state = :sending AND lease_until < :now)")
-            .update_expression("SET summary_state = :sending, #owner = :owner, lease_until = :lease")
+            .update_expression(
+                "SET summary_state = :sending, summary_owner = :owner, #owner = :owner, lease_until = :lease",
+            )
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owed", s(SummaryState::Owed.as_str()))
             .expression_attribute_values(":sending", s(SummaryState::Sending.as_str()))
@@ -523,10 +538,14 @@ impl IncidentLog for StateTable {
                 .await
                 .map_err(|e| AwsError::sdk("Scan (abandoned claims)", e))?;
             for item in out.items() {
-                let claim = record(item.clone())?;
-                if claim.incident.is_empty() {
-                    continue;
-                }
+                let claim = match record(item.clone()) {
+                    Ok(claim) if !claim.incident.is_empty() => claim,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping a claim item that does not read");
+                        continue;
+                    }
+                };
                 found.push(Abandoned {
                     event: claim.event(),
                     key: IncidentKey::from_stored(claim.incident),
@@ -985,7 +1004,22 @@ mod tests {
         assert_eq!(legacy.status, ClaimStatus::Failed);
         assert_eq!((legacy.claimed_at, legacy.journal.len(), legacy.outcome_json()), (0, 0, None));
 
-        let wrong = record(item(&[("incident", s("k")), ("status", s("EXPLODED"))])).unwrap_err();
-        assert_eq!(wrong.kind, crate::error::ErrorKind::Invalid, "{wrong}");
+        // Attributes a version this one does not know wrote: each reads as unknown or
+        // absent, and the rest of the incident stays readable (one odd item must not
+        // wedge its incident or stop the sweep).
+        let odd = record(item(&[
+            ("incident", s("k")),
+            ("status", s("EXPLODED")),
+            ("resolution", s("teleported")),
+            ("lease_until", s("not a number")),
+            ("deliveries", n(3)),
+            ("journal", s("not a list")),
+            ("owner", s("req-9")),
+        ]))
+        .unwrap();
+        assert_eq!(odd.status, ClaimStatus::Unknown);
+        assert_eq!((odd.resolution, odd.lease_until, odd.journal.len()), (None, 0, 0));
+        assert_eq!((odd.deliveries, odd.owner.as_str()), (3, "req-9"));
+        assert_eq!(record(item(&[("incident", s("k"))])).unwrap().status, ClaimStatus::Unknown, "no status");
     }
 }
