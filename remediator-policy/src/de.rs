@@ -551,13 +551,14 @@ impl VariantAccess<'_> {
 impl<'de> de::VariantAccess<'de> for VariantAccess<'_> {
     type Error = Error;
 
+    /// A value without parameters is written by its name alone (`notify: always`).
     fn unit_variant(self) -> Result<(), Error> {
-        match self.params().src {
-            Src::Node(node) => {
-                self.sink.push(node.mark, format!("`{}` takes no parameters", self.variant), None);
+        match self.value {
+            Some(_) => {
+                self.sink.push(self.at, format!("`{}` is written alone, without a value", self.variant), None);
                 Err(Error { recorded: true, ..Error::new(String::new(), None) })
             }
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -761,9 +762,11 @@ impl JsonSchema for Dur {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A duration: a number with a unit (ms, s, m, h, d), e.g. 90s, 5m, 1h30m.",
-            "type": "string",
-            "pattern": r"^([0-9]+(ms|s|m|h|d))+$",
+            "description": "A duration: a number with a unit (ms, s, m, h, d), e.g. 90s, 5m, 1h30m; or 0.",
+            "anyOf": [
+                {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d))+$"},
+                {"const": 0},
+            ],
         })
     }
 }

@@ -101,10 +101,10 @@ impl AlarmChange {
 pub const ALARM_SOURCE: &str = "aws.cloudwatch";
 pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
 
-/// Parses an RFC 3339 / ISO 8601 timestamp (`Z`, `+00:00` or `+0000` offsets, optional
-/// fraction, `T` or a space between date and time) to Unix seconds, with the `time`
-/// crate. CloudWatch and Lambda write offsets as `+0000`, which RFC 3339 spells `+00:00`:
-/// that one difference is mended before parsing.
+/// Parses an RFC 3339 / ISO 8601 timestamp (`Z`, `+00:00` or `+0000` offsets, or none for
+/// UTC; optional fraction; `T` or a space between date and time) to Unix seconds, with
+/// the `time` crate. CloudWatch and Lambda write offsets as `+0000`, which RFC 3339 spells
+/// `+00:00`, and some tools write no offset: both are mended before parsing.
 pub fn parse_timestamp(text: &str) -> Option<i64> {
     use time::format_description::well_known::Rfc3339;
     let mut fixed = text.to_string();
@@ -115,6 +115,8 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     let n = b.len();
     if n > 5 && matches!(b[n - 5], b'+' | b'-') && b[n - 4..].iter().all(u8::is_ascii_digit) && n - 5 > 18 {
         fixed.insert(n - 2, ':');
+    } else if fixed.get(19..).is_some_and(|rest| !rest.contains(['Z', 'z', '+', '-'])) {
+        fixed.push('Z');
     }
     time::OffsetDateTime::parse(&fixed, &Rfc3339).ok().map(|t| t.unix_timestamp())
 }
@@ -419,8 +421,10 @@ mod tests {
         assert_eq!(parse_timestamp("2019-10-02T19:04:40+02:00"), Some(1570035880));
         assert_eq!(parse_timestamp("2019-10-02 17:04:40-0130"), Some(1570035880 + 5400));
         assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp("2019-10-02T17:04:4é0"), None, "not a panic");
         assert_eq!(parse_timestamp("2019-02-30T00:00:00Z"), None, "no 30 February");
-        assert_eq!(parse_timestamp("2019-10-02T17:04:40"), None, "an offset is required");
+        assert_eq!(parse_timestamp("2019-10-02T17:04:40"), Some(1570035880), "no offset: UTC");
+        assert_eq!(parse_timestamp("2019-10-02T17:04:40.5"), Some(1570035880), "no offset: UTC");
         for t in [0, 1570035880, 4102444800] {
             assert_eq!(parse_timestamp(&format_timestamp(t)), Some(t));
         }

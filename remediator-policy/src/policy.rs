@@ -303,13 +303,17 @@ pub fn format_duration(d: Duration) -> String {
 // The loader deserializes policy files into these types with `crate::de`, and
 // `remediator schema` derives `policies/schema.json` from them: one description.
 
+// The loader reads a file's items as `P = IgnoredAny`, then each policy on its own, so
+// that every error is attributed to the policy it was found in, even through a YAML
+// alias; the schema is `PolicyFile<PolicyDoc>`.
 /// A policy file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "remediator policy file")]
-pub(crate) struct PolicyFile {
+#[schemars(title = "remediator policy file", rename = "PolicyFile")]
+pub(crate) struct PolicyFile<P> {
     /// The policies of this file, evaluated by priority across the directory.
-    policies: Checked<NonEmpty<Checked<PolicyDoc>>>,
+    #[allow(dead_code)] // deserialized for its errors; the loader reads the items one by one
+    policies: Checked<NonEmpty<P>>,
 }
 
 // Messages name it "a policy" (its serde name).
@@ -424,11 +428,10 @@ fn parse_file(file: &str, text: &str, out: &mut Vec<Policy>, errors: &mut Vec<Po
         errors.push(error(root.mark, None, "a policy file needs a top-level `policies:` list".into(), hint));
         return;
     }
+    // The file's shape first (its items skipped), then each policy on its own sink.
     let sink = Sink::default();
-    let doc: Option<PolicyFile> = de::from_node(&root, "a policy file", &sink);
-    let docs = doc.and_then(|d| required(d.policies)).map(|p| p.0).unwrap_or_default();
-    let mut problems = sink.into_problems();
-    // The item nodes, in the order of the docs (one `Checked` per item).
+    let _: Option<PolicyFile<serde::de::IgnoredAny>> = de::from_node(&root, "a policy file", &sink);
+    let mut problems: Vec<(Option<String>, Problem)> = sink.into_problems().into_iter().map(|p| (None, p)).collect();
     let items: &[Node] = match &root.value {
         Value::Map(entries) => match entries.iter().find(|(k, _)| key_text(k) == "policies") {
             Some((_, Node { value: Value::Seq(items), .. })) => items,
@@ -436,28 +439,36 @@ fn parse_file(file: &str, text: &str, out: &mut Vec<Policy>, errors: &mut Vec<Po
         },
         _ => &[],
     };
-    let mut produced = 0;
-    for (index, (doc, node)) in docs.into_iter().zip(items).enumerate() {
-        let origin = Origin { file: file.to_string(), mark: node.mark, index };
-        if let Some(policy) = required(doc).and_then(|d| d.into_policy(node, origin, &mut problems)) {
-            out.push(policy);
-            produced += 1;
-        }
-    }
-    // Each problem names the policy whose item holds it (the last one starting before it).
-    fn name_of(item: &Node) -> Option<&str> {
-        match &item.value {
-            Value::Map(entries) => entries.iter().find(|(k, _)| key_text(k) == "name").and_then(|(_, v)| v.as_str()),
+    for (index, node) in items.iter().enumerate() {
+        let name = match &node.value {
+            Value::Map(entries) => {
+                entries.iter().find(|(k, _)| key_text(k) == "name").and_then(|(_, v)| v.as_str()).map(str::to_string)
+            }
             _ => None,
+        };
+        let sink = Sink::default();
+        let doc: Option<PolicyDoc> = de::from_node(node, "a policy", &sink);
+        let mut found = sink.into_problems();
+        let origin = Origin { file: file.to_string(), mark: node.mark, index };
+        match doc.and_then(|d| d.into_policy(node, origin, &mut found)) {
+            Some(policy) => out.push(policy),
+            // Cannot happen: a policy that failed has recorded why. Never drop one silently.
+            None if found.is_empty() => {
+                found.push(Problem { mark: node.mark, message: "this policy could not be read".into(), hint: None })
+            }
+            None => {}
+        }
+        // An alias repeats its nodes: one error per place and policy.
+        let mut seen: Vec<(Mark, String)> = Vec::new();
+        for p in found {
+            if !seen.iter().any(|(m, msg)| *m == p.mark && *msg == p.message) {
+                seen.push((p.mark, p.message.clone()));
+                problems.push((name.clone(), p));
+            }
         }
     }
-    let policy_at = |mark: Mark| items.iter().rev().find(|i| i.mark <= mark).and_then(name_of).map(str::to_string);
-    if problems.is_empty() && produced < items.len() {
-        // Cannot happen: a policy that failed has recorded why. Never drop one silently.
-        problems.push(Problem { mark: root.mark, message: "a policy could not be read".into(), hint: None });
-    }
-    for p in problems {
-        errors.push(error(p.mark, policy_at(p.mark), p.message, p.hint));
+    for (policy, p) in problems {
+        errors.push(error(p.mark, policy, p.message, p.hint));
     }
 }
 
@@ -550,11 +561,33 @@ mod tests {
             ("actions: [notify], limits: [1]", "p.yaml:2:64: policy `a`: `limits`: must be a mapping, found a list"),
             ("actions: [notify], description: 5", "p.yaml:2:69: policy `a`: `description`: must be a string, found a number"),
             ("actions: [{raise-memory: {max_mb: 1.5}}]", "p.yaml:2:71: policy `a`: `max_mb`: must be a whole number from 128 to 10240, found 1.5"),
+            ("actions: [notify], notify: {always: }", "p.yaml:2:65: policy `a`: `always` is written alone, without a value"),
         ];
         for (policy, want) in cases {
             let text = format!("policies:\n  - {{name: a, match: {{source: [x]}}, {policy}}}\n");
             assert_eq!(load(&text).unwrap_err(), [want.to_string()], "{policy}");
         }
+    }
+
+    #[test]
+    fn an_error_in_an_aliased_node_is_reported_once_for_each_policy_that_uses_it() {
+        let text = "policies:
+  - name: a
+    match: {source: [x]}
+    actions: [notify]
+    limits: &l {window: 5 minutes}
+  - name: b
+    match: {source: [x]}
+    actions: [notify, notify]
+    limits: *l
+";
+        let errors = load(text).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with("p.yaml:5:25: policy `a`: `window`: `5 minutes`"), "{errors:#?}");
+        assert!(errors[1].starts_with("p.yaml:5:25: policy `b`: `window`: `5 minutes`"), "{errors:#?}");
+        let twice =
+            "policies:\n  - name: a\n    match: {source: [x]}\n    actions: [&n {notify: {severity: loud}}, *n]\n";
+        assert_eq!(load(twice).unwrap_err().len(), 1, "one place, one policy: one error");
     }
 
     #[test]

@@ -8,11 +8,11 @@
 
 use serde_json::Value;
 
-use crate::policy::PolicyFile;
+use crate::policy::{PolicyDoc, PolicyFile};
 
 /// The schema as pretty JSON, ending with a newline.
 pub fn policy_schema() -> String {
-    let schema = serde_json::to_value(schemars::schema_for!(PolicyFile)).expect("a schema serializes");
+    let schema = serde_json::to_value(schemars::schema_for!(PolicyFile<PolicyDoc>)).expect("a schema serializes");
     // Keys sorted, so the text does not depend on serde_json's map ordering feature.
     let mut text = serde_json::to_string_pretty(&sorted(non_nullable(schema))).expect("a schema serializes");
     text.push('\n');

@@ -54,7 +54,8 @@ impl FaultProxy {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
-        let client: Upstream = Client::builder(TokioExecutor::new()).build_http();
+        // A fresh upstream connection per request, as the emulator sees from AWS clients.
+        let client: Upstream = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build_http();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
@@ -156,19 +157,36 @@ async fn serve(
         Some(Fault::ServerError) => {
             return Ok(made_up(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "injected"))
         }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         _ => {}
     }
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    // The delay and the forward run on their own task: a caller that hangs up meanwhile
+    // (the SDK's attempt timeout) does not stop the work reaching the emulator, as with
+    // a slow AWS endpoint.
+    let delay = match fault {
+        Some(Fault::Delay(d)) => Some(d),
+        _ => None,
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
     let mut forward = Request::builder().method(parts.method.clone()).uri(format!("http://{upstream}{path}"));
     for (name, value) in &parts.headers {
         if !NOT_FORWARDED.contains(&name.as_str()) {
             forward = forward.header(name, value);
         }
     }
-    let response = client.request(forward.body(Full::new(body))?).await?;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await?.to_bytes();
+    let forward = forward.body(Full::new(body))?;
+    let exchange = tokio::spawn(async move {
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        let response = client.request(forward).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((parts, body))
+    });
+    let (parts, body) = match exchange.await? {
+        Ok(answer) => answer,
+        Err(e) => return Ok(made_up(StatusCode::BAD_GATEWAY, "ProxyError", &format!("emulator: {e}"))),
+    };
     if fault == Some(Fault::LoseResponse) {
         // The work is done upstream; the caller never hears of it: an error from the
         // service makes hyper drop the connection without an answer.
