@@ -534,3 +534,46 @@ async fn an_undo_sticks_and_its_reversal_is_not_remediated_again() {
     assert!(stdout.contains("refused:") && stdout.contains("written after remediator restored"), "{stdout}");
     assert_eq!(p.object_body(key).await.as_deref(), Some("{\"contacts\": 1300}"), "the newer version stays");
 }
+
+// Issue 11, row 7 from the failure itself: a run that failed because its input was
+// deleted is healed: the object restored (and checked), the step run again, and the
+// retried run's success closes the incident as healed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_that_failed_on_a_deleted_input_is_healed_by_restoring_it_and_running_again() {
+    let (emulator, p) = setup().await;
+    let key = "thera-pipeline/apollo/latest.json";
+    let original = p.object_body(key).await.expect("the export exists");
+    p.delete_object(key).await;
+    let arn = p.run_execution("transform-2026-11-29", "transform").await;
+    assert_eq!(p.wait(&arn).await, "FAILED");
+    let event = p.status_event(&arn, false).await;
+
+    let out = run(bin(), &emulator, &["handle", "--event", "-"], Some(&event.to_string()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["policy"], "restore-missing-input-then-redrive", "{outcome}");
+    assert_eq!(outcome["diagnosis"]["state"], "ReadApolloExport", "{outcome}");
+    assert_eq!(outcome["diagnosis"]["object"], format!("arn:aws:s3:::{}/{key}", harness::BUCKET), "{outcome}");
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    let actions = outcome["actions"].as_array().unwrap();
+    assert_eq!((actions[0]["action"].as_str(), actions[0]["result"].as_str()), (Some("restore-object"), Some("done")));
+    assert!(actions[0]["detail"].as_str().unwrap().contains("is current"), "checked after the restore: {outcome}");
+    assert_eq!((actions[1]["action"].as_str(), actions[1]["result"].as_str()), (Some("redrive"), Some("done")));
+    assert_eq!(p.object_body(key).await.as_deref(), Some(original.as_str()), "the newest earlier version is back");
+
+    // The step ran again (the emulator has no RedriveExecution: a restart under a
+    // deterministic name) and read the restored object.
+    let names = p.execution_names().await;
+    let retried = names.iter().find(|n| n.contains("-rmd1-")).expect("a retried run");
+    let retried_arn = harness::execution_arn(retried);
+    assert_eq!(p.wait(&retried_arn).await, "SUCCEEDED");
+    let success = p.status_event(&retried_arn, false).await;
+    let verified = run(bin(), &emulator, &["handle", "--event", "-"], Some(&success.to_string()));
+    let verdict = &outcomes(&verified)[0];
+    assert_eq!(verdict["resolution"], "healed", "{verdict}");
+    let incident = outcome["incident"].as_str().unwrap();
+    assert_eq!(p.incident_item(incident).await.unwrap()["verification"], "healed");
+    let subjects: Vec<String> =
+        p.summaries().await.iter().map(|s| s["Subject"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(subjects.iter().any(|s| s.starts_with("[healed] thera-pipeline-prod-daily")), "{subjects:?}");
+}

@@ -171,6 +171,22 @@ async fn main() {
     demo.handle(&deleted, false).await;
     println!("s3://{}/{key}: {:?}", harness::BUCKET, p.object_body(key).await);
 
+    section("Row 7, from the failure itself: a run fails reading its deleted input");
+    p.delete_object(key).await;
+    println!(
+        "s3://{}/{key}: {:?} (deleted again, and no S3 event this time)",
+        harness::BUCKET,
+        p.object_body(key).await
+    );
+    let transform = p.run_execution("transform-2026-11-29", "transform").await;
+    println!("execution {transform}: {}", p.wait(&transform).await);
+    let outcome = demo.handle(&p.status_event(&transform, false).await, true).await;
+    println!("s3://{}/{key}: {:?}", harness::BUCKET, p.object_body(key).await);
+    let retried = outcome["actions"][1]["follow_up"].as_str().unwrap_or_default().trim_end_matches("#0").to_string();
+    println!("\nthe run again: {}", p.wait(&retried).await);
+    println!("its SUCCEEDED event closes the incident:");
+    demo.handle(&p.status_event(&retried, false).await, false).await;
+
     section("What the state table says");
     demo.remediator(&["history", "--since", "1h"]);
     println!("executions of {}: {:?}", harness::STATE_MACHINE, p.execution_names().await);

@@ -97,6 +97,11 @@ pub struct Diagnosis {
     /// function itself had.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timed_out_after_seconds: Option<f64>,
+    /// The S3 object the failed state was reading, when the failure names one: an
+    /// `aws-sdk:s3` task's `Bucket` and `Key`, or an `s3://BUCKET/KEY` in the cause (a
+    /// function that reports what it could not read). As an ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
     /// For alarms: the alarm, its metric and dimensions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alarm: Option<String>,
@@ -259,6 +264,10 @@ pub fn diagnose(execution: &ExecutionArn, events: &[HistoryEvent]) -> Diagnosis 
         _ => None,
     };
     let timed_out_after_seconds = cause.as_deref().and_then(timed_out_after);
+    let object = match (resource_type.as_deref(), resource.as_deref()) {
+        (Some("aws-sdk:s3" | "s3"), Some(r)) if r.contains('/') => Some(r.to_string()),
+        _ => failure.and_then(|f| f.cause.as_deref()).or(cause.as_deref()).and_then(|c| s3_url(c, execution)),
+    };
     let state_timeout_seconds = scheduled.and_then(|s| s.timeout_seconds);
     let heartbeat_seconds = scheduled.and_then(|s| s.heartbeat_seconds);
     let timeout_kind = classify_timeout(
@@ -282,8 +291,24 @@ pub fn diagnose(execution: &ExecutionArn, events: &[HistoryEvent]) -> Diagnosis 
         heartbeat_seconds,
         duration_seconds,
         timed_out_after_seconds,
+        object,
         ..Diagnosis::default()
     }
+}
+
+/// The first `s3://BUCKET/KEY` in a text, as an object ARN. The key ends at whitespace,
+/// a quote, a closing bracket or a backslash (causes are often escaped JSON).
+fn s3_url(text: &str, execution: &ExecutionArn) -> Option<String> {
+    let at = text.find("s3://")?;
+    let rest = &text[at + 5..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | ']' | '}' | '\\' | ','))
+        .unwrap_or(rest.len());
+    let url = rest[..end].trim_end_matches('.');
+    let (bucket, key) = url.split_once('/')?;
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    (valid_bucket && !key.is_empty()).then(|| format!("arn:{}:s3:::{bucket}/{key}", execution.partition()))
 }
 
 /// What the walk back from the end of an execution found.

@@ -247,8 +247,10 @@ fn object_target(incident: &Incident, bucket: Option<&str>, key: Option<&str>) -
         let k = doc.pointer("/detail/object/key").and_then(Value::as_str)?;
         Some(format!("arn:aws:s3:::{b}/{k}"))
     };
-    let from_diagnosis =
-        || incident.diagnosis.as_ref().and_then(|d| d.resource.clone()).filter(|r| split_object_arn(r).is_some());
+    let from_diagnosis = || {
+        let d = incident.diagnosis.as_ref()?;
+        d.object.clone().or_else(|| d.resource.clone()).filter(|r| split_object_arn(r).is_some())
+    };
     match (bucket, key) {
         (Some(b), Some(k)) => Some(format!("arn:aws:s3:::{b}/{k}")),
         _ => from_event().or_else(from_diagnosis),

@@ -148,8 +148,13 @@ fn definition() -> String {
             "Route": {"Type": "Choice", "Choices": [
                 {"Variable": "$.job", "StringEquals": "firecrawl", "Next": "PullFirecrawl"},
                 {"Variable": "$.job", "StringEquals": "apollo-full", "Next": "PullApolloFull"},
-                {"Variable": "$.job", "StringEquals": "apollo-export", "Next": "ExportApollo"}
+                {"Variable": "$.job", "StringEquals": "apollo-export", "Next": "ExportApollo"},
+                {"Variable": "$.job", "StringEquals": "transform", "Next": "ReadApolloExport"}
             ], "Default": "CheckApolloQuota"},
+            // Reads the last Apollo export: fails with s3.NoSuchKeyException when it is
+            // missing (deleted: a delete marker hides it).
+            "ReadApolloExport": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+                "Parameters": {"Bucket": BUCKET, "Key": "thera-pipeline/apollo/latest.json"}, "ResultPath": null, "End": true},
             // The function runs out of its own time: the work needs longer than any
             // timeout it can have (900 s at most).
             "PullApolloFull": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
