@@ -736,7 +736,7 @@ impl<'de> Deserialize<'de> for Dur {
                 f.write_str("a duration such as 90s, 5m, 24h")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                crate::policy::parse_duration(v)
+                crate::duration::parse_duration(v)
                     .map(Dur)
                     .map_err(|m| E::custom(format!("{m} (use a number with a unit: 30s, 5m, 2h, 1d or 1h30m)")))
             }

@@ -24,6 +24,7 @@ pub mod action;
 pub mod de;
 pub mod decide;
 pub mod diagnose;
+pub mod duration;
 pub mod event;
 pub mod explain;
 pub mod guard;

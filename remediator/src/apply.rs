@@ -15,8 +15,7 @@ use crate::diagnose::HistoryEvent;
 use crate::error::AwsError;
 use crate::error::ErrorKind;
 use crate::event::ExecutionArn;
-use crate::incident::Incident;
-use crate::plan::{Disposition, Plan, Refusal, Step};
+use crate::plan::{Refusal, Step};
 use crate::redact;
 
 /// Execution input: passed from one API call to another, never printed.
@@ -302,63 +301,4 @@ pub(crate) fn failed(what: &str, e: &AwsError) -> Done {
         error_kind: Some(e.kind),
         ..done(StepResult::Failed, format!("{what} failed: {}", redact::text(&e.to_string())))
     }
-}
-
-/// Applies a plan step by step. After a failed or refused mutating step the remaining
-/// mutating steps are skipped (a raise that failed must not be followed by a redrive).
-pub async fn apply(
-    plan: &Plan,
-    incident: &Incident,
-    info: Option<&ExecutionInfo>,
-    services: &Services<'_>,
-) -> Vec<StepOutcome> {
-    let mut outcomes = Vec::with_capacity(plan.steps.len());
-    let mut blocked: Option<String> = None;
-    for step in &plan.steps {
-        let mut out = StepOutcome {
-            policy: step.policy.clone(),
-            action: step.action.name(),
-            mutating: step.action.is_mutating(),
-            target: step.target.clone(),
-            result: StepResult::Done,
-            detail: String::new(),
-            refusal: None,
-            error_kind: None,
-            attempt: step.attempt.map(|(n, max)| format!("{n} of {max}")),
-            before: None,
-            short: None,
-            follow_up: None,
-        };
-        match (&step.disposition, &blocked) {
-            (Disposition::Refuse { refusal, reason }, _) => {
-                out.result = StepResult::Refused;
-                out.detail = reason.clone();
-                out.refusal = Some(*refusal);
-            }
-            (Disposition::Act, Some(reason)) if step.action.is_mutating() => {
-                out.result = StepResult::Skipped;
-                out.detail = format!("not attempted: {reason}");
-            }
-            (Disposition::Act, _) => {
-                let d = run(step, incident, info, services).await;
-                out.result = d.result;
-                out.detail = d.detail;
-                out.refusal = d.refusal;
-                out.error_kind = d.error_kind;
-                out.before = d.before;
-                out.short = d.short;
-                out.follow_up = d.follow_up;
-            }
-        }
-        if step.action.is_mutating() && matches!(out.result, StepResult::Failed | StepResult::Refused) {
-            let how = if out.result == StepResult::Failed { "failed" } else { "refused" };
-            blocked.get_or_insert_with(|| format!("an earlier `{}` step was {how}", out.action));
-        }
-        outcomes.push(out);
-    }
-    outcomes
-}
-
-async fn run(step: &Step, incident: &Incident, info: Option<&ExecutionInfo>, services: &Services<'_>) -> Done {
-    crate::actions::run(step, incident, info, services).await
 }

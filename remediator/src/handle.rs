@@ -21,8 +21,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::actions::apply;
 use crate::apply::{
-    apply, ChangeLocks, ExecutionInfo, Executions, FunctionSettings, Go, ObjectVersions, Preflight, Rules, Services,
+    ChangeLocks, ExecutionInfo, Executions, FunctionSettings, Go, ObjectVersions, Preflight, Rules, Services,
     StepOutcome, StepResult, Timers,
 };
 use crate::clock;

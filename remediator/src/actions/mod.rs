@@ -15,10 +15,11 @@ pub mod retry;
 
 use serde::Serialize;
 
-use crate::apply::{Done, ExecutionInfo, FunctionSettings, ObjectVersions, Rules, Services, StepResult};
+use crate::apply::{Done, ExecutionInfo, FunctionSettings, ObjectVersions, Rules, Services, StepOutcome, StepResult};
 use crate::error::AwsError;
 use crate::incident::Incident;
 use crate::plan::Step;
+use crate::plan::{Disposition, Plan};
 use crate::policy::Action;
 use crate::record::RecordedStep;
 
@@ -127,6 +128,61 @@ pub async fn undo(
         BeforeImage::EnableRule => enable_rule::undo(&r.target, rules, dry_run).await,
         BeforeImage::RestoreObject(before) => restore_object::undo(&r.target, before, objects, dry_run).await,
     }
+}
+
+/// Applies a plan step by step. After a failed or refused mutating step the remaining
+/// mutating steps are skipped (a raise that failed must not be followed by a redrive).
+pub async fn apply(
+    plan: &Plan,
+    incident: &Incident,
+    info: Option<&ExecutionInfo>,
+    services: &Services<'_>,
+) -> Vec<StepOutcome> {
+    let mut outcomes = Vec::with_capacity(plan.steps.len());
+    let mut blocked: Option<String> = None;
+    for step in &plan.steps {
+        let mut out = StepOutcome {
+            policy: step.policy.clone(),
+            action: step.action.name(),
+            mutating: step.action.is_mutating(),
+            target: step.target.clone(),
+            result: StepResult::Done,
+            detail: String::new(),
+            refusal: None,
+            error_kind: None,
+            attempt: step.attempt.map(|(n, max)| format!("{n} of {max}")),
+            before: None,
+            short: None,
+            follow_up: None,
+        };
+        match (&step.disposition, &blocked) {
+            (Disposition::Refuse { refusal, reason }, _) => {
+                out.result = StepResult::Refused;
+                out.detail = reason.clone();
+                out.refusal = Some(*refusal);
+            }
+            (Disposition::Act, Some(reason)) if step.action.is_mutating() => {
+                out.result = StepResult::Skipped;
+                out.detail = format!("not attempted: {reason}");
+            }
+            (Disposition::Act, _) => {
+                let d = run(step, incident, info, services).await;
+                out.result = d.result;
+                out.detail = d.detail;
+                out.refusal = d.refusal;
+                out.error_kind = d.error_kind;
+                out.before = d.before;
+                out.short = d.short;
+                out.follow_up = d.follow_up;
+            }
+        }
+        if step.action.is_mutating() && matches!(out.result, StepResult::Failed | StepResult::Refused) {
+            let how = if out.result == StepResult::Failed { "failed" } else { "refused" };
+            blocked.get_or_insert_with(|| format!("an earlier `{}` step was {how}", out.action));
+        }
+        outcomes.push(out);
+    }
+    outcomes
 }
 
 #[cfg(test)]
