@@ -577,3 +577,54 @@ async fn a_run_that_failed_on_a_deleted_input_is_healed_by_restoring_it_and_runn
         p.summaries().await.iter().map(|s| s["Subject"].as_str().unwrap_or_default().to_string()).collect();
     assert!(subjects.iter().any(|s| s.starts_with("[healed] thera-pipeline-prod-daily")), "{subjects:?}");
 }
+
+// Issue 11, the guide's "Stop Pipeline": one command pauses remediator for the
+// pipeline, disables its rules and stops its running executions, in that order; the
+// rule it disabled is not re-enabled by remediator (the pause wins); `--lift` enables
+// again exactly the rules it disabled and ends the pause.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emergency_stop_stops_the_pipeline_and_its_lift_puts_the_rules_back() {
+    let (emulator, p) = setup().await;
+    // The weekly rule was disabled before the stop: the lift must leave it so.
+    p.events().disable_rule().name(RULES[1]).send().await.unwrap();
+    let running = p.start_execution("backfill-2026-11", "backfill").await;
+    let stop = ["emergency-stop", "--pipeline", "thera-pipeline-", "--reason", "bad Apollo data", "--for", "2h"];
+
+    let dry = run(bin(), &emulator, &[&stop[..], &["--dry-run"]].concat(), None);
+    let text = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(dry.status.success(), "{text}{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(text.contains(&format!("would disable rule {}", RULES[0])), "{text}");
+    assert!(text.contains(&format!("rule {} is disabled already", RULES[1])), "{text}");
+    assert!(text.contains(&format!("would stop execution {running}")), "{text}");
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED", "a dry run changes nothing");
+
+    let out = run(bin(), &emulator, &stop, None);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(p.rule_state(RULES[0]).await, "DISABLED");
+    assert_eq!(p.wait(&running).await, "ABORTED");
+    let pauses = run(bin(), &emulator, &["pauses"], None);
+    assert!(String::from_utf8_lossy(&pauses.stdout).contains("pipeline thera-pipeline-*"), "{pauses:?}");
+    // The stop's own DisableRule, as CloudTrail delivers it: remediator does not fight it.
+    let disabled = p.disable_rule(RULES[0]).await;
+    let handled = run(bin(), &emulator, &["handle", "--event", "-"], Some(&disabled.to_string()));
+    let outcome = &outcomes(&handled)[0];
+    assert_eq!(outcome["resolution"], "refused", "{outcome}");
+    assert_eq!(p.rule_state(RULES[0]).await, "DISABLED");
+    let subjects: Vec<String> =
+        p.summaries().await.iter().map(|s| s["Subject"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(
+        subjects.iter().any(|s| s == "[emergency stop] thera-pipeline-*: 1 rule(s) disabled, 1 execution(s) stopped"),
+        "{subjects:?}"
+    );
+
+    let lift = run(bin(), &emulator, &["emergency-stop", "--pipeline", "thera-pipeline-", "--lift"], None);
+    let text = String::from_utf8_lossy(&lift.stdout).to_string();
+    assert!(lift.status.success(), "{text}{}", String::from_utf8_lossy(&lift.stderr));
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED", "put back as it was");
+    assert_eq!(p.rule_state(RULES[1]).await, "DISABLED", "disabled before the stop: left so");
+    let pauses = run(bin(), &emulator, &["pauses"], None);
+    assert!(String::from_utf8_lossy(&pauses.stdout).contains("no pause in force"), "{pauses:?}");
+    let again = run(bin(), &emulator, &["emergency-stop", "--pipeline", "thera-pipeline-", "--lift"], None);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to lift"), "lifted once");
+}

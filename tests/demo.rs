@@ -187,6 +187,21 @@ async fn main() {
     println!("its SUCCEEDED event closes the incident:");
     demo.handle(&p.status_event(&retried, false).await, false).await;
 
+    section("Row 13: stop the pipeline (the guide's emergency procedure), then lift the stop");
+    let backfill = p.start_execution("backfill-2026-11", "backfill").await;
+    println!("execution {backfill}: running");
+    let stop = ["emergency-stop", "--pipeline", "thera-pipeline-", "--reason", "bad Apollo data", "--for", "2h"];
+    demo.remediator(&[&stop[..], &["--dry-run"]].concat());
+    demo.remediator(&stop);
+    println!("execution {backfill}: {}", p.wait(&backfill).await);
+    println!("rules: {} {}, {} {}", RULES[0], p.rule_state(RULES[0]).await, RULES[1], p.rule_state(RULES[1]).await);
+    println!("the stop's own DisableRule of {}, as CloudTrail delivers it:", RULES[1]);
+    let mut own = p.disable_rule(RULES[1]).await;
+    own["id"] = Value::String("ct-emergency-stop-weekly".into());
+    demo.handle(&own, false).await;
+    demo.remediator(&["emergency-stop", "--pipeline", "thera-pipeline-", "--lift"]);
+    println!("rules: {} {}, {} {}", RULES[0], p.rule_state(RULES[0]).await, RULES[1], p.rule_state(RULES[1]).await);
+
     section("What the state table says");
     demo.remediator(&["history", "--since", "1h"]);
     println!("executions of {}: {:?}", harness::STATE_MACHINE, p.execution_names().await);

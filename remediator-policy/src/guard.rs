@@ -257,6 +257,10 @@ pub enum PauseScope {
     Policy(String),
     /// A target ARN or ARN glob.
     Target(String),
+    /// Everything of a pipeline: every target a part of whose resource name starts with
+    /// the prefix (`thera-pipeline-` covers its rules, state machines and their
+    /// executions, functions and its data bucket).
+    Pipeline(String),
 }
 
 impl PauseScope {
@@ -266,6 +270,7 @@ impl PauseScope {
             PauseScope::Global => "global".into(),
             PauseScope::Policy(p) => format!("policy#{p}"),
             PauseScope::Target(t) => format!("target#{t}"),
+            PauseScope::Pipeline(p) => format!("pipeline#{p}"),
         }
     }
 
@@ -276,6 +281,9 @@ impl PauseScope {
         if let Some(p) = key.strip_prefix("policy#") {
             return Some(PauseScope::Policy(p.into()));
         }
+        if let Some(p) = key.strip_prefix("pipeline#") {
+            return Some(PauseScope::Pipeline(p.into()));
+        }
         key.strip_prefix("target#").map(|t| PauseScope::Target(t.into()))
     }
 
@@ -284,6 +292,7 @@ impl PauseScope {
             PauseScope::Global => "all remediation".into(),
             PauseScope::Policy(p) => format!("policy {p}"),
             PauseScope::Target(t) => format!("target {t}"),
+            PauseScope::Pipeline(p) => format!("pipeline {p}*"),
         }
     }
 }
@@ -309,8 +318,19 @@ impl Pause {
                 let matches = |arn: &str| t == arn || Glob::new(t).map(|g| g.matches(arn)).unwrap_or(false);
                 matches(target) || matches(&circuit_key(target))
             }),
+            PauseScope::Pipeline(prefix) => target.is_some_and(|t| names_a_part_of(t, prefix)),
         }
     }
+}
+
+/// Whether a part of the resource of `arn` (after partition, service, region and
+/// account; split at `:` and `/`) starts with `prefix`.
+fn names_a_part_of(arn: &str, prefix: &str) -> bool {
+    !prefix.is_empty()
+        && arn
+            .splitn(6, ':')
+            .nth(5)
+            .is_some_and(|resource| resource.split([':', '/']).any(|part| part.starts_with(prefix)))
 }
 
 /// The pause that stops a step of `policy` on `target` now, as a reason, if any. The
@@ -446,6 +466,37 @@ pub fn allow_list(get: &impl Fn(&str) -> Option<String>, errors: &mut Vec<String
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pipeline_pause_covers_every_resource_named_for_the_pipeline() {
+        let state = GuardState {
+            pauses: vec![Pause {
+                scope: PauseScope::Pipeline("thera-pipeline-".into()),
+                reason: "emergency stop".into(),
+                until: 100,
+                by: "maria".into(),
+            }],
+            ..GuardState::default()
+        };
+        for covered in [
+            "arn:aws:events:us-east-1:123456789012:rule/thera-pipeline-daily-rule",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:thera-pipeline-prod-daily",
+            "arn:aws:states:us-east-1:123456789012:execution:thera-pipeline-prod-daily:run-1",
+            "arn:aws:lambda:us-east-1:123456789012:function:thera-pipeline-prod-apollo-delta-pull",
+            "arn:aws:s3:::thera-pipeline-data/thera-pipeline/apollo/latest.json",
+        ] {
+            assert!(pause_refusal(&state, "p", Some(covered), 50).is_some(), "{covered}");
+        }
+        for other in [
+            "arn:aws:events:us-east-1:123456789012:rule/other-daily-rule",
+            "arn:aws:lambda:us-east-1:123456789012:function:other-thera-pipeline-x",
+            "arn:aws:s3:::data/thera-pipeline/apollo/latest.json",
+        ] {
+            assert!(pause_refusal(&state, "p", Some(other), 50).is_none(), "{other}");
+        }
+        assert!(pause_refusal(&state, "p", Some("arn:aws:events:us-east-1:1:rule/thera-pipeline-x"), 100).is_none());
+        assert_eq!(PauseScope::from_key(&state.pauses[0].scope.key()), Some(state.pauses[0].scope.clone()));
+    }
+
     use super::*;
     use crate::event::parse_timestamp;
     use crate::plan::Step;

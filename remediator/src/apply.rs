@@ -71,6 +71,12 @@ pub trait Executions: Send + Sync {
     /// Executions of a state machine that ended `FAILED` or `TIMED_OUT` at or after
     /// `since` (Unix seconds), newest first.
     async fn list_failed(&self, state_machine_arn: &str, since: i64) -> Result<Vec<String>, AwsError>;
+    /// State machines whose name starts with `prefix`.
+    async fn state_machines(&self, prefix: &str) -> Result<Vec<String>, AwsError>;
+    /// Executions of a state machine that are running now.
+    async fn running(&self, state_machine_arn: &str) -> Result<Vec<String>, AwsError>;
+    /// Stops a running execution, with an error and a cause for its history.
+    async fn stop(&self, execution: &str, error: &str, cause: &str) -> Result<(), AwsError>;
 }
 
 /// A Lambda function's settings, as remediator changes them.
@@ -117,6 +123,8 @@ pub struct RuleInfo {
 /// EventBridge rules.
 #[async_trait]
 pub trait Rules: Send + Sync {
+    /// Rules whose name starts with `prefix` (default event bus): name and state.
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, AwsError>;
     async fn describe(&self, name: &str) -> Result<RuleInfo, AwsError>;
     async fn enable(&self, name: &str) -> Result<(), AwsError>;
     async fn disable(&self, name: &str) -> Result<(), AwsError>;

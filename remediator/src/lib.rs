@@ -27,6 +27,7 @@ pub mod apply;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod emergency;
 pub mod error;
 pub mod guard;
 pub mod handle;

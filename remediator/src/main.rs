@@ -86,11 +86,14 @@ enum Command {
     /// Stop remediator from acting (globally, for a policy or for a target) until the
     /// pause expires or `resume`. While paused it still records and notifies.
     Pause {
-        #[arg(long, conflicts_with = "target")]
+        #[arg(long, conflicts_with_all = ["target", "pipeline"])]
         policy: Option<String>,
         /// A target ARN or ARN glob.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pipeline")]
         target: Option<String>,
+        /// Everything of a pipeline: every resource whose name starts with this prefix.
+        #[arg(long)]
+        pipeline: Option<String>,
         #[arg(long)]
         reason: String,
         /// How long, e.g. 2h (required: every pause expires).
@@ -99,10 +102,32 @@ enum Command {
     },
     /// Lift a pause (no scope: the global pause).
     Resume {
-        #[arg(long, conflicts_with = "target")]
+        #[arg(long, conflicts_with_all = ["target", "pipeline"])]
         policy: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pipeline")]
         target: Option<String>,
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
+    /// The guide's "Stop Pipeline": pause remediator for the pipeline, disable its rules,
+    /// stop its running executions (in that order; recorded; one summary). `--lift`
+    /// enables again the rules it disabled and ends the pause.
+    EmergencyStop {
+        /// The pipeline's name prefix, e.g. thera-pipeline-
+        #[arg(long)]
+        pipeline: String,
+        /// Why (shown in the pause, the executions' histories and the summaries).
+        #[arg(long, required_unless_present = "lift")]
+        reason: Option<String>,
+        /// How long the pause holds, e.g. 4h (required: every pause expires).
+        #[arg(long = "for", required_unless_present = "lift")]
+        duration: Option<String>,
+        /// Put back what the stop changed.
+        #[arg(long, conflicts_with_all = ["reason", "duration"])]
+        lift: bool,
+        /// Show what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List the pauses in force.
     Pauses,
@@ -175,10 +200,15 @@ fn main() -> ExitCode {
             explain_cmd(policies.as_deref(), event.as_deref(), events.as_deref(), history.as_deref(), why)
         }
         Command::Test { policies } => test_cmd(policies.as_deref()),
-        Command::Pause { policy, target, reason, duration } => {
-            runtime().and_then(|rt| rt.block_on(pause_cmd(scope(policy, target), reason, &duration)))
+        Command::Pause { policy, target, pipeline, reason, duration } => {
+            runtime().and_then(|rt| rt.block_on(pause_cmd(scope(policy, target, pipeline), reason, &duration)))
         }
-        Command::Resume { policy, target } => runtime().and_then(|rt| rt.block_on(resume_cmd(scope(policy, target)))),
+        Command::Resume { policy, target, pipeline } => {
+            runtime().and_then(|rt| rt.block_on(resume_cmd(scope(policy, target, pipeline))))
+        }
+        Command::EmergencyStop { pipeline, reason, duration, lift, dry_run } => runtime().and_then(|rt| {
+            rt.block_on(emergency_cmd(&pipeline, reason.as_deref(), duration.as_deref(), lift, dry_run))
+        }),
         Command::Pauses => runtime().and_then(|rt| rt.block_on(pauses_cmd())),
         Command::Digests => runtime().and_then(|rt| {
             rt.block_on(async {
@@ -299,11 +329,12 @@ async fn build() -> Result<(Handler, Arc<StateTable>, std::time::Duration)> {
     Ok((handler, table, config.lease))
 }
 
-fn scope(policy: Option<String>, target: Option<String>) -> PauseScope {
-    match (policy, target) {
-        (Some(p), _) => PauseScope::Policy(p),
-        (None, Some(t)) => PauseScope::Target(t),
-        (None, None) => PauseScope::Global,
+fn scope(policy: Option<String>, target: Option<String>, pipeline: Option<String>) -> PauseScope {
+    match (policy, target, pipeline) {
+        (Some(p), _, _) => PauseScope::Policy(p),
+        (None, Some(t), _) => PauseScope::Target(t),
+        (None, None, Some(p)) => PauseScope::Pipeline(p),
+        (None, None, None) => PauseScope::Global,
     }
 }
 
@@ -337,6 +368,7 @@ async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<
             }
             remediator::pattern::Glob::new(pattern).map_err(|e| anyhow::anyhow!("--target {pattern}: {e}"))?;
         }
+        PauseScope::Pipeline(prefix) => check_prefix(prefix)?,
         PauseScope::Global => {}
     }
     let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
@@ -344,6 +376,98 @@ async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<
     state_table().await?.set_pause(&pause).await.context("recording the pause")?;
     println!("paused {} until {}: {}", pause.scope.describe(), format_time(pause.until), pause.reason);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A pipeline prefix names a pipeline's resources: at least a few characters of a-z, 0-9,
+/// `-`, `_` and `.`, so that it cannot pause or stop everything by accident.
+fn check_prefix(prefix: &str) -> Result<()> {
+    let valid =
+        prefix.len() >= 3 && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid {
+        bail!("--pipeline `{prefix}`: a name prefix of at least 3 of a-z, 0-9, -, _ and . (e.g. thera-pipeline-)");
+    }
+    Ok(())
+}
+
+async fn emergency_cmd(
+    prefix: &str,
+    reason: Option<&str>,
+    duration: Option<&str>,
+    lift: bool,
+    dry_run: bool,
+) -> Result<ExitCode> {
+    use remediator::emergency::{survey, Emergency};
+    check_prefix(prefix)?;
+    let (handler, table, _) = build().await?;
+    let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let now = remediator::clock::now();
+    let emergency = Emergency {
+        rules: handler.rules.as_ref(),
+        executions: handler.executions.as_ref(),
+        guards: handler.guards.as_ref(),
+        records: table.as_ref(),
+        notifier: handler.notifier.as_ref(),
+    };
+    let dry_run = dry_run || handler.dry_run;
+    if lift {
+        let Some(record) = emergency.lift(prefix, &by, now, dry_run).await.context("lifting the emergency stop")?
+        else {
+            println!("no emergency stop of {prefix}* is in force: nothing to lift");
+            return Ok(ExitCode::SUCCESS);
+        };
+        let would = if dry_run { "would enable" } else { "enabled" };
+        for rule in &record.rules_enabled {
+            println!("{would} rule {rule}");
+        }
+        for rule in &record.rules_left {
+            println!("left rule {rule}");
+        }
+        for failure in &record.failures {
+            println!("FAILED: {failure}");
+        }
+        if !dry_run {
+            println!("resumed pipeline {prefix}* (stopped executions are not started again)");
+        }
+        return Ok(if record.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let reason = reason.unwrap_or_default();
+    if reason.trim().is_empty() {
+        bail!("--reason must say why (it is shown in the pause, the stopped executions and the summary)");
+    }
+    let length =
+        remediator::policy::parse_duration(duration.unwrap_or_default()).map_err(|e| anyhow::anyhow!("--for: {e}"))?;
+    if length.is_zero() {
+        bail!("--for must be longer than 0s");
+    }
+    if dry_run {
+        let found = survey(emergency.rules, emergency.executions, prefix).await.context("listing the pipeline")?;
+        println!("would pause remediator for pipeline {prefix}* for {}", remediator::policy::format_duration(length));
+        for rule in &found.rules {
+            println!("would disable rule {rule}");
+        }
+        for rule in &found.disabled {
+            println!("rule {rule} is disabled already: left as it is");
+        }
+        for execution in &found.executions {
+            println!("would stop execution {execution}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let record = emergency
+        .stop(prefix, reason, &by, now, now + length.as_secs() as i64)
+        .await
+        .context("stopping the pipeline")?;
+    println!("paused remediator for pipeline {prefix}* until {}", format_time(record.until));
+    for rule in &record.rules_disabled {
+        println!("disabled rule {rule}");
+    }
+    for execution in &record.executions_stopped {
+        println!("stopped execution {execution}");
+    }
+    for failure in &record.failures {
+        println!("FAILED: {failure}");
+    }
+    Ok(if record.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn resume_cmd(scope: PauseScope) -> Result<ExitCode> {

@@ -149,8 +149,11 @@ fn definition() -> String {
                 {"Variable": "$.job", "StringEquals": "firecrawl", "Next": "PullFirecrawl"},
                 {"Variable": "$.job", "StringEquals": "apollo-full", "Next": "PullApolloFull"},
                 {"Variable": "$.job", "StringEquals": "apollo-export", "Next": "ExportApollo"},
-                {"Variable": "$.job", "StringEquals": "transform", "Next": "ReadApolloExport"}
+                {"Variable": "$.job", "StringEquals": "transform", "Next": "ReadApolloExport"},
+                {"Variable": "$.job", "StringEquals": "backfill", "Next": "Backfill"}
             ], "Default": "CheckApolloQuota"},
+            // A long run: still running when an emergency stop comes.
+            "Backfill": {"Type": "Wait", "Seconds": 900, "End": true},
             // Reads the last Apollo export: fails with s3.NoSuchKeyException when it is
             // missing (deleted: a delete marker hides it).
             "ReadApolloExport": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",

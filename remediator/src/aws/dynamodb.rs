@@ -958,6 +958,41 @@ impl Digests for StateTable {
     }
 }
 
+/// Emergency stops: one item per pipeline prefix (`EMERGENCY#PREFIX`), a serde type.
+#[async_trait]
+impl crate::emergency::StopRecords for StateTable {
+    async fn load(&self, prefix: &str) -> Result<Option<crate::emergency::StopRecord>, AwsError> {
+        let (pk, sk) = crate::emergency::StopRecord::key(prefix);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("GetItem (emergency stop)", e))?;
+        out.item()
+            .map(|item| serde_dynamo::from_item(item.clone()))
+            .transpose()
+            .map_err(|e| AwsError::invalid("reading an emergency stop", e.to_string()))
+    }
+
+    async fn save(&self, record: &crate::emergency::StopRecord) -> Result<(), AwsError> {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(record).map_err(|e| AwsError::invalid("PutItem (emergency stop)", e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("PutItem (emergency stop)", e))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! EventBridge: describe and enable rules.
+//! EventBridge: list, describe, enable and disable rules.
 
 use async_trait::async_trait;
 
@@ -17,6 +17,31 @@ impl EventRules {
 
 #[async_trait]
 impl Rules for EventRules {
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, AwsError> {
+        let mut rules = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_rules()
+                .name_prefix(prefix)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("ListRules", e))?;
+            for rule in out.rules() {
+                let state = rule.state().map(|s| s.as_str().to_string()).unwrap_or_default();
+                rules.push((rule.name().unwrap_or_default().to_string(), state));
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        rules.sort();
+        Ok(rules)
+    }
+
     async fn describe(&self, name: &str) -> Result<RuleInfo, AwsError> {
         let out = self.client.describe_rule().name(name).send().await.map_err(|e| AwsError::sdk("DescribeRule", e))?;
         Ok(RuleInfo {

@@ -90,6 +90,54 @@ impl Executions for StepFunctions {
         Ok(all.into_iter().map(|(arn, _)| arn).collect())
     }
 
+    async fn state_machines(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_state_machines()
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("ListStateMachines", e))?;
+            for sm in out.state_machines() {
+                if sm.name().starts_with(prefix) {
+                    found.push(sm.state_machine_arn().to_string());
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    async fn running(&self, state_machine_arn: &str) -> Result<Vec<String>, AwsError> {
+        let mut found: Vec<String> = self
+            .list_status(state_machine_arn, ExecutionStatus::Running, 0)
+            .await?
+            .into_iter()
+            .map(|(arn, _)| arn)
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
+    async fn stop(&self, execution: &str, error: &str, cause: &str) -> Result<(), AwsError> {
+        self.client
+            .stop_execution()
+            .execution_arn(execution)
+            .error(error)
+            .cause(cause)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("StopExecution", e))?;
+        Ok(())
+    }
+
     async fn start(&self, state_machine_arn: &str, name: &str, input: &Secret) -> Result<Start, AwsError> {
         match self.client.start_execution().state_machine_arn(state_machine_arn).name(name).input(&input.0).send().await
         {
