@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 SAM_STAMP := .venv-sam/.installed-$(shell sha256sum infra/lint-sam-requirements.txt | cut -c1-12)
 CHECKOV_STAMP := .venv-checkov/.installed-$(shell sha256sum infra/lint-checkov-requirements.txt | cut -c1-12)
 
-.PHONY: demo test emulator build bench bench-storm fmt clean lint-infra template package deploy fuzz
+.PHONY: demo test emulator build bench bench-storm bench-report fmt clean lint-infra template package deploy fuzz
 
 ## demo: start the emulator, build a miniature Thera pipeline, heal one failure, report another
 demo: emulator
@@ -57,6 +57,11 @@ fuzz:
 bench-storm: emulator
 	cargo build --release --quiet --bin remediator --example bench_storm
 	$(TARGET_DIR)/release/examples/bench_storm
+
+## bench-report: `remediator report` over a generated year of report rows on the emulator (REPORT_PER_DAY, default 100)
+bench-report: emulator
+	cargo build --quiet --bin remediator --example bench_report
+	$(TARGET_DIR)/debug/examples/bench_report
 
 ## template: regenerate infra/template.json from the policies and the actions' permissions
 template:

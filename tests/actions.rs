@@ -576,6 +576,26 @@ async fn a_run_that_failed_on_a_deleted_input_is_healed_by_restoring_it_and_runn
     let subjects: Vec<String> =
         p.summaries().await.iter().map(|s| s["Subject"].as_str().unwrap_or_default().to_string()).collect();
     assert!(subjects.iter().any(|s| s.starts_with("[healed] thera-pipeline-prod-daily")), "{subjects:?}");
+
+    // The report counts the incident (not the retry's own success) and its time to heal.
+    let report = run(bin(), &emulator, &["report", "--since", "1d", "--format", "json"], None);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&report.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(
+        (line["policy"].as_str(), line["error"].as_str()),
+        (Some("restore-missing-input-then-redrive"), Some("s3.NoSuchKeyException"))
+    );
+    assert_eq!(
+        (line["incidents"].as_u64(), line["remediated"].as_u64(), line["healed"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
+    assert!(line["median_seconds_to_heal"].as_i64().is_some_and(|s| s >= 0), "{line}");
+    let table = run(bin(), &emulator, &["report", "--since", "1d"], None);
+    let text = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(text.starts_with("POLICY") && text.contains("restore-missing-input-then-redrive"), "{text}");
 }
 
 // Issue 11, the guide's "Stop Pipeline": one command pauses remediator for the

@@ -204,6 +204,7 @@ async fn main() {
 
     section("What the state table says");
     demo.remediator(&["history", "--since", "1h"]);
+    demo.remediator(&["report", "--since", "1d"]);
     println!("executions of {}: {:?}", harness::STATE_MACHINE, p.execution_names().await);
     println!("\nDone. The emulator stops with this process.");
 }

@@ -37,7 +37,8 @@ pub use crate::outcome::{Outcome, Resolution, SentSummary};
 use crate::plan::{plan, Plan, Refusal, Step};
 use crate::policy::{Action, NotifyWhen, Policy, PolicySet};
 use crate::record::{
-    Claim, ClaimRequest, Completion, IncidentLog, JournalEntry, OwedSummary, Status, SummaryState, Takeover, Verdict,
+    Claim, ClaimRequest, Completion, IncidentLog, JournalEntry, OwedSummary, ReportRow, Status, SummaryState, Takeover,
+    Verdict,
 };
 use crate::redact;
 use crate::summary::{compose, may_fold, Digests, Facts, Fold, Notifier, Summary};
@@ -893,7 +894,42 @@ fn completion(
         summary: summary.map(|s| (s.subject.clone(), s.body.clone())),
         follow_ups: outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect(),
         answers: answers.clone(),
+        report: report_row(incident, outcome, status),
     }
+}
+
+/// The incident's line in `remediator report`: a failure handled to the end (not a
+/// verification's own claim, not a release, not an event that was no failure).
+fn report_row(incident: &Incident, outcome: &Outcome, status: Status) -> Option<ReportRow> {
+    let counted = matches!(
+        outcome.resolution,
+        Resolution::Remediated
+            | Resolution::WouldRemediate
+            | Resolution::Notified
+            | Resolution::Refused
+            | Resolution::Failed
+            | Resolution::NoPolicy
+    );
+    if status != Status::Completed || !counted {
+        return None;
+    }
+    let now = clock::now();
+    Some(ReportRow {
+        incident: incident.key.as_str().to_string(),
+        policy: outcome.policy.clone(),
+        error: outcome.diagnosis.as_ref().and_then(|d| d.error.clone()),
+        resolution: Some(outcome.resolution),
+        refusals: outcome
+            .actions
+            .iter()
+            .filter_map(|a| a.refusal)
+            .filter_map(|r| serde_json::to_value(r).ok()?.as_str().map(str::to_string))
+            .collect(),
+        failed_at: incident.event.time.as_deref().and_then(crate::event::parse_timestamp).unwrap_or(now),
+        completed_at: now,
+        verdict: None,
+        verified_at: None,
+    })
 }
 
 #[cfg(test)]

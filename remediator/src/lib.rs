@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod record;
 pub mod redact;
+pub mod report;
 pub mod rules;
 pub mod summary;
 pub mod sweep;

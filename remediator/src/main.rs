@@ -143,6 +143,16 @@ enum Command {
         #[arg(long)]
         since: Option<String>,
     },
+    /// What the policies did with failures, per policy and error: incidents, remediated,
+    /// healed, still failing, escalated, refused by each guard, time to heal.
+    Report {
+        /// How far back, e.g. 30d (at most 366d).
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// table, json (one line per policy and error) or markdown.
+        #[arg(long, default_value = "table", value_parser = ["table", "json", "markdown"])]
+        format: String,
+    },
     /// Put back what an incident's remediation changed (from its before-images).
     Undo {
         /// The incident key, as printed by `handle` and `history`.
@@ -226,6 +236,7 @@ fn main() -> ExitCode {
         Command::History { since, policy, target, json } => {
             runtime().and_then(|rt| rt.block_on(history_cmd(&since, policy.as_deref(), target.as_deref(), json)))
         }
+        Command::Report { since, format } => runtime().and_then(|rt| rt.block_on(report_cmd(&since, &format))),
         Command::Reset { target } => runtime().and_then(|rt| rt.block_on(reset_cmd(&target))),
         Command::Template { policies } => load_policies(policies.as_deref()).map_err(Into::into).and_then(|set| {
             let template = remediator::schema::sorted_value(remediator::infra::template(&set));
@@ -672,6 +683,28 @@ async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as
         }
     }
     println!("{} incident(s) since {since} ago", rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn report_cmd(since: &str, format: &str) -> Result<ExitCode> {
+    use remediator::record::IncidentLog;
+    let window = remediator::policy::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let now = remediator::clock::now();
+    let rows =
+        state_table().await?.report_rows(now - window.as_secs() as i64, now).await.context("reading the report")?;
+    let lines = remediator::report::lines(&rows);
+    match format {
+        "json" => {
+            for line in &lines {
+                println!("{}", serde_json::to_string(line)?);
+            }
+        }
+        "markdown" => print!("{}", remediator::report::markdown(&lines)),
+        _ => {
+            print!("{}", remediator::report::table(&lines));
+            println!("{} incident(s) since {since} ago", rows.len());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

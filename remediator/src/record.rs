@@ -327,7 +327,41 @@ pub struct Completion {
     pub follow_ups: Vec<String>,
     /// The incident those runs answer (the original incident of a deferred retry).
     pub answers: IncidentKey,
+    /// The incident's line in the report, written with the completion (a failure that
+    /// was handled; `None` for a verification's own claim and for releases).
+    pub report: Option<ReportRow>,
 }
+
+/// One handled failure, as `remediator report` counts it. Kept in the state table under
+/// the month it completed (`pk = REPORT#YYYY-MM`, `sk` = the incident), for a year and a
+/// month, longer than the incident itself: a report over months reads one partition per
+/// month with a query, never a scan.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportRow {
+    pub incident: String,
+    pub policy: Option<String>,
+    /// The failure's class: its error.
+    pub error: Option<String>,
+    pub resolution: Option<Resolution>,
+    /// The guards that refused a step, as `Refusal` kinds (`paused`, `cooling-down`, ...).
+    pub refusals: Vec<String>,
+    /// When the failure happened (the event's time), else when it was claimed.
+    pub failed_at: i64,
+    pub completed_at: i64,
+    /// Filled in by the verdict row (`sk = INCIDENT#verdict`), when a retry ends.
+    pub verdict: Option<Verdict>,
+    pub verified_at: Option<i64>,
+}
+
+/// The report partition of a time: `REPORT#YYYY-MM` (UTC).
+pub fn report_month(t: i64) -> String {
+    let stamp = crate::event::format_timestamp(t);
+    format!("REPORT#{}", stamp.get(..7).unwrap_or("0000-00"))
+}
+
+/// How long report rows are kept: a year and a month.
+pub const REPORT_RETENTION_SECS: i64 = 396 * 86400;
 
 /// A claim whose lease ran out before it completed: a handling that died.
 #[derive(Clone, Debug, PartialEq)]
@@ -367,4 +401,6 @@ pub trait IncidentLog: Send + Sync {
     /// Claims whose owner's lease ended before `now` with work left: in progress, or
     /// completed with a summary still being sent.
     async fn abandoned(&self, now: i64) -> Result<Vec<Abandoned>, AwsError>;
+    /// The report rows of failures completed from `since` to `now`, with their verdicts.
+    async fn report_rows(&self, since: i64, now: i64) -> Result<Vec<ReportRow>, AwsError>;
 }

@@ -20,8 +20,8 @@ use crate::error::AwsError;
 use crate::guard::{Circuit, GuardState, GuardStore, Pause, PauseScope, CIRCUIT_THRESHOLD};
 use crate::incident::IncidentKey;
 use crate::record::{
-    Abandoned, Claim, ClaimRequest, ClaimStatus, Completion, IncidentLog, IncidentRecord, JournalEntry, Status,
-    SummaryState, Takeover, Verdict,
+    report_month, Abandoned, Claim, ClaimRequest, ClaimStatus, Completion, IncidentLog, IncidentRecord, JournalEntry,
+    ReportRow, Status, SummaryState, Takeover, Verdict, REPORT_RETENTION_SECS,
 };
 use crate::summary::{Digests, Fold};
 
@@ -345,7 +345,7 @@ impl IncidentLog for StateTable {
         }
         let expression = format!("SET {}", sets.join(", "));
         let condition = "#owner = :owner AND #status = :in_progress";
-        if c.follow_ups.is_empty() {
+        if c.follow_ups.is_empty() && c.report.is_none() {
             self.client
                 .update_item()
                 .table_name(&self.table)
@@ -372,6 +372,15 @@ impl IncidentLog for StateTable {
             .map_err(invalid)?;
         let mut request =
             self.client.transact_write_items().transact_items(TransactWriteItem::builder().update(update).build());
+        if let Some(row) = &c.report {
+            let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(row)
+                .map_err(|e| AwsError::invalid("TransactWriteItems (report)", e.to_string()))?;
+            item.insert("pk".into(), s(report_month(row.completed_at)));
+            item.insert("sk".into(), s(&row.incident));
+            item.insert("expires_at".into(), n((row.completed_at + REPORT_RETENTION_SECS).max(0) as u64));
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(invalid)?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
         for run in &c.follow_ups {
             let put = Put::builder()
                 .table_name(&self.table)
@@ -502,7 +511,9 @@ impl IncidentLog for StateTable {
     }
 
     async fn verify(&self, incident: &IncidentKey, verdict: Verdict, execution: &str) -> Result<(), AwsError> {
-        self.client
+        let at = now();
+        let out = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(incident)))
@@ -510,11 +521,63 @@ impl IncidentLog for StateTable {
             .update_expression("SET verification = :v, verified_by = :e, verified_at = :now")
             .expression_attribute_values(":v", s(verdict.as_str()))
             .expression_attribute_values(":e", s(execution))
-            .expression_attribute_values(":now", n(now()))
+            .expression_attribute_values(":now", n(at))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| AwsError::sdk("UpdateItem (verification)", e))?;
-        Ok(())
+        // The verdict on the incident's report row, in the month it completed.
+        let Some(completed_at) = out.attributes().and_then(|a| number(a, "completed_at")) else { return Ok(()) };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(report_month(completed_at)))
+            .key("sk", s(incident.as_str()))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET verdict = :v, verified_at = :now")
+            .expression_attribute_values(":v", s(verdict.as_str()))
+            .expression_attribute_values(":now", n(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // No report row (an incident completed before rows were written): nothing to add to.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(AwsError::sdk("UpdateItem (report verdict)", e)),
+        }
+    }
+
+    async fn report_rows(&self, since: i64, now: i64) -> Result<Vec<ReportRow>, AwsError> {
+        let mut rows = Vec::new();
+        for month in report_months(since, now) {
+            let mut start: Option<HashMap<String, AttributeValue>> = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :m")
+                    .filter_expression("completed_at >= :since")
+                    .expression_attribute_values(":m", s(&month))
+                    .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::sdk("Query (report)", e))?;
+                for item in out.items() {
+                    match serde_dynamo::from_item::<_, ReportRow>(item.clone()) {
+                        Ok(row) => rows.push(row),
+                        Err(e) => tracing::warn!(error = %e, "skipping a report row that does not read"),
+                    }
+                }
+                match out.last_evaluated_key() {
+                    Some(k) if !k.is_empty() => start = Some(k.clone()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(rows)
     }
 
     async fn abandoned(&self, now: i64) -> Result<Vec<Abandoned>, AwsError> {
@@ -576,6 +639,23 @@ fn failures_of(item: &HashMap<String, AttributeValue>) -> u32 {
 
 fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
     item.get(key).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+/// The report partitions from the month of `since` to the month of `now`.
+fn report_months(since: i64, now: i64) -> Vec<String> {
+    let month = |t: i64| -> (i64, i64) {
+        let m = report_month(t);
+        let ym = m.trim_start_matches("REPORT#");
+        (ym.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0), ym.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1))
+    };
+    let (mut y, mut m) = month(since.min(now));
+    let end = month(now);
+    let mut out = Vec::new();
+    while (y, m) <= end && out.len() < 1200 {
+        out.push(format!("REPORT#{y:04}-{m:02}"));
+        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    }
+    out
 }
 
 /// An incident's item as its type.
