@@ -514,6 +514,7 @@ async fn only_the_sender_of_a_summary_records_its_delivery() {
         summary: summary.then(|| ("subject".to_string(), "body".to_string())),
         follow_ups: Vec::new(),
         answers: key.clone(),
+        report: None,
     };
     let now = remediator::clock::now();
     let claim = |owner: &str| ClaimRequest {
