@@ -647,4 +647,31 @@ async fn an_emergency_stop_stops_the_pipeline_and_its_lift_puts_the_rules_back()
     assert!(String::from_utf8_lossy(&pauses.stdout).contains("no pause in force"), "{pauses:?}");
     let again = run(bin(), &emulator, &["emergency-stop", "--pipeline", "thera-pipeline-", "--lift"], None);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to lift"), "lifted once");
+
+    // A stop that died right after disabling a rule, before recording it as disabled:
+    // its before-image (saved ahead of the change) is enough for the lift.
+    use remediator::emergency::{StopRecord, StopRecords};
+    let table = remediator::aws::dynamodb::StateTable::new(
+        aws_sdk_dynamodb::Client::new(&emulator.sdk()),
+        harness::STATE_TABLE,
+    );
+    let (pk, sk) = StopRecord::key("thera-pipeline-");
+    let now = remediator::clock::now();
+    let died = StopRecord {
+        pk,
+        sk,
+        prefix: "thera-pipeline-".into(),
+        reason: "died".into(),
+        at: now,
+        until: now + 3600,
+        planned_rules: vec![RULES[0].to_string()],
+        ..StopRecord::default()
+    };
+    table.save(&died).await.unwrap();
+    p.events().disable_rule().name(RULES[0]).send().await.unwrap();
+    let lift = run(bin(), &emulator, &["emergency-stop", "--pipeline", "thera-pipeline-", "--lift"], None);
+    assert!(lift.status.success(), "{}", String::from_utf8_lossy(&lift.stdout));
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED", "lifted from the before-image");
+    let bad = run(bin(), &emulator, &["emergency-stop", "--pipeline", "thera", "--reason", "x", "--for", "1h"], None);
+    assert_eq!(bad.status.code(), Some(2), "a prefix without a separator would cover other pipelines");
 }

@@ -264,8 +264,13 @@ pub fn diagnose(execution: &ExecutionArn, events: &[HistoryEvent]) -> Diagnosis 
         _ => None,
     };
     let timed_out_after_seconds = cause.as_deref().and_then(timed_out_after);
+    // The object a failed state read: an S3 read task's own Bucket and Key (not a copy's
+    // destination), else the one `s3://` URL the cause names.
+    let reads = scheduled.is_some_and(|s| {
+        matches!(s.resource.as_str(), "getObject" | "headObject" | "getObjectAttributes" | "selectObjectContent")
+    });
     let object = match (resource_type.as_deref(), resource.as_deref()) {
-        (Some("aws-sdk:s3" | "s3"), Some(r)) if r.contains('/') => Some(r.to_string()),
+        (Some("aws-sdk:s3" | "s3"), Some(r)) if reads && r.contains('/') => Some(r.to_string()),
         _ => failure.and_then(|f| f.cause.as_deref()).or(cause.as_deref()).and_then(|c| s3_url(c, execution)),
     };
     let state_timeout_seconds = scheduled.and_then(|s| s.timeout_seconds);
@@ -296,19 +301,47 @@ pub fn diagnose(execution: &ExecutionArn, events: &[HistoryEvent]) -> Diagnosis 
     }
 }
 
-/// The first `s3://BUCKET/KEY` in a text, as an object ARN. The key ends at whitespace,
-/// a quote, a closing bracket or a backslash (causes are often escaped JSON).
-fn s3_url(text: &str, execution: &ExecutionArn) -> Option<String> {
-    let at = text.find("s3://")?;
-    let rest = &text[at + 5..];
-    let end = rest
-        .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | ']' | '}' | '\\' | ','))
-        .unwrap_or(rest.len());
-    let url = rest[..end].trim_end_matches('.');
-    let (bucket, key) = url.split_once('/')?;
-    let valid_bucket = (3..=63).contains(&bucket.len())
-        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    (valid_bucket && !key.is_empty()).then(|| format!("arn:{}:s3:::{bucket}/{key}", execution.partition()))
+/// The one `s3://BUCKET/KEY` a cause names, as an object ARN; none when it names none or
+/// several. A cause that is JSON (a function's error payload) is read as the text of its
+/// strings, so escapes are undone first. The key ends at whitespace, a quote or a closing
+/// bracket.
+fn s3_url(cause: &str, execution: &ExecutionArn) -> Option<String> {
+    fn strings(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut texts = Vec::new();
+    match serde_json::from_str::<Value>(cause) {
+        Ok(value @ (Value::Object(_) | Value::Array(_))) => strings(&value, &mut texts),
+        _ => texts.push(cause.to_string()),
+    }
+    let mut found: Vec<String> = Vec::new();
+    for text in &texts {
+        for (at, _) in text.match_indices("s3://") {
+            let rest = &text[at + 5..];
+            let end = rest
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | ']' | '}' | '>'))
+                .unwrap_or(rest.len());
+            let url = rest[..end].trim_end_matches(['.', ',', ';', ':']);
+            let Some((bucket, key)) = url.split_once('/') else { continue };
+            let valid_bucket = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+            if valid_bucket && !key.is_empty() {
+                let arn = format!("arn:{}:s3:::{bucket}/{key}", execution.partition());
+                if !found.contains(&arn) {
+                    found.push(arn);
+                }
+            }
+        }
+    }
+    match found.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// What the walk back from the end of an execution found.
@@ -581,6 +614,30 @@ fn seconds(v: &Value) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_object_a_cause_names_is_read_once_and_unescaped() {
+        let execution = ExecutionArn::parse("arn:aws:states:us-east-1:1:execution:sm:run").unwrap();
+        let url = |c: &str| s3_url(c, &execution);
+        assert_eq!(
+            url(
+                r#"{"errorMessage": "NoSuchKey (reading s3://data-1/thera-pipeline/caf\u00e9 run[1].json)", "errorType": "NoSuchKey"}"#
+            ),
+            Some("arn:aws:s3:::data-1/thera-pipeline/café".into()),
+            "JSON escapes undone; the key ends at whitespace"
+        );
+        assert_eq!(
+            url("missing s3://data-1/thera-pipeline/x.json."),
+            Some("arn:aws:s3:::data-1/thera-pipeline/x.json".into())
+        );
+        assert_eq!(url("copy s3://a-bucket/x.json to s3://b-bucket/y.json failed"), None, "two objects: neither");
+        assert_eq!(
+            url("s3://a-bucket/x.json and again s3://a-bucket/x.json"),
+            Some("arn:aws:s3:::a-bucket/x.json".into())
+        );
+        assert_eq!(url("s3://UPPER/x.json"), None, "not a bucket name");
+        assert_eq!(url("no url here"), None);
+    }
+
     use super::*;
 
     fn history(name: &str) -> Vec<HistoryEvent> {

@@ -324,13 +324,20 @@ impl Pause {
 }
 
 /// Whether a part of the resource of `arn` (after partition, service, region and
-/// account; split at `:` and `/`) starts with `prefix`.
+/// account; split at `:` and `/`) starts with `prefix`; for an S3 object, also whether
+/// its key is under the prefix as a folder (`thera-pipeline-` → `thera-pipeline/`,
+/// where the pipeline keeps its data whatever the bucket's name).
 fn names_a_part_of(arn: &str, prefix: &str) -> bool {
-    !prefix.is_empty()
-        && arn
-            .splitn(6, ':')
-            .nth(5)
-            .is_some_and(|resource| resource.split([':', '/']).any(|part| part.starts_with(prefix)))
+    if prefix.is_empty() {
+        return false;
+    }
+    let folder = format!("{}/", prefix.trim_end_matches(['-', '_', '.']));
+    let in_folder = arn
+        .split_once(":s3:::")
+        .and_then(|(_, object)| object.split_once('/'))
+        .is_some_and(|(_, key)| key.starts_with(&folder));
+    let named = |resource: &str| resource.split([':', '/']).any(|part| part.starts_with(prefix));
+    in_folder || arn.splitn(6, ':').nth(5).is_some_and(named)
 }
 
 /// The pause that stops a step of `policy` on `target` now, as a reason, if any. The
@@ -483,13 +490,15 @@ mod tests {
             "arn:aws:states:us-east-1:123456789012:execution:thera-pipeline-prod-daily:run-1",
             "arn:aws:lambda:us-east-1:123456789012:function:thera-pipeline-prod-apollo-delta-pull",
             "arn:aws:s3:::thera-pipeline-data/thera-pipeline/apollo/latest.json",
+            "arn:aws:s3:::acme-data/thera-pipeline/apollo/latest.json",
         ] {
             assert!(pause_refusal(&state, "p", Some(covered), 50).is_some(), "{covered}");
         }
         for other in [
             "arn:aws:events:us-east-1:123456789012:rule/other-daily-rule",
             "arn:aws:lambda:us-east-1:123456789012:function:other-thera-pipeline-x",
-            "arn:aws:s3:::data/thera-pipeline/apollo/latest.json",
+            "arn:aws:s3:::data/other/thera-pipeline/latest.json",
+            "arn:aws:s3:::data/thera-pipelines/latest.json",
         ] {
             assert!(pause_refusal(&state, "p", Some(other), 50).is_none(), "{other}");
         }

@@ -27,10 +27,14 @@ pub struct Survey {
     pub disabled: Vec<String>,
     /// Running executions: the stop stops them.
     pub executions: Vec<String>,
+    /// What could not be listed.
+    pub failures: Vec<String>,
 }
 
-/// Reads the pipeline's rules (by name prefix) and its running executions (of the state
-/// machines whose name has the prefix).
+/// Reads the pipeline's rules (by name prefix) and its running executions (of the
+/// standard state machines whose name has the prefix; express executions cannot be
+/// listed and are named as not stopped). A state machine whose executions cannot be
+/// listed is a failure to report, not a reason to stop nothing.
 pub async fn survey(rules: &dyn Rules, executions: &dyn Executions, prefix: &str) -> Result<Survey, AwsError> {
     let mut survey = Survey::default();
     for (name, state) in rules.list(prefix).await? {
@@ -40,10 +44,27 @@ pub async fn survey(rules: &dyn Rules, executions: &dyn Executions, prefix: &str
             survey.disabled.push(name);
         }
     }
-    for machine in executions.state_machines(prefix).await? {
-        survey.executions.extend(executions.running(&machine).await?);
-    }
+    let (running, failures) = running(executions, prefix).await;
+    survey.executions = running;
+    survey.failures = failures;
     Ok(survey)
+}
+
+/// The running executions of the pipeline's state machines, and what could not be listed.
+async fn running(executions: &dyn Executions, prefix: &str) -> (Vec<String>, Vec<String>) {
+    let (mut found, mut failures) = (Vec::new(), Vec::new());
+    match executions.state_machines(prefix).await {
+        Ok(machines) => {
+            for machine in machines {
+                match executions.running(&machine).await {
+                    Ok(running) => found.extend(running),
+                    Err(e) => failures.push(format!("list the running executions of {machine}: {e}")),
+                }
+            }
+        }
+        Err(e) => failures.push(format!("list the state machines {prefix}*: {e}")),
+    }
+    (found, failures)
 }
 
 /// The state table's record of an emergency stop of one pipeline: its before-images (the
@@ -76,8 +97,14 @@ impl StopRecord {
         (format!("EMERGENCY#{prefix}"), "STOP".to_string())
     }
 
-    pub fn in_force(&self) -> bool {
+    /// Not lifted: a lift still puts its rules back, even after its pause expired.
+    pub fn not_lifted(&self) -> bool {
         self.at > 0 && self.lifted_at.is_none()
+    }
+
+    /// Not lifted and its pause still holds: a new stop adds to it.
+    pub fn in_force(&self, now: i64) -> bool {
+        self.not_lifted() && self.until > now
     }
 }
 
@@ -97,12 +124,26 @@ pub struct Emergency<'a> {
     pub notifier: &'a dyn Notifier,
 }
 
+/// What a lift did.
+#[derive(Clone, Debug, Default)]
+pub struct Lift {
+    /// The stop lifted (or, in a dry run or after a failure, the one that stays).
+    pub record: Option<StopRecord>,
+    /// What this lift could not do.
+    pub failures: Vec<String>,
+    /// No stop was recorded, but its pause was there (a stop that died early): ended.
+    pub paused_without_record: bool,
+}
+
 /// The error and cause a stopped execution's history shows.
 pub const STOP_ERROR: &str = "EmergencyStop";
 
 impl Emergency<'_> {
     /// Stops the pipeline: pause, rules, executions, in that order; one summary. The
-    /// record is the union with a stop still in force (a second stop adds to it).
+    /// pause comes first, before anything is even listed, so that nothing the stop does
+    /// is undone by remediator. The record is saved before each change it describes and
+    /// after it, so a stop that dies half-way is still lifted right. A stop while another
+    /// is in force adds to it.
     pub async fn stop(
         &self,
         prefix: &str,
@@ -111,7 +152,6 @@ impl Emergency<'_> {
         now: i64,
         until: i64,
     ) -> Result<StopRecord, AwsError> {
-        let survey = survey(self.rules, self.executions, prefix).await?;
         let pause = Pause {
             scope: PauseScope::Pipeline(prefix.to_string()),
             reason: format!("emergency stop: {reason}"),
@@ -121,28 +161,39 @@ impl Emergency<'_> {
         self.guards.set_pause(&pause).await?;
         let (pk, sk) = StopRecord::key(prefix);
         let mut record = match self.records.load(prefix).await? {
-            Some(r) if r.in_force() => r,
+            Some(r) if r.in_force(now) => r,
             _ => StopRecord { pk, sk, prefix: prefix.to_string(), at: now, ..StopRecord::default() },
         };
         record.reason = reason.to_string();
         record.by = by.to_string();
         record.until = until;
-        for rule in &survey.rules {
+        record.failures.clear();
+        self.records.save(&record).await?;
+        let (rules, disabled) = match self.rules.list(prefix).await {
+            Ok(all) => all.into_iter().partition::<Vec<_>, _>(|(_, state)| state == "ENABLED"),
+            Err(e) => {
+                record.failures.push(format!("list the rules {prefix}*: {e}"));
+                (Vec::new(), Vec::new())
+            }
+        };
+        for (rule, _) in &rules {
+            // The before-image first: the rule was enabled.
             if !record.planned_rules.contains(rule) {
                 record.planned_rules.push(rule.clone());
+                self.records.save(&record).await?;
             }
-        }
-        // Before any change: what will be changed, and how it was.
-        self.records.save(&record).await?;
-        for rule in &survey.rules {
             match self.rules.disable(rule).await {
                 Ok(()) if !record.rules_disabled.contains(rule) => record.rules_disabled.push(rule.clone()),
                 Ok(()) => {}
                 Err(e) => record.failures.push(format!("disable rule {rule}: {e}")),
             }
         }
+        self.records.save(&record).await?;
+        // Listed after the rules are disabled: a run a rule started meanwhile is stopped too.
+        let (executions, failures) = running(self.executions, prefix).await;
+        record.failures.extend(failures);
         let cause = format!("remediator emergency-stop by {by}: {reason}");
-        for execution in &survey.executions {
+        for execution in &executions {
             match self.executions.stop(execution, STOP_ERROR, &cause).await {
                 Ok(()) => record.executions_stopped.push(execution.clone()),
                 Err(e) => record.failures.push(format!("stop execution {execution}: {e}")),
@@ -153,50 +204,62 @@ impl Emergency<'_> {
             "[emergency stop] {prefix}*: {} rule(s) disabled, {} execution(s) stopped{}",
             record.rules_disabled.len(),
             record.executions_stopped.len(),
-            if record.failures.is_empty() { String::new() } else { format!(", {} FAILED", record.failures.len()) }
+            if record.failures.is_empty() { String::new() } else { format!(", {} NOT DONE", record.failures.len()) }
         );
         let mut body = format!(
             "The pipeline {prefix}* was stopped by {by}: {reason}\n\nremediator is paused for it until {} \
              (remediator emergency-stop --pipeline {prefix} --lift ends it early).\n",
             format_time(until)
         );
+        let already: Vec<String> = disabled.into_iter().map(|(name, _)| name).collect();
         list(&mut body, "Rules disabled", &record.rules_disabled);
-        list(&mut body, "Rules that were disabled already (a lift leaves them disabled)", &survey.disabled);
+        list(&mut body, "Rules that were disabled already (a lift leaves them disabled)", &already);
         list(&mut body, "Executions stopped", &record.executions_stopped);
         list(&mut body, "NOT DONE", &record.failures);
-        self.publish(&subject, &body, "critical").await;
+        if let Err(e) = self.publish(&subject, &body, "critical").await {
+            record.failures.push(format!("send the summary: {e}"));
+        }
         Ok(record)
     }
 
-    /// Lifts a stop: the rules it disabled and that are still disabled are enabled again,
-    /// then the pause ends. Stopped executions are not started again (say so).
-    pub async fn lift(&self, prefix: &str, by: &str, now: i64, dry_run: bool) -> Result<Option<StopRecord>, AwsError> {
-        let Some(mut record) = self.records.load(prefix).await?.filter(StopRecord::in_force) else {
-            return Ok(None);
+    /// Lifts a stop: every rule it found enabled (its before-images, saved before each
+    /// change) that is still disabled is enabled again, then the pause ends. A rule that
+    /// could not be enabled keeps the stop in force (lift again). Stopped executions are
+    /// not started again (the summary says so). The pause ends even with no record (a
+    /// stop that died before saving one).
+    pub async fn lift(&self, prefix: &str, by: &str, now: i64, dry_run: bool) -> Result<Lift, AwsError> {
+        let scope = PauseScope::Pipeline(prefix.to_string());
+        let Some(mut record) = self.records.load(prefix).await?.filter(StopRecord::not_lifted) else {
+            let paused = !dry_run && self.guards.clear_pause(&scope).await?;
+            return Ok(Lift { record: None, failures: Vec::new(), paused_without_record: paused });
         };
-        let (mut enabled, mut left) = (Vec::new(), Vec::new());
-        for rule in &record.rules_disabled {
-            let state = self.rules.describe(rule).await.map(|r| r.state);
-            match state {
+        let (mut enabled, mut left, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+        for rule in &record.planned_rules {
+            match self.rules.describe(rule).await.map(|r| r.state) {
                 Ok(s) if s == "DISABLED" => {
                     if !dry_run {
                         if let Err(e) = self.rules.enable(rule).await {
-                            record.failures.push(format!("enable rule {rule} on lift: {e}"));
+                            failures.push(format!("enable rule {rule}: {e}"));
                             continue;
                         }
                     }
                     enabled.push(rule.clone());
                 }
                 Ok(s) => left.push(format!("{rule} ({s} now: changed since the stop)")),
-                Err(e) => left.push(format!("{rule} ({e})")),
+                Err(e) => failures.push(format!("describe rule {rule}: {e}")),
             }
         }
         record.rules_enabled = enabled;
         record.rules_left = left;
         if dry_run {
-            return Ok(Some(record));
+            return Ok(Lift { record: Some(record), failures, paused_without_record: false });
         }
-        self.guards.clear_pause(&PauseScope::Pipeline(prefix.to_string())).await?;
+        if !failures.is_empty() {
+            // Still in force: the rules that could not be enabled are enabled by the next lift.
+            self.records.save(&record).await?;
+            return Ok(Lift { record: Some(record), failures, paused_without_record: false });
+        }
+        self.guards.clear_pause(&scope).await?;
         record.lifted_at = Some(now);
         record.lifted_by = Some(by.to_string());
         self.records.save(&record).await?;
@@ -210,11 +273,13 @@ impl Emergency<'_> {
             "Executions stopped by the stop (not started again: start them if needed)",
             &record.executions_stopped,
         );
-        self.publish(&subject, &body, "warning").await;
-        Ok(Some(record))
+        if let Err(e) = self.publish(&subject, &body, "warning").await {
+            failures.push(format!("send the summary: {e}"));
+        }
+        Ok(Lift { record: Some(record), failures, paused_without_record: false })
     }
 
-    async fn publish(&self, subject: &str, body: &str, severity: &str) {
+    async fn publish(&self, subject: &str, body: &str, severity: &str) -> Result<(), AwsError> {
         let summary = Summary {
             subject: subject.to_string(),
             body: body.to_string(),
@@ -222,9 +287,7 @@ impl Emergency<'_> {
                 .into_iter()
                 .collect(),
         };
-        if let Err(e) = self.notifier.publish(&summary).await {
-            tracing::warn!(error = %e, "the emergency stop's summary could not be sent");
-        }
+        self.notifier.publish(&summary).await.map(|_| ())
     }
 }
 

@@ -894,7 +894,8 @@ fn completion(
         summary: summary.map(|s| (s.subject.clone(), s.body.clone())),
         follow_ups: outcome.actions.iter().filter_map(|a| a.follow_up.clone()).collect(),
         answers: answers.clone(),
-        report: report_row(incident, outcome, status),
+        // A deferred retry's own claim answers an incident that has its row already.
+        report: (incident.key == *answers).then(|| report_row(incident, outcome, status)).flatten(),
     }
 }
 

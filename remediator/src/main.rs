@@ -389,13 +389,19 @@ async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// A pipeline prefix names a pipeline's resources: at least a few characters of a-z, 0-9,
-/// `-`, `_` and `.`, so that it cannot pause or stop everything by accident.
+/// A pipeline prefix names a pipeline's resources: at least 4 of a-z, 0-9, `-`, `_` and
+/// `.`, ending with a separator (`thera-pipeline-`, not `thera`, which would also cover
+/// `theranostics-*`, nor `rule`, which would cover every rule), so that it cannot pause
+/// or stop more than one pipeline by accident.
 fn check_prefix(prefix: &str) -> Result<()> {
-    let valid =
-        prefix.len() >= 3 && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let valid = prefix.len() >= 4
+        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && prefix.ends_with(['-', '_', '.']);
     if !valid {
-        bail!("--pipeline `{prefix}`: a name prefix of at least 3 of a-z, 0-9, -, _ and . (e.g. thera-pipeline-)");
+        bail!(
+            "--pipeline `{prefix}`: a name prefix of a-z, 0-9, -, _ and . that ends with a separator \
+             (e.g. thera-pipeline-)"
+        );
     }
     Ok(())
 }
@@ -420,10 +426,17 @@ async fn emergency_cmd(
         notifier: handler.notifier.as_ref(),
     };
     let dry_run = dry_run || handler.dry_run;
+    if dry_run {
+        println!("dry run: nothing is changed");
+    }
     if lift {
-        let Some(record) = emergency.lift(prefix, &by, now, dry_run).await.context("lifting the emergency stop")?
-        else {
-            println!("no emergency stop of {prefix}* is in force: nothing to lift");
+        let done = emergency.lift(prefix, &by, now, dry_run).await.context("lifting the emergency stop")?;
+        let Some(record) = done.record else {
+            if done.paused_without_record {
+                println!("no emergency stop of {prefix}* was recorded; its pause is ended");
+            } else {
+                println!("no emergency stop of {prefix}* is in force: nothing to lift");
+            }
             return Ok(ExitCode::SUCCESS);
         };
         let would = if dry_run { "would enable" } else { "enabled" };
@@ -433,13 +446,17 @@ async fn emergency_cmd(
         for rule in &record.rules_left {
             println!("left rule {rule}");
         }
-        for failure in &record.failures {
-            println!("FAILED: {failure}");
+        for failure in &done.failures {
+            println!("NOT DONE: {failure}");
+        }
+        if !done.failures.is_empty() {
+            println!("the stop stays in force (and its pause): run the lift again");
+            return Ok(ExitCode::FAILURE);
         }
         if !dry_run {
             println!("resumed pipeline {prefix}* (stopped executions are not started again)");
         }
-        return Ok(if record.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(ExitCode::SUCCESS);
     }
     let reason = reason.unwrap_or_default();
     if reason.trim().is_empty() {
@@ -462,6 +479,9 @@ async fn emergency_cmd(
         for execution in &found.executions {
             println!("would stop execution {execution}");
         }
+        for failure in &found.failures {
+            println!("could not list: {failure}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let record = emergency
@@ -476,7 +496,7 @@ async fn emergency_cmd(
         println!("stopped execution {execution}");
     }
     for failure in &record.failures {
-        println!("FAILED: {failure}");
+        println!("NOT DONE: {failure}");
     }
     Ok(if record.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

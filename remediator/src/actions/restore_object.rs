@@ -29,6 +29,9 @@ pub(crate) async fn restore_object(step: &Step, incident: &Incident, services: &
         Ok(v) => v,
         Err(e) => return failed("ListObjectVersions", &e),
     };
+    if versions.is_empty() {
+        return refused(Refusal::NotApplicable, format!("s3://{bucket}/{key} has no versions to restore"));
+    }
     // In a bucket that was never versioned every object's version id is "null", and a
     // deleted object is simply gone: there is nothing to restore from.
     if versions.iter().all(|v| v.version_id == "null") {

@@ -314,7 +314,8 @@ impl IncidentLog for StateTable {
             (":status".to_string(), s(c.status.as_str())),
             (":resolution".to_string(), s(c.resolution.as_str())),
             (":outcome".to_string(), s(c.outcome.to_string())),
-            (":done".to_string(), n(now())),
+            // The report row's time, so that a verdict finds the row's month.
+            (":done".to_string(), n(c.report.as_ref().map_or(now(), |r| r.completed_at.max(0) as u64))),
         ]);
         let mut sets: Vec<String> =
             ["#status = :status", "resolution = :resolution", "outcome = :outcome", "completed_at = :done"]
@@ -691,7 +692,10 @@ impl GuardStore for StateTable {
                 let num =
                     |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
                 let sk = text("sk");
-                if let Some(scope) = sk.strip_prefix("pause#").and_then(PauseScope::from_key) {
+                if let Some(key) = sk.strip_prefix("pause#") {
+                    // A scope this version does not know (a later version wrote it) fails
+                    // closed: it pauses everything, and says so.
+                    let scope = PauseScope::from_key(key).unwrap_or(PauseScope::Global);
                     if num("until") > now {
                         state.pauses.push(Pause { scope, reason: text("reason"), until: num("until"), by: text("by") });
                     }

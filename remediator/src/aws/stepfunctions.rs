@@ -102,7 +102,9 @@ impl Executions for StepFunctions {
                 .await
                 .map_err(|e| AwsError::sdk("ListStateMachines", e))?;
             for sm in out.state_machines() {
-                if sm.name().starts_with(prefix) {
+                // Express executions cannot be listed (nor stopped by ARN lists).
+                let express = sm.r#type() == &aws_sdk_sfn::types::StateMachineType::Express;
+                if sm.name().starts_with(prefix) && !express {
                     found.push(sm.state_machine_arn().to_string());
                 }
             }
