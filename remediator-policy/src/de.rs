@@ -771,6 +771,45 @@ impl JsonSchema for Dur {
     }
 }
 
+/// A duration that must be longer than zero (an attempt window of 0 would count nothing,
+/// so the attempt limit would never stop anything).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Positive(pub Duration);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Positive;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration longer than 0s, such as 1h or 24h")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Positive, E> {
+                match crate::duration::parse_duration(v) {
+                    Ok(d) if d.is_zero() => Err(E::custom(format!("`{v}` is 0: use a duration longer than 0s"))),
+                    Ok(d) => Ok(Positive(d)),
+                    Err(m) => Err(E::custom(format!("{m} (use a number with a unit: 30s, 5m, 2h, 1d or 1h30m)"))),
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl JsonSchema for Positive {
+    fn schema_name() -> Cow<'static, str> {
+        "PositiveDuration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration longer than 0: a number with a unit (ms, s, m, h, d), e.g. 1h, 24h.",
+            "type": "string",
+            "pattern": r"^(?=.*[1-9])([0-9]+(ms|s|m|h|d))+$",
+        })
+    }
+}
+
 /// A policy's name: 1 to [`NAME_MAX_LEN`] of a-z, 0-9 and `-`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Name(pub String);

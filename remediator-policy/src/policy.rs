@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::action::ActionDoc;
-use crate::de::{self, optional, required, Bounded, Checked, Dur, Name, NonEmpty, Problem, Sink};
+use crate::de::{self, optional, required, Bounded, Checked, Dur, Name, NonEmpty, Positive, Problem, Sink};
 use crate::pattern::Pattern;
 use crate::yaml::{self, key_text, Mark, Node, Value};
 
@@ -290,7 +290,7 @@ pub(crate) struct LimitsDoc {
     /// Attempts per policy and target within `window` (default 3).
     max_attempts: Option<Checked<Bounded<MAX_ATTEMPTS_MIN, MAX_ATTEMPTS_MAX>>>,
     /// Default 24h.
-    window: Option<Checked<Dur>>,
+    window: Option<Checked<Positive>>,
     /// Default 0s.
     cooldown: Option<Checked<Dur>>,
 }
@@ -502,6 +502,7 @@ mod tests {
             ("actions: [notify], description: 5", "p.yaml:2:69: policy `a`: `description`: must be a string, found a number"),
             ("actions: [{raise-memory: {max_mb: 1.5}}]", "p.yaml:2:71: policy `a`: `max_mb`: must be a whole number from 128 to 10240, found 1.5"),
             ("actions: [notify], notify: {always: }", "p.yaml:2:65: policy `a`: `always` is written alone, without a value"),
+            ("actions: [notify], limits: {window: 0s}", "p.yaml:2:73: policy `a`: `window`: `0s` is 0: use a duration longer than 0s"),
         ];
         for (policy, want) in cases {
             let text = format!("policies:\n  - {{name: a, match: {{source: [x]}}, {policy}}}\n");

@@ -152,12 +152,11 @@ impl Emergency<'_> {
         now: i64,
         until: i64,
     ) -> Result<StopRecord, AwsError> {
-        let pause = Pause {
-            scope: PauseScope::Pipeline(prefix.to_string()),
-            reason: format!("emergency stop: {reason}"),
-            until,
-            by: by.to_string(),
-        };
+        // A longer pause of the pipeline already in force is not shortened.
+        let scope = PauseScope::Pipeline(prefix.to_string());
+        let held = self.guards.load(now).await?.pauses.into_iter().filter(|p| p.scope == scope).map(|p| p.until).max();
+        let until = held.map_or(until, |held| held.max(until));
+        let pause = Pause { scope, reason: format!("emergency stop: {reason}"), until, by: by.to_string() };
         self.guards.set_pause(&pause).await?;
         let (pk, sk) = StopRecord::key(prefix);
         let mut record = match self.records.load(prefix).await? {
