@@ -15,15 +15,6 @@ use harness::{run, Emulator};
 use remediator::outcome::Resolution;
 use remediator::record::{report_month, ReportRow, Verdict};
 
-/// CPU seconds (user + system) of a process, from /proc.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
-}
-
 fn remediator_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let bin = exe.parent().and_then(|p| p.parent()).expect("target dir").join("remediator");
@@ -111,7 +102,7 @@ async fn main() {
         ddb.batch_write_item().request_items(harness::STATE_TABLE, batch).send().await.unwrap();
     }
     let write_seconds = started.elapsed().as_secs_f64();
-    let emulator_cpu = || cpu_seconds(&emulator.pid().to_string());
+    let emulator_cpu = || harness::cpu_seconds(&emulator.pid().to_string());
     let (started, cpu_before) = (Instant::now(), emulator_cpu());
     let out = run(&bin, &emulator, &["report", "--since", "366d", "--format", "json"], None);
     let report_seconds = started.elapsed().as_secs_f64();

@@ -23,15 +23,6 @@ use remediator::handle::{Handler, Invocation, Resolution};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-fn cpu_seconds(pid: &str) -> f64 {
-    // utime + stime, fields 14 and 15 of /proc/PID/stat, in USER_HZ (100 on Linux).
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / 100.0
-}
-
 fn peak_rss() -> String {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -112,7 +103,7 @@ async fn main() {
     proxy.reset_counts();
     let queue = Arc::new(Mutex::new(events));
     let results = Arc::new(Mutex::new(Vec::with_capacity(total)));
-    let (cpu_self0, cpu_emu0) = (cpu_seconds("self"), cpu_seconds(&emulator.pid().to_string()));
+    let (cpu_self0, cpu_emu0) = (harness::cpu_seconds("self"), harness::cpu_seconds(&emulator.pid().to_string()));
     let start = Instant::now();
     let mut workers = Vec::new();
     for w in 0..8 {
@@ -160,7 +151,8 @@ async fn main() {
         results.lock().await.push((outcome.map(|o| (o.resolution, o.actions)).map_err(|e| e.to_string()), ms, event));
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let (cpu_self, cpu_emu) = (cpu_seconds("self") - cpu_self0, cpu_seconds(&emulator.pid().to_string()) - cpu_emu0);
+    let (cpu_self, cpu_emu) =
+        (harness::cpu_seconds("self") - cpu_self0, harness::cpu_seconds(&emulator.pid().to_string()) - cpu_emu0);
     let results = results.lock().await;
 
     let mut latencies: Vec<f64> = results.iter().map(|(_, ms, _)| *ms).collect();
