@@ -174,6 +174,72 @@ async fn a_disabled_pipeline_rule_is_enabled_again() {
     assert_eq!(p.rule_state(RULES[0]).await, "ENABLED");
 }
 
+// Row 6 in full: a rule disabled 30 hours before its event is handled missed its daily
+// 06:00 fire. Enabling it starts that run once, with the input the rule's target would
+// have sent, under a name made from the rule and the fire time; a second DisableRule
+// finds the run already made, and a pause stops both the enable and the catch-up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_re_enabled_rule_starts_the_run_it_missed_once_with_the_targets_input() {
+    use remediator::schedule::{catch_up_name, Schedule};
+    let (emulator, p) = setup().await;
+    let now = remediator::clock::now();
+    let disabled_at = remediator::event::format_timestamp(now - 30 * 3600);
+    let event = p.disable_rule_at(RULES[0], &disabled_at).await;
+    let fire = Schedule::parse("cron(0 6 * * ? *)", None).unwrap().fires_between(now - 30 * 3600, now, 1)[0];
+    let fired = remediator::event::format_timestamp(fire);
+    let outcome = &handle(&emulator, &[event])[0];
+    assert_eq!(outcome["policy"], "reenable-pipeline-rules", "{outcome}");
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED");
+    let detail = outcome["actions"][0]["detail"].as_str().unwrap();
+    let name = catch_up_name(RULES[0], fire);
+    assert!(detail.contains("started catch-up run") && detail.contains(&name), "{detail}");
+    assert!(detail.contains(&format!("for the {fired} fire")), "{detail}");
+    let names = p.execution_names().await;
+    assert_eq!(names, std::slice::from_ref(&name), "exactly the one missed run");
+    let started = p
+        .sfn
+        .describe_execution()
+        .execution_arn(format!("{}:{name}", p.state_machine_arn.replacen(":stateMachine:", ":execution:", 1)))
+        .send()
+        .await
+        .unwrap();
+    let input: Value = serde_json::from_str(started.input().unwrap()).unwrap();
+    assert_eq!(
+        input,
+        serde_json::json!({"job": "apollo-delta", "since": fired, "label": format!("{} at {fired}", RULES[0])}),
+        "the input the rule's input transformer makes of the scheduled event"
+    );
+    let summary = p.summaries().await.remove(0);
+    assert!(summary["Subject"].as_str().unwrap().contains("caught up"), "{}", summary["Subject"]);
+
+    // The same call delivered as another event (a copy from a second trail): the rule
+    // is enabled already, and the missed run, found under its name, is not started twice.
+    let mut again = p.disable_rule_at(RULES[0], &disabled_at).await;
+    p.events().enable_rule().name(RULES[0]).send().await.unwrap();
+    again["id"] = "ct-disable-copy".into();
+    let outcome = &handle(&emulator, &[again])[0];
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED", "{outcome}");
+    let detail = outcome["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("{name} for the {fired} fire was started already")), "{detail}");
+    assert_eq!(p.execution_names().await, std::slice::from_ref(&name));
+
+    // Paused for the pipeline: the rule stays disabled and nothing is started.
+    let out = run(
+        bin(),
+        &emulator,
+        &["pause", "--pipeline", "thera-pipeline-", "--reason", "stopped on purpose", "--for", "1h"],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut paused = p.disable_rule_at(RULES[1], &remediator::event::format_timestamp(now - 8 * 86400)).await;
+    paused["id"] = "ct-disable-weekly".into();
+    let outcome = &handle(&emulator, &[paused])[0];
+    assert_eq!(outcome["resolution"], "refused", "{outcome}");
+    assert_eq!(p.rule_state(RULES[1]).await, "DISABLED");
+    assert_eq!(p.execution_names().await, [name], "no catch-up while paused");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn while_paused_a_disabled_rule_stays_disabled_and_a_summary_says_why() {
     let (emulator, p) = setup().await;

@@ -160,9 +160,15 @@ async fn main() {
     demo.handle(&disabled, false).await;
     println!("rule {} is {} (the pause wins)", RULES[0], p.rule_state(RULES[0]).await);
     demo.remediator(&["resume"]);
-    section("Row 6 again, outside the pause: the weekly rule is disabled");
-    demo.handle(&p.disable_rule(RULES[1]).await, false).await;
+    section("Row 6 again, outside the pause: the weekly rule was disabled 8 days ago");
+    let now = remediator::clock::now();
+    let disabled_at = remediator::event::format_timestamp(now - 8 * 86_400);
+    let outcome = demo.handle(&p.disable_rule_at(RULES[1], &disabled_at).await, false).await;
     println!("rule {} is {}", RULES[1], p.rule_state(RULES[1]).await);
+    let detail = outcome["actions"][0]["detail"].as_str().unwrap_or_default();
+    if let Some(run) = detail.split("started catch-up run ").nth(1).and_then(|r| r.split(' ').next()) {
+        println!("the missed run it started: {}", p.wait(run).await);
+    }
 
     section("Row 7: pipeline data is deleted from the versioned bucket");
     let key = "thera-pipeline/apollo/latest.json";

@@ -514,7 +514,7 @@ mod tests {
     fn step(policy: &str, target: &str) -> Step {
         Step {
             policy: policy.into(),
-            action: Action::EnableRule { rule: None },
+            action: Action::EnableRule { rule: None, catch_up: 0 },
             target: Some(target.into()),
             dry_run: false,
             attempt: None,

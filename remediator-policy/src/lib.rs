@@ -33,6 +33,8 @@ pub mod offline;
 pub mod pattern;
 pub mod plan;
 pub mod policy;
+pub mod rule_input;
+pub mod schedule;
 pub mod schema;
 pub mod triage;
 pub mod yaml;

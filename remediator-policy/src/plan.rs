@@ -180,7 +180,7 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
                 }
             }
         }
-        Action::EnableRule { rule } => match rule_target(incident, rule.as_deref()) {
+        Action::EnableRule { rule, .. } => match rule_target(incident, rule.as_deref()) {
             Some(Ok(arn)) => step.target = Some(arn),
             Some(Err(why)) => step.disposition = Disposition::refuse(Refusal::NoTarget, why),
             None => {
@@ -205,6 +205,20 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
 pub fn function_qualifier(arn: &str) -> Option<&str> {
     let parts: Vec<&str> = arn.split(':').collect();
     (parts.len() == 8 && parts[7] != "$LATEST").then(|| parts[7])
+}
+
+/// When the rule the incident is about was disabled: the `DisableRule` call's own time
+/// (`detail.eventTime`, else the event's), or `None` when the event is not that call (an
+/// alarm on missing runs says when runs went missing, not when the rule stopped).
+pub fn disabled_since(incident: &Incident) -> Option<i64> {
+    let doc = &incident.event.document;
+    if doc.pointer("/detail/eventName").and_then(Value::as_str) != Some("DisableRule") {
+        return None;
+    }
+    doc.pointer("/detail/eventTime")
+        .and_then(Value::as_str)
+        .or(incident.event.time.as_deref())
+        .and_then(crate::event::parse_timestamp)
 }
 
 /// The rule to enable: from the policy, a CloudTrail `DisableRule` call, or an alarm's

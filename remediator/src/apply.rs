@@ -77,6 +77,8 @@ pub trait Executions: Send + Sync {
     async fn running(&self, state_machine_arn: &str) -> Result<Vec<String>, AwsError>;
     /// Stops a running execution, with an error and a cause for its history.
     async fn stop(&self, execution: &str, error: &str, cause: &str) -> Result<(), AwsError>;
+    /// When the newest execution of a state machine started (Unix seconds), if any.
+    async fn latest_start(&self, state_machine_arn: &str) -> Result<Option<i64>, AwsError>;
 }
 
 /// A Lambda function's settings, as remediator changes them.
@@ -118,6 +120,16 @@ pub trait FunctionSettings: Send + Sync {
 pub struct RuleInfo {
     pub state: String,
     pub managed_by: Option<String>,
+    pub arn: Option<String>,
+    /// `cron(...)` or `rate(...)`; `None` for a rule that matches events.
+    pub schedule: Option<String>,
+}
+
+/// One target of a rule, with the input it is configured to receive.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleTarget {
+    pub arn: String,
+    pub input: crate::rule_input::TargetInput,
 }
 
 /// EventBridge rules.
@@ -128,6 +140,8 @@ pub trait Rules: Send + Sync {
     async fn describe(&self, name: &str) -> Result<RuleInfo, AwsError>;
     async fn enable(&self, name: &str) -> Result<(), AwsError>;
     async fn disable(&self, name: &str) -> Result<(), AwsError>;
+    /// The rule's targets.
+    async fn targets(&self, name: &str) -> Result<Vec<RuleTarget>, AwsError>;
 }
 
 /// One version (or delete marker) of an S3 object.

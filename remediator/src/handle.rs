@@ -455,8 +455,13 @@ impl Handler {
         inv: &Invocation,
         info: Option<&ExecutionInfo>,
     ) -> Vec<StepOutcome> {
-        let preflight =
-            Gate { guards: self.guards.as_ref(), log: self.log.as_ref(), key: &claim.key, owner: &inv.owner };
+        let preflight = Gate {
+            guards: self.guards.as_ref(),
+            log: self.log.as_ref(),
+            allow: &self.allow,
+            key: &claim.key,
+            owner: &inv.owner,
+        };
         let services = Services {
             executions: self.executions.as_ref(),
             functions: self.functions.as_ref(),
@@ -741,6 +746,9 @@ impl Handler {
 struct Gate<'a> {
     guards: &'a dyn GuardStore,
     log: &'a dyn IncidentLog,
+    /// Checked again here: a step may change more than its planned target (a catch-up
+    /// run starts the rule's state machine).
+    allow: &'a AllowList,
     key: &'a IncidentKey,
     owner: &'a str,
 }
@@ -752,6 +760,9 @@ impl Preflight for Gate<'_> {
         let state = self.guards.load(now).await?;
         if let Some(reason) = pause_refusal(&state, &step.policy, Some(target), now) {
             return Ok(Go::Refuse(Refusal::Paused, reason));
+        }
+        if !self.allow.allows(target) {
+            return Ok(Go::Refuse(Refusal::NotAllowed, format!("{target} is outside the allow-list")));
         }
         if let Some(before) = before {
             let entry = JournalEntry {

@@ -298,6 +298,35 @@ impl Pipeline {
             .await
             .expect("Subscribe");
 
+        // The schedules start the pipeline as the Thera rules do: the daily one with an
+        // input transformer (the fire time goes into the run), the weekly one with a
+        // constant input.
+        let daily = aws_sdk_eventbridge::types::Target::builder()
+            .id("pipeline")
+            .arn(sm.state_machine_arn())
+            .role_arn(&role_arn)
+            .input_transformer(
+                aws_sdk_eventbridge::types::InputTransformer::builder()
+                    .input_paths_map("fired", "$.time")
+                    .input_template(
+                        r#"{"job": "apollo-delta", "since": <fired>, "label": "<aws.events.rule-name> at <fired>"}"#,
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let weekly = aws_sdk_eventbridge::types::Target::builder()
+            .id("pipeline")
+            .arn(sm.state_machine_arn())
+            .role_arn(&role_arn)
+            .input(r#"{"job": "apollo-delta", "since": "last-week"}"#)
+            .build()
+            .unwrap();
+        for (rule, target) in RULES.iter().zip([daily, weekly]) {
+            events.put_targets().rule(*rule).targets(target).send().await.expect("PutTargets");
+        }
+
         let pipeline =
             Pipeline { sfn, ddb, sqs, state_machine_arn: sm.state_machine_arn().to_string(), queue_url, sdk };
         pipeline.set_apollo_quota("ok").await;
@@ -494,12 +523,18 @@ impl Pipeline {
 
     /// Disables a rule and returns the CloudTrail "AWS API Call" event that records it.
     pub async fn disable_rule(&self, rule: &str) -> Value {
+        self.disable_rule_at(rule, &now_rfc3339()).await
+    }
+
+    /// Disables a rule and returns the CloudTrail event of a `DisableRule` call made at
+    /// `at` (a call whose event is handled later: the rule missed its fires since).
+    pub async fn disable_rule_at(&self, rule: &str, at: &str) -> Value {
         self.events().disable_rule().name(rule).send().await.expect("DisableRule");
         json!({
             "version": "0", "id": format!("ct-disable-{rule}"), "detail-type": "AWS API Call via CloudTrail",
-            "source": "aws.events", "account": ACCOUNT, "time": now_rfc3339(), "region": REGION, "resources": [],
+            "source": "aws.events", "account": ACCOUNT, "time": at, "region": REGION, "resources": [],
             "detail": {
-                "eventVersion": "1.08", "eventSource": "events.amazonaws.com", "eventName": "DisableRule",
+                "eventVersion": "1.08", "eventSource": "events.amazonaws.com", "eventName": "DisableRule", "eventTime": at,
                 "awsRegion": REGION, "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/ops/maria")},
                 "requestParameters": {"name": rule}, "responseElements": null, "eventType": "AwsApiCall"
             }

@@ -22,13 +22,33 @@ pub use notify::Severity;
 /// parameters are within their limits.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    Redrive { delay: Duration },
-    StartExecution { state_machine: Option<String>, input: Option<serde_json::Value> },
-    RaiseTimeout { factor: f64, max_seconds: u32 },
-    RaiseMemory { factor: f64, max_mb: u32 },
-    EnableRule { rule: Option<String> },
-    RestoreObject { bucket: Option<String>, key: Option<String> },
-    Notify { severity: Severity },
+    Redrive {
+        delay: Duration,
+    },
+    StartExecution {
+        state_machine: Option<String>,
+        input: Option<serde_json::Value>,
+    },
+    RaiseTimeout {
+        factor: f64,
+        max_seconds: u32,
+    },
+    RaiseMemory {
+        factor: f64,
+        max_mb: u32,
+    },
+    /// `catch_up`: how many missed runs to start (0: none).
+    EnableRule {
+        rule: Option<String>,
+        catch_up: u32,
+    },
+    RestoreObject {
+        bucket: Option<String>,
+        key: Option<String>,
+    },
+    Notify {
+        severity: Severity,
+    },
 }
 
 impl Action {

@@ -29,7 +29,8 @@ pub fn permissions(action: &Action) -> &'static [&'static str] {
         Action::Redrive { .. } => retry::REDRIVE_PERMISSIONS,
         Action::StartExecution { .. } => retry::START_PERMISSIONS,
         Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } => raise::PERMISSIONS,
-        Action::EnableRule { .. } => enable_rule::PERMISSIONS,
+        Action::EnableRule { catch_up: 0, .. } => enable_rule::PERMISSIONS,
+        Action::EnableRule { .. } => enable_rule::CATCH_UP_PERMISSIONS,
         Action::RestoreObject { .. } => restore_object::PERMISSIONS,
         Action::Notify { .. } => notify::PERMISSIONS,
     }
@@ -55,7 +56,7 @@ pub(crate) async fn run(
         Action::RaiseMemory { factor, max_mb } => {
             raise::raise(step, incident, services, target, raise::Kind::Memory, *factor, *max_mb).await
         }
-        Action::EnableRule { .. } => enable_rule::enable_rule(step, services, target).await,
+        Action::EnableRule { .. } => enable_rule::enable_rule(step, incident, services, target).await,
         Action::RestoreObject { .. } => restore_object::restore_object(step, incident, services, target).await,
     }
 }
@@ -213,7 +214,17 @@ mod tests {
                 Action::RaiseTimeout { factor: 1.5, max_seconds: 900 },
                 &["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"],
             ),
-            (Action::EnableRule { rule: None }, &["events:DescribeRule", "events:EnableRule"]),
+            (Action::EnableRule { rule: None, catch_up: 0 }, &["events:DescribeRule", "events:EnableRule"]),
+            (
+                Action::EnableRule { rule: None, catch_up: 1 },
+                &[
+                    "events:DescribeRule",
+                    "events:EnableRule",
+                    "events:ListTargetsByRule",
+                    "states:ListExecutions",
+                    "states:StartExecution",
+                ],
+            ),
             (
                 Action::RestoreObject { bucket: None, key: None },
                 &["s3:ListBucketVersions", "s3:DeleteObjectVersion", "s3:GetObject"],

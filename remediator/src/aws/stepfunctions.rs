@@ -151,6 +151,19 @@ impl Executions for StepFunctions {
             Err(e) => Err(AwsError::sdk("StartExecution", e)),
         }
     }
+
+    async fn latest_start(&self, state_machine_arn: &str) -> Result<Option<i64>, AwsError> {
+        // Newest first: the first execution listed is the last one started.
+        let out = self
+            .client
+            .list_executions()
+            .state_machine_arn(state_machine_arn)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("ListExecutions", e))?;
+        Ok(out.executions().iter().map(|e| e.start_date().secs()).max())
+    }
 }
 
 impl StepFunctions {
