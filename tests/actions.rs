@@ -286,6 +286,58 @@ async fn a_deleted_pipeline_object_is_restored_from_its_previous_version() {
     assert_eq!(handle(&emulator, &[event])[0]["resolution"], "duplicate");
 }
 
+// Row 7, corrupted: an export truncated to nothing gets its previous version copied back
+// (the guide's copy-object), checked; `undo` deletes the copy, so the version it
+// replaced is current again; a copy written over since is not undone.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emptied_pipeline_object_gets_its_previous_version_copied_back_and_undo_puts_it_back() {
+    let (emulator, p) = setup().await;
+    let key = "thera-pipeline/apollo/latest.json";
+    let event = p.overwrite_object(key, b"").await;
+    assert_eq!(p.object_body(key).await.as_deref(), Some(""));
+    let outcome = handle(&emulator, std::slice::from_ref(&event)).remove(0);
+    assert_eq!(outcome["policy"], "copy-back-empty-pipeline-data", "{outcome}");
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    let detail = outcome["actions"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("copy version") && detail.contains("(which is empty)") && detail.contains("is current"),
+        "{detail}"
+    );
+    assert_eq!(p.object_body(key).await.as_deref(), Some("{\"contacts\": 1200}"));
+    let summary = p.summaries().await.remove(0);
+    assert!(summary["Subject"].as_str().unwrap().starts_with("[copied back]"), "{}", summary["Subject"]);
+
+    // Undo: the copy is deleted, the empty version is current again (as it was).
+    let incident = outcome["incident"].as_str().unwrap();
+    let out = run(bin(), &emulator, &["undo", incident], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("is current again"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(p.object_body(key).await.as_deref(), Some(""));
+
+    // The undo paused the object (its reversal is not remediated); a person resumes it.
+    // Copied back again (a new event), then written over by the pipeline: undo refuses.
+    let target = "arn:aws:s3:::thera-pipeline-data/thera-pipeline/apollo/latest.json";
+    let out = run(bin(), &emulator, &["resume", "--target", target], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut again = p.overwrite_object(key, b"").await;
+    again["id"] = "s3-created-again".into();
+    let outcome = handle(&emulator, &[again]).remove(0);
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    p.overwrite_object(key, b"{\"contacts\": 1300}").await;
+    let out = run(bin(), &emulator, &["undo", outcome["incident"].as_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "a refused undo is reported");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("changed after remediator copied"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(p.object_body(key).await.as_deref(), Some("{\"contacts\": 1300}"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_target_outside_the_allow_list_is_refused() {
     let (emulator, p) = setup().await;

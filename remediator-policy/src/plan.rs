@@ -188,7 +188,7 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
                     Disposition::refuse(Refusal::NoTarget, "no rule named by the policy, the event or the alarm")
             }
         },
-        Action::RestoreObject { bucket, key } => match object_target(incident, bucket.as_deref(), key.as_deref()) {
+        Action::RestoreObject { bucket, key, .. } => match object_target(incident, bucket.as_deref(), key.as_deref()) {
             Some(arn) => step.target = Some(arn),
             None => {
                 step.disposition = Disposition::refuse(

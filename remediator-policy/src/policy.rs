@@ -62,7 +62,7 @@ pub enum NotifyWhen {
 pub use crate::action::raise::{
     LAMBDA_MEMORY_MAX_MB, LAMBDA_MEMORY_MIN_MB, LAMBDA_TIMEOUT_MAX_SECONDS, LAMBDA_TIMEOUT_MIN_SECONDS,
 };
-pub use crate::action::{action_names, Action, Severity};
+pub use crate::action::{action_names, Action, CopyBackWhen, Severity};
 pub use crate::de::{FACTOR_ABOVE, FACTOR_MAX, NAME_MAX_LEN};
 pub use crate::duration::{format_duration, parse_duration, MAX_DURATION};
 

@@ -151,6 +151,10 @@ pub struct ObjectVersion {
     pub is_latest: bool,
     pub delete_marker: bool,
     pub last_modified: Option<i64>,
+    /// Bytes (versions only).
+    pub size: Option<i64>,
+    /// The content's ETag (versions only): equal ETags, equal content.
+    pub etag: Option<String>,
 }
 
 /// Versions of S3 objects.
@@ -163,6 +167,9 @@ pub trait ObjectVersions: Send + Sync {
     async fn delete_current(&self, bucket: &str, key: &str) -> Result<(), AwsError>;
     /// The current version id, or `None` when the object does not exist.
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, AwsError>;
+    /// Copies a version of the object over the current one (the guide's `copy-object
+    /// --copy-source BUCKET/KEY?versionId=...`), returning the new version's id.
+    async fn copy_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<String, AwsError>;
 }
 
 /// Changes remediator makes to a target, locked so that the concurrent incidents of one

@@ -554,6 +554,26 @@ impl Pipeline {
         })
     }
 
+    /// Writes `body` over an object (a new version in the versioned bucket) and returns
+    /// the S3 "Object Created" event.
+    pub async fn overwrite_object(&self, key: &str, body: &'static [u8]) -> Value {
+        self.s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(body))
+            .send()
+            .await
+            .expect("PutObject");
+        json!({
+            "version": "0", "id": format!("s3-created-{}-{}", key.replace('/', "-"), body.len()), "detail-type": "Object Created",
+            "source": "aws.s3", "account": ACCOUNT, "time": now_rfc3339(), "region": REGION,
+            "resources": [format!("arn:aws:s3:::{BUCKET}")],
+            "detail": {"version": "0", "bucket": {"name": BUCKET}, "object": {"key": key, "size": body.len(), "sequencer": "0077"},
+                "request-id": "R2", "requester": ACCOUNT, "reason": "PutObject"}
+        })
+    }
+
     pub async fn object_body(&self, key: &str) -> Option<String> {
         let out = self.s3().get_object().bucket(BUCKET).key(key).send().await.ok()?;
         Some(String::from_utf8(out.body.collect().await.ok()?.to_vec()).unwrap())

@@ -17,6 +17,7 @@ pub mod restore_object;
 pub mod retry;
 
 pub use notify::Severity;
+pub use restore_object::CopyBackWhen;
 
 /// A remediation step and its parameters, checked: the set is closed, and each variant's
 /// parameters are within their limits.
@@ -45,6 +46,8 @@ pub enum Action {
     RestoreObject {
         bucket: Option<String>,
         key: Option<String>,
+        /// Empty: an object that exists is never overwritten.
+        copy_back_when: Vec<CopyBackWhen>,
     },
     Notify {
         severity: Severity,

@@ -31,7 +31,8 @@ pub fn permissions(action: &Action) -> &'static [&'static str] {
         Action::RaiseTimeout { .. } | Action::RaiseMemory { .. } => raise::PERMISSIONS,
         Action::EnableRule { catch_up: 0, .. } => enable_rule::PERMISSIONS,
         Action::EnableRule { .. } => enable_rule::CATCH_UP_PERMISSIONS,
-        Action::RestoreObject { .. } => restore_object::PERMISSIONS,
+        Action::RestoreObject { copy_back_when, .. } if copy_back_when.is_empty() => restore_object::PERMISSIONS,
+        Action::RestoreObject { .. } => restore_object::COPY_BACK_PERMISSIONS,
         Action::Notify { .. } => notify::PERMISSIONS,
     }
 }
@@ -226,8 +227,22 @@ mod tests {
                 ],
             ),
             (
-                Action::RestoreObject { bucket: None, key: None },
+                Action::RestoreObject { bucket: None, key: None, copy_back_when: vec![] },
                 &["s3:ListBucketVersions", "s3:DeleteObjectVersion", "s3:GetObject"],
+            ),
+            (
+                Action::RestoreObject {
+                    bucket: None,
+                    key: None,
+                    copy_back_when: vec![crate::policy::CopyBackWhen::Empty],
+                },
+                &[
+                    "s3:ListBucketVersions",
+                    "s3:DeleteObjectVersion",
+                    "s3:GetObject",
+                    "s3:GetObjectVersion",
+                    "s3:PutObject",
+                ],
             ),
         ];
         for (action, expected) in cases {

@@ -39,6 +39,8 @@ impl ObjectVersions for Objects {
                     is_latest: v.is_latest().unwrap_or(false),
                     delete_marker: false,
                     last_modified: v.last_modified().map(|t| t.secs()),
+                    size: v.size(),
+                    etag: v.e_tag().map(str::to_string),
                 });
             }
             for m in out.delete_markers().iter().filter(|m| m.key() == Some(key)) {
@@ -47,6 +49,8 @@ impl ObjectVersions for Objects {
                     is_latest: m.is_latest().unwrap_or(false),
                     delete_marker: true,
                     last_modified: m.last_modified().map(|t| t.secs()),
+                    size: None,
+                    etag: None,
                 });
             }
             if out.is_truncated() != Some(true) {
@@ -83,6 +87,21 @@ impl ObjectVersions for Objects {
         Ok(())
     }
 
+    async fn copy_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<String, AwsError> {
+        // The copy source is URL-encoded, as S3 requires for keys with special characters.
+        let source = format!("{bucket}/{}?versionId={}", encode(key), encode(version_id));
+        let out = self
+            .client
+            .copy_object()
+            .bucket(bucket)
+            .key(key)
+            .copy_source(source)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("CopyObject", e))?;
+        Ok(out.version_id().unwrap_or("null").to_string())
+    }
+
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, AwsError> {
         match self.client.head_object().bucket(bucket).key(key).send().await {
             Ok(out) => Ok(Some(out.version_id().unwrap_or("null").to_string())),
@@ -90,4 +109,17 @@ impl ObjectVersions for Objects {
             Err(e) => Err(AwsError::sdk("HeadObject", e)),
         }
     }
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
