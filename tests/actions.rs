@@ -338,6 +338,71 @@ async fn an_emptied_pipeline_object_gets_its_previous_version_copied_back_and_un
     assert_eq!(p.object_body(key).await.as_deref(), Some("{\"contacts\": 1300}"));
 }
 
+// Row 14: a failed deployment of a pipeline stack is diagnosed from the stack's events
+// (read from CloudFormation) and reported with the guide's commands; nothing is rolled
+// back by default, and the opt-in action refuses a stack that is not stuck. (The
+// emulator cannot fail a deployment: its events are all COMPLETE, so the diagnosis
+// falls back to the stack's own status, and ContinueUpdateRollback is not reached.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_deployment_is_reported_with_the_guides_commands_and_not_rolled_back() {
+    let (emulator, p) = setup().await;
+    let cfn = aws_sdk_cloudformation::Client::new(&p.sdk);
+    let template = r#"{"Resources": {"Inbox": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "thera-pipeline-prod-inbox"}}}}"#;
+    let stack_id = cfn
+        .create_stack()
+        .stack_name("thera-pipeline-prod")
+        .template_body(template)
+        .send()
+        .await
+        .expect("CreateStack")
+        .stack_id()
+        .unwrap()
+        .to_string();
+    let event = serde_json::json!({
+        "version": "0", "id": "cfn-rollback-failed", "detail-type": "CloudFormation Stack Status Change",
+        "source": "aws.cloudformation", "account": harness::ACCOUNT, "time": harness::now_rfc3339(), "region": harness::REGION,
+        "resources": [stack_id],
+        "detail": {"stack-id": stack_id, "status-details": {"status": "UPDATE_ROLLBACK_FAILED",
+            "status-reason": "The following resource(s) failed to update: [Inbox]."}}
+    });
+    let outcome = handle(&emulator, std::slice::from_ref(&event)).remove(0);
+    assert_eq!(outcome["policy"], "report-failed-deployments", "{outcome}");
+    assert_eq!(outcome["resolution"], "notified", "{outcome}");
+    assert_eq!(outcome["diagnosis"]["resourceType"], "AWS::CloudFormation::Stack", "{outcome}");
+    assert_eq!(outcome["diagnosis"]["error"], "UPDATE_ROLLBACK_FAILED", "{outcome}");
+    let summary = p.summaries().await.remove(0);
+    let message = summary["Message"].as_str().unwrap();
+    assert!(summary["Subject"].as_str().unwrap().contains("thera-pipeline-prod"), "{}", summary["Subject"]);
+    for command in [
+        "aws cloudformation describe-stack-events --stack-name thera-pipeline-prod --region us-east-1",
+        "aws cloudformation continue-update-rollback --stack-name thera-pipeline-prod --region us-east-1",
+    ] {
+        assert!(message.contains(command), "{message}");
+    }
+
+    // Opted in: the stack is not stuck in UPDATE_ROLLBACK_FAILED, so nothing is called.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "policies:\n  - {name: continue-failed-rollbacks, match: {source: [aws.cloudformation], detail: {status-details: {status: [UPDATE_ROLLBACK_FAILED]}}}, actions: [continue-rollback]}\n",
+    )
+    .unwrap();
+    let mut again = event.clone();
+    again["id"] = "cfn-rollback-failed-opt-in".into();
+    let out = run_with(
+        bin(),
+        &emulator,
+        &["handle", "--event", "-"],
+        Some(&again.to_string()),
+        &[("REMEDIATOR_POLICIES", dir.path().to_str().unwrap())],
+    );
+    let refused = &outcomes(&out)[0];
+    assert_eq!(refused["actions"][0]["action"], "continue-rollback", "{refused}");
+    assert_eq!(refused["actions"][0]["result"], "refused", "{refused}");
+    let detail = refused["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("is CREATE_COMPLETE, not UPDATE_ROLLBACK_FAILED"), "{detail}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_target_outside_the_allow_list_is_refused() {
     let (emulator, p) = setup().await;

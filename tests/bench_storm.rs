@@ -14,8 +14,8 @@ use std::time::Instant;
 use harness::fault_proxy::FaultProxy;
 use harness::{Emulator, Pipeline};
 use remediator::aws::{
-    dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects, sns::SummaryTopic,
-    stepfunctions::StepFunctions,
+    cloudformation::CloudFormation, dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects,
+    sns::SummaryTopic, stepfunctions::StepFunctions,
 };
 use remediator::config::PolicySource;
 use remediator::guard::AllowList;
@@ -91,6 +91,7 @@ async fn main() {
         objects: Arc::new(Objects::new(aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
         ))),
+        stacks: Arc::new(CloudFormation::new(aws_sdk_cloudformation::Client::new(&sdk))),
         locks: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         timers: None,
         identity: Default::default(),

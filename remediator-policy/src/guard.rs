@@ -50,6 +50,7 @@ pub const DEFAULT_ALLOW: &[&str] = &[
     "arn:aws*:lambda:*:*:function:thera-pipeline-*",
     "arn:aws*:events:*:*:rule/thera-pipeline-*",
     "arn:aws*:s3:::*/thera-pipeline/*",
+    "arn:aws*:cloudformation:*:*:stack/thera-pipeline-*",
 ];
 
 /// The key prefix of the pipeline's objects in the default allow-list.

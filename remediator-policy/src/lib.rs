@@ -23,6 +23,7 @@
 pub mod action;
 pub mod de;
 pub mod decide;
+pub mod deployment;
 pub mod diagnose;
 pub mod duration;
 pub mod event;

@@ -188,6 +188,13 @@ fn step(incident: &Incident, policy: &Policy, action: &Action, dry_run: bool) ->
                     Disposition::refuse(Refusal::NoTarget, "no rule named by the policy, the event or the alarm")
             }
         },
+        Action::ContinueRollback => match crate::deployment::StackChange::of(&incident.event) {
+            Some(change) => step.target = Some(change.stack_id),
+            None => {
+                step.disposition =
+                    Disposition::refuse(Refusal::NoTarget, "the event is not a CloudFormation stack status change")
+            }
+        },
         Action::RestoreObject { bucket, key, .. } => match object_target(incident, bucket.as_deref(), key.as_deref()) {
             Some(arn) => step.target = Some(arn),
             None => {

@@ -144,6 +144,25 @@ pub trait Rules: Send + Sync {
     async fn targets(&self, name: &str) -> Result<Vec<RuleTarget>, AwsError>;
 }
 
+/// What `DescribeStacks` says of a stack, as remediator needs it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StackInfo {
+    pub status: String,
+    /// The stack's service role, which CloudFormation uses to roll back.
+    pub role_arn: Option<String>,
+}
+
+/// CloudFormation stacks.
+#[async_trait]
+pub trait Stacks: Send + Sync {
+    /// The stack's events, newest first, at least back to the start of its latest
+    /// operation (a bounded number of pages).
+    async fn events(&self, stack_id: &str) -> Result<Vec<crate::deployment::StackEvent>, AwsError>;
+    /// `None` when the stack does not exist.
+    async fn describe(&self, stack_id: &str) -> Result<Option<StackInfo>, AwsError>;
+    async fn continue_rollback(&self, stack_id: &str) -> Result<(), AwsError>;
+}
+
 /// One version (or delete marker) of an S3 object.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ObjectVersion {
@@ -231,6 +250,7 @@ pub struct Services<'a> {
     pub functions: &'a dyn FunctionSettings,
     pub rules: &'a dyn Rules,
     pub objects: &'a dyn ObjectVersions,
+    pub stacks: &'a dyn Stacks,
     pub locks: &'a dyn ChangeLocks,
     /// `None` when no timer is configured: retries due later than a Lambda should wait
     /// are then refused.

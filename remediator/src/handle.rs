@@ -23,11 +23,12 @@ use tracing::{info, warn};
 
 use crate::actions::apply;
 use crate::apply::{
-    ChangeLocks, ExecutionInfo, Executions, FunctionSettings, Go, ObjectVersions, Preflight, Rules, Services,
+    ChangeLocks, ExecutionInfo, Executions, FunctionSettings, Go, ObjectVersions, Preflight, Rules, Services, Stacks,
     StepOutcome, StepResult, Timers,
 };
 use crate::clock;
 use crate::decide::decide_applied;
+use crate::deployment::{diagnose_stack, StackChange};
 use crate::diagnose::{diagnose, diagnose_alarm, Diagnosis};
 use crate::error::{AwsError, ErrorKind};
 use crate::event::{Event, EventError, Signal};
@@ -124,6 +125,7 @@ pub struct Handler {
     pub functions: Arc<dyn FunctionSettings>,
     pub rules: Arc<dyn Rules>,
     pub objects: Arc<dyn ObjectVersions>,
+    pub stacks: Arc<dyn Stacks>,
     pub locks: Arc<dyn ChangeLocks>,
     /// Storm digests, and their window (zero: every summary on its own).
     pub digests: Option<Arc<dyn Digests>>,
@@ -467,6 +469,7 @@ impl Handler {
             functions: self.functions.as_ref(),
             rules: self.rules.as_ref(),
             objects: self.objects.as_ref(),
+            stacks: self.stacks.as_ref(),
             locks: self.locks.as_ref(),
             timers: self.timers.as_deref(),
             preflight: Some(&preflight),
@@ -724,7 +727,13 @@ impl Handler {
                 incident.diagnosis = Some(d);
                 return Ok(None);
             }
-            Signal::Other => return Ok(None),
+            Signal::Other => {
+                if let Some(change) = StackChange::of(&incident.event) {
+                    let events = self.stacks.events(&change.stack_id).await?;
+                    incident.diagnosis = Some(diagnose_stack(&change, &events));
+                }
+                return Ok(None);
+            }
         };
         let (history, info) =
             tokio::try_join!(self.executions.history(&change.execution), self.executions.describe(&change.execution))?;

@@ -24,6 +24,7 @@ pub const CORE_PERMISSIONS: &[&str] = &[
     "dynamodb:Query",
     "dynamodb:Scan",
     "sns:Publish",
+    "cloudformation:DescribeStackEvents",
 ];
 
 /// The CloudFormation resource an IAM action is granted on.
@@ -51,6 +52,9 @@ fn resources_for(action: &str) -> Value {
         }
         ("iam", "iam:PassRole") => json!([{"Fn::GetAtt": ["SchedulerRole", "Arn"]}]),
         ("sns", _) => json!([{"Ref": "SummaryTopic"}]),
+        ("cloudformation", _) => {
+            json!([{"Fn::Sub": "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${PipelinePrefix}*/*"}])
+        }
         _ => json!([]),
     }
 }
@@ -493,6 +497,7 @@ mod tests {
         // Exactly this, written here by hand and not derived from the code that generates
         // the template: a change to the deployment's reach must change this list too.
         let mut expected: Vec<(&str, &str)> = vec![
+            ("cloudformation:DescribeStackEvents", "stack/${PipelinePrefix}*/*"),
             ("dynamodb:DeleteItem", "StateTable"),
             ("dynamodb:GetItem", "StateTable"),
             ("dynamodb:PutItem", "StateTable"),
@@ -501,6 +506,7 @@ mod tests {
             ("dynamodb:UpdateItem", "StateTable"),
             ("events:DescribeRule", "rule/${PipelinePrefix}*"),
             ("events:EnableRule", "rule/${PipelinePrefix}*"),
+            ("events:ListTargetsByRule", "rule/${PipelinePrefix}*"),
             ("iam:PassRole", "SchedulerRole"),
             ("kms:Decrypt", "SummaryKey"),
             ("kms:GenerateDataKey", "SummaryKey"),
@@ -508,7 +514,9 @@ mod tests {
             ("lambda:UpdateFunctionConfiguration", "function:${PipelinePrefix}*"),
             ("s3:DeleteObjectVersion", "${DataBucket}/${DataPrefix}*"),
             ("s3:GetObject", "${DataBucket}/${DataPrefix}*"),
+            ("s3:GetObjectVersion", "${DataBucket}/${DataPrefix}*"),
             ("s3:ListBucketVersions", "s3:::${DataBucket}\""),
+            ("s3:PutObject", "${DataBucket}/${DataPrefix}*"),
             ("scheduler:CreateSchedule", "schedule/default/remediator-*"),
             ("sns:Publish", "SummaryTopic"),
             ("sqs:SendMessage", "DeadLetterQueue"),

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use remediator::apply::StepResult;
 use remediator::aws::{
-    dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects, scheduler::Scheduler, sdk_config,
-    sns::SummaryTopic, stepfunctions::StepFunctions,
+    cloudformation::CloudFormation, dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects,
+    scheduler::Scheduler, sdk_config, sns::SummaryTopic, stepfunctions::StepFunctions,
 };
 use remediator::config::{Config, PolicySource};
 use remediator::guard::{format_time, GuardStore, Pause, PauseScope};
@@ -322,6 +322,7 @@ async fn build() -> Result<(Handler, Arc<StateTable>, std::time::Duration)> {
         functions: Arc::new(Functions::new(aws_sdk_lambda::Client::new(&sdk))),
         rules: Arc::new(EventRules::new(aws_sdk_eventbridge::Client::new(&sdk))),
         objects: Arc::new(Objects::new(s3)),
+        stacks: Arc::new(CloudFormation::new(aws_sdk_cloudformation::Client::new(&sdk))),
         locks: table.clone(),
         timers: config.timer.as_ref().map(|(target, role)| {
             Arc::new(Scheduler::new(aws_sdk_scheduler::Client::new(&sdk), target, role))

@@ -53,11 +53,18 @@ pub struct Facts<'a> {
 pub fn compose(f: &Facts) -> Summary {
     let incident = f.incident;
     let d = incident.diagnosis.clone().unwrap_or_default();
+    let stack = crate::deployment::StackChange::of(&incident.event);
     let (pipeline, execution, region) = match &incident.event.signal {
         Signal::Execution(c) => {
             (c.execution.state_machine_name().to_string(), Some(c.execution.clone()), c.execution.region().to_string())
         }
         Signal::Alarm(a) => (a.name.clone(), None, incident.event.region.clone().unwrap_or_default()),
+        // A failed deployment: the stack.
+        Signal::Other if stack.is_some() => (
+            stack.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+            None,
+            incident.event.region.clone().unwrap_or_default(),
+        ),
         // Not a pipeline run: name what the event is about (a rule, an object).
         Signal::Other => (
             f.steps
@@ -146,7 +153,19 @@ pub fn compose(f: &Facts) -> Summary {
     if let Some(rb) = f.policy.and_then(|p| p.runbook.as_deref()) {
         b.push_str(&format!("\nRunbook\n  {}\n", rb.trim().replace('\n', "\n  ")));
     }
+    if let Some(change) = &stack {
+        b.push_str("\nCommands (the guide's Rollback Deployment)\n");
+        for command in crate::deployment::commands(change, &region) {
+            b.push_str(&format!("  {command}\n"));
+        }
+    }
     b.push_str("\nLinks\n");
+    if let Some(change) = &stack {
+        b.push_str(&format!(
+            "  https://{region}.console.aws.amazon.com/cloudformation/home?region={region}#/stacks/events?stackId={}\n",
+            change.stack_id.replace(':', "%3A").replace('/', "%2F")
+        ));
+    }
     if let Some(e) = &execution {
         b.push_str(&format!(
             "  https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{}\n",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
+pub mod continue_rollback;
 pub mod enable_rule;
 pub mod notify;
 pub mod raise;
@@ -52,6 +53,8 @@ pub enum Action {
     Notify {
         severity: Severity,
     },
+    /// Continue a stack's failed rollback.
+    ContinueRollback,
 }
 
 impl Action {
@@ -64,6 +67,7 @@ impl Action {
             Action::EnableRule { .. } => "enable-rule",
             Action::RestoreObject { .. } => "restore-object",
             Action::Notify { .. } => "notify",
+            Action::ContinueRollback => "continue-rollback",
         }
     }
 
@@ -85,6 +89,7 @@ pub(crate) enum ActionDoc {
     EnableRule(enable_rule::Params),
     RestoreObject(restore_object::Params),
     Notify(notify::Params),
+    ContinueRollback(continue_rollback::Params),
 }
 
 impl ActionDoc {
@@ -98,6 +103,7 @@ impl ActionDoc {
             ActionDoc::EnableRule(p) => p.into_action(),
             ActionDoc::RestoreObject(p) => p.into_action(),
             ActionDoc::Notify(p) => p.into_action(),
+            ActionDoc::ContinueRollback(p) => p.into_action(),
         }
     }
 
@@ -111,6 +117,7 @@ impl ActionDoc {
             generator.subschema_for::<enable_rule::Params>(),
             generator.subschema_for::<restore_object::Params>(),
             generator.subschema_for::<notify::Params>(),
+            generator.subschema_for::<continue_rollback::Params>(),
         ];
         let names = action_names();
         assert_eq!(names.len(), schemas.len(), "one parameter schema per action");

@@ -7,6 +7,7 @@
 //! change) and calls the preflight immediately before each mutating call, so a pause set
 //! during a wait wins and the before-image is journaled before the change.
 
+pub mod continue_rollback;
 pub mod enable_rule;
 pub mod notify;
 pub mod raise;
@@ -34,6 +35,7 @@ pub fn permissions(action: &Action) -> &'static [&'static str] {
         Action::RestoreObject { copy_back_when, .. } if copy_back_when.is_empty() => restore_object::PERMISSIONS,
         Action::RestoreObject { .. } => restore_object::COPY_BACK_PERMISSIONS,
         Action::Notify { .. } => notify::PERMISSIONS,
+        Action::ContinueRollback => continue_rollback::PERMISSIONS,
     }
 }
 
@@ -59,6 +61,7 @@ pub(crate) async fn run(
         }
         Action::EnableRule { .. } => enable_rule::enable_rule(step, incident, services, target).await,
         Action::RestoreObject { .. } => restore_object::restore_object(step, incident, services, target).await,
+        Action::ContinueRollback => continue_rollback::continue_rollback(step, services, target).await,
     }
 }
 

@@ -4,6 +4,7 @@
 //! modules implement them with the AWS SDK for Rust. Retries with backoff and jitter
 //! are the SDK's own (standard mode), configured here once.
 
+pub mod cloudformation;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod lambda;
