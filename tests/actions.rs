@@ -779,6 +779,17 @@ async fn a_run_that_failed_on_a_deleted_input_is_healed_by_restoring_it_and_runn
     let table = run(bin(), &emulator, &["report", "--since", "1d"], None);
     let text = String::from_utf8_lossy(&table.stdout).to_string();
     assert!(text.starts_with("POLICY") && text.contains("restore-missing-input-then-redrive"), "{text}");
+    // The pull-request workflow's view: the touched policies only, as Markdown, read with
+    // nothing but the table's name (no topic configured).
+    let md = |policy: &str| {
+        let args = ["report", "--since", "1d", "--format", "markdown", "--policy", policy];
+        let out = run_with(bin(), &emulator, &args, None, &[("REMEDIATOR_TOPIC_ARN", "")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let touched = md("restore-missing-input-then-redrive");
+    assert!(touched.starts_with("| POLICY") && touched.contains("| restore-missing-input-then-redrive |"), "{touched}");
+    assert_eq!(md("redrive-transient-errors").trim(), "No incidents in the last 1d for redrive-transient-errors.");
 }
 
 // Issue 11, the guide's "Stop Pipeline": one command pauses remediator for the

@@ -146,6 +146,8 @@ fn plan_prints_the_decisions_a_policy_change_alters() {
     assert_eq!(lines[0]["after"]["policy"], serde_json::Value::Null);
     assert_eq!(lines[1]["summary"]["changed"], 1);
     assert_eq!(lines[1]["summary"]["unchanged"], 1);
+    // The policy whose match changed, and only it (the file moved: every line is elsewhere).
+    assert_eq!(lines[1]["summary"]["touched"], serde_json::json!(["redrive-transient-errors"]));
 }
 
 #[test]
@@ -163,7 +165,16 @@ fn rules_cover_the_shipped_policies() {
     // S3 deletions and emptied objects have patterns too different to merge.
     assert_eq!(
         sources,
-        ["aws.states", "aws.events", "aws.s3", "aws.s3", "aws.cloudwatch", "aws.cloudformation", "aws.states", "aws.cloudwatch"]
+        [
+            "aws.states",
+            "aws.events",
+            "aws.s3",
+            "aws.s3",
+            "aws.cloudwatch",
+            "aws.cloudformation",
+            "aws.states",
+            "aws.cloudwatch"
+        ]
     );
     assert_eq!(rules["rules"][6]["eventPattern"]["detail"]["status"][0], "SUCCEEDED", "verification of retries");
     assert_eq!(rules["rules"][7]["eventPattern"]["detail"]["state"]["value"][0], "OK", "alarms back to OK");

@@ -138,9 +138,48 @@ pub fn plan(before: &PolicySet, after: &PolicySet, input: impl BufRead, out: &mu
         }
     }
     let unchanged = counts.events - counts.changed - counts.malformed;
-    let summary = json!({"events": counts.events, "changed": counts.changed, "unchanged": unchanged, "malformed": counts.malformed});
+    let summary = json!({
+        "events": counts.events, "changed": counts.changed, "unchanged": unchanged, "malformed": counts.malformed,
+        "touched": touched(before, after),
+    });
     writeln!(out, "{}", json!({ "summary": summary }))?;
     Ok(counts)
+}
+
+/// The policies a change touches: added, removed, or changed in anything but where they
+/// are written (their file and line), by name. The pull-request workflow reports the
+/// recorded outcomes of these.
+pub fn touched(before: &PolicySet, after: &PolicySet) -> Vec<String> {
+    let definition = |p: &crate::policy::Policy| {
+        format!(
+            "{:?}",
+            (
+                &p.description,
+                p.priority,
+                &p.pattern_json,
+                &p.actions,
+                &p.limits,
+                &p.notify,
+                p.dry_run,
+                &p.runbook,
+                p.continue_
+            )
+        )
+    };
+    let mut names: Vec<String> = Vec::new();
+    for p in after.policies() {
+        if before.get(&p.name).is_none_or(|b| definition(b) != definition(p)) {
+            names.push(p.name.clone());
+        }
+    }
+    for p in before.policies() {
+        if after.get(&p.name).is_none() {
+            names.push(p.name.clone());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// `test`: runs the case files under `cases/` folders below `root` (a policy directory,

@@ -70,18 +70,18 @@ impl Config {
     }
 
     /// Reads settings through `get` (the environment, or a map in tests).
+    /// Only the state table's name: what the read-only commands (`report`) need, so that
+    /// a reader (the policy pull-request workflow) needs no topic or other setting.
+    pub fn table_from_env() -> Result<String, String> {
+        table_name(&|k: &str| std::env::var(k).ok())
+    }
+
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
         let mut errors = Vec::new();
-        let table = get("REMEDIATOR_TABLE").unwrap_or_default();
-        let table_ok = (3..=255).contains(&table.len())
-            && table.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if table.is_empty() {
-            errors.push("REMEDIATOR_TABLE is not set: name the DynamoDB table that records incidents".into());
-        } else if !table_ok {
-            errors.push(format!(
-                "REMEDIATOR_TABLE `{table}` is not a DynamoDB table name (3-255 of a-z, A-Z, 0-9, _ - .)"
-            ));
-        }
+        let table = table_name(&get).unwrap_or_else(|e| {
+            errors.push(e);
+            String::new()
+        });
         let topic_arn = get("REMEDIATOR_TOPIC_ARN").unwrap_or_default();
         let parts: Vec<&str> = topic_arn.split(':').collect();
         if topic_arn.is_empty() {
@@ -180,6 +180,20 @@ impl PolicySource {
 /// The bundled policy files as (name, text).
 pub fn bundled_sources() -> Vec<(String, String)> {
     BUNDLED_POLICIES.iter().map(|(n, t)| (format!("<bundled>/{n}"), t.to_string())).collect()
+}
+
+/// `REMEDIATOR_TABLE`, checked against DynamoDB's naming rules.
+fn table_name(get: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let table = get("REMEDIATOR_TABLE").unwrap_or_default();
+    let table_ok = (3..=255).contains(&table.len())
+        && table.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if table.is_empty() {
+        Err("REMEDIATOR_TABLE is not set: name the DynamoDB table that records incidents".into())
+    } else if !table_ok {
+        Err(format!("REMEDIATOR_TABLE `{table}` is not a DynamoDB table name (3-255 of a-z, A-Z, 0-9, _ - .)"))
+    } else {
+        Ok(table)
+    }
 }
 
 #[cfg(test)]

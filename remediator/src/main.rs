@@ -152,6 +152,9 @@ enum Command {
         /// table, json (one line per policy and error) or markdown.
         #[arg(long, default_value = "table", value_parser = ["table", "json", "markdown"])]
         format: String,
+        /// Only these policies (repeat the flag for more).
+        #[arg(long = "policy")]
+        policies: Vec<String>,
     },
     /// Put back what an incident's remediation changed (from its before-images).
     Undo {
@@ -236,7 +239,9 @@ fn main() -> ExitCode {
         Command::History { since, policy, target, json } => {
             runtime().and_then(|rt| rt.block_on(history_cmd(&since, policy.as_deref(), target.as_deref(), json)))
         }
-        Command::Report { since, format } => runtime().and_then(|rt| rt.block_on(report_cmd(&since, &format))),
+        Command::Report { since, format, policies } => {
+            runtime().and_then(|rt| rt.block_on(report_cmd(&since, &format, &policies)))
+        }
         Command::Reset { target } => runtime().and_then(|rt| rt.block_on(reset_cmd(&target))),
         Command::Template { policies } => load_policies(policies.as_deref()).map_err(Into::into).and_then(|set| {
             let template = remediator::schema::sorted_value(remediator::infra::template(&set));
@@ -707,13 +712,25 @@ async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as
     Ok(ExitCode::SUCCESS)
 }
 
-async fn report_cmd(since: &str, format: &str) -> Result<ExitCode> {
+async fn report_cmd(since: &str, format: &str, policies: &[String]) -> Result<ExitCode> {
     use remediator::record::IncidentLog;
     let window = remediator::policy::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     let now = remediator::clock::now();
-    let rows =
-        state_table().await?.report_rows(now - window.as_secs() as i64, now).await.context("reading the report")?;
+    let table = Config::table_from_env().map_err(|e| anyhow::anyhow!(e))?;
+    let table = StateTable::new(aws_sdk_dynamodb::Client::new(&sdk_config().await), &table);
+    let mut rows = table.report_rows(now - window.as_secs() as i64, now).await.context("reading the report")?;
+    if !policies.is_empty() {
+        rows.retain(|r| r.policy.as_ref().is_some_and(|p| policies.contains(p)));
+    }
     let lines = remediator::report::lines(&rows);
+    if lines.is_empty() && format == "markdown" {
+        // A new policy, or one that never matched: say so rather than print an empty table.
+        println!(
+            "No incidents in the last {since} for {}.",
+            if policies.is_empty() { "any policy".to_string() } else { policies.join(", ") }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     match format {
         "json" => {
             for line in &lines {
