@@ -193,6 +193,27 @@ async fn main() {
     println!("its SUCCEEDED event closes the incident:");
     demo.handle(&p.status_event(&retried, false).await, false).await;
 
+    section("Row 7, corrupted: the export is overwritten with an empty object");
+    let emptied = p.overwrite_object(key, b"").await;
+    println!("s3://{}/{key}: {:?}", harness::BUCKET, p.object_body(key).await);
+    demo.handle(&emptied, false).await;
+    println!("s3://{}/{key}: {:?}", harness::BUCKET, p.object_body(key).await);
+
+    section("Row 14: a deployment of the pipeline's stack is stuck in UPDATE_ROLLBACK_FAILED");
+    let cfn = aws_sdk_cloudformation::Client::new(&p.sdk);
+    let template = r#"{"Resources": {"Inbox": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "thera-pipeline-prod-inbox"}}}}"#;
+    let created = cfn.create_stack().stack_name("thera-pipeline-prod").template_body(template).send().await;
+    let stack_id = created.expect("CreateStack").stack_id().unwrap_or_default().to_string();
+    let stuck = serde_json::json!({
+        "version": "0", "id": "cfn-demo", "detail-type": "CloudFormation Stack Status Change",
+        "source": "aws.cloudformation", "account": harness::ACCOUNT, "time": harness::now_rfc3339(),
+        "region": harness::REGION, "resources": [stack_id],
+        "detail": {"stack-id": stack_id, "status-details": {"status": "UPDATE_ROLLBACK_FAILED",
+            "status-reason": "The following resource(s) failed to update: [Inbox]."}}
+    });
+    println!("(the emulator cannot fail a deployment: the event is made up, the stack and its events are real)");
+    demo.handle(&stuck, true).await;
+
     section("Row 13: stop the pipeline (the guide's emergency procedure), then lift the stop");
     let backfill = p.start_execution("backfill-2026-11", "backfill").await;
     println!("execution {backfill}: running");

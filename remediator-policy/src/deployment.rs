@@ -109,7 +109,6 @@ pub fn diagnose_stack(change: &StackChange, events: &[StackEvent]) -> Diagnosis 
         },
         // No failed resource in the events read: the stack's own reason is all there is.
         None => Diagnosis {
-            state: Some(change.name.clone()),
             resource: Some(change.stack_id.clone()),
             resource_type: Some(STACK_TYPE.to_string()),
             error: Some(change.status.clone()),
@@ -229,6 +228,7 @@ mod tests {
         let events = [ev(3, "thera-pipeline-prod", STACK_TYPE, "UPDATE_IN_PROGRESS", None)];
         let d = diagnose_stack(&c, &events);
         assert_eq!(d.resource.as_deref(), Some(STACK));
+        assert_eq!(d.state, None, "no resource failed: the stack is the subject, not a state of it");
         assert_eq!(d.error.as_deref(), Some("UPDATE_ROLLBACK_FAILED"));
         assert_eq!(d.cause.as_deref(), Some("no failed resource in the stack's events"));
     }

@@ -187,8 +187,16 @@ pub trait ObjectVersions: Send + Sync {
     /// The current version id, or `None` when the object does not exist.
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, AwsError>;
     /// Copies a version of the object over the current one (the guide's `copy-object
-    /// --copy-source BUCKET/KEY?versionId=...`), returning the new version's id.
-    async fn copy_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<String, AwsError>;
+    /// --copy-source BUCKET/KEY?versionId=...`), only while the current one has the ETag
+    /// given (`If-Match`); the new version's id, or `None` when the current object
+    /// changed since it was read.
+    async fn copy_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        if_current_etag: Option<&str>,
+    ) -> Result<Option<String>, AwsError>;
 }
 
 /// Changes remediator makes to a target, locked so that the concurrent incidents of one

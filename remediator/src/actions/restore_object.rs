@@ -256,8 +256,17 @@ async fn copy_back(
     if let Some(stop) = services.preflight(step, arn, before.as_ref()).await {
         return stop;
     }
-    let copy = match services.objects.copy_version(bucket, key, &from.version_id).await {
-        Ok(v) => v,
+    let copy = match services.objects.copy_version(bucket, key, &from.version_id, replaced.etag.as_deref()).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return refused(
+                Refusal::NotApplicable,
+                format!(
+                    "s3://{bucket}/{key} was written after version {} was read: not overwritten",
+                    replaced.version_id
+                ),
+            )
+        }
         Err(e) => return failed("CopyObject", &e),
     };
     match services.objects.head(bucket, key).await {

@@ -87,19 +87,30 @@ impl ObjectVersions for Objects {
         Ok(())
     }
 
-    async fn copy_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<String, AwsError> {
+    async fn copy_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        if_current_etag: Option<&str>,
+    ) -> Result<Option<String>, AwsError> {
         // The copy source is URL-encoded, as S3 requires for keys with special characters.
         let source = format!("{bucket}/{}?versionId={}", encode(key), encode(version_id));
-        let out = self
+        let sent = self
             .client
             .copy_object()
             .bucket(bucket)
             .key(key)
             .copy_source(source)
+            .set_if_match(if_current_etag.map(str::to_string))
             .send()
-            .await
-            .map_err(|e| AwsError::sdk("CopyObject", e))?;
-        Ok(out.version_id().unwrap_or("null").to_string())
+            .await;
+        match sent {
+            Ok(out) => Ok(Some(out.version_id().unwrap_or("null").to_string())),
+            // The current object is no longer the one read: written meanwhile.
+            Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => Ok(None),
+            Err(e) => Err(AwsError::sdk("CopyObject", e)),
+        }
     }
 
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, AwsError> {
