@@ -485,6 +485,7 @@ async fn after_three_failed_remediations_the_circuit_opens_until_reset() {
     // The rule is gone: every attempt to enable it fails, and no redelivery can help (a
     // missing resource is recorded and reported once per incident, not retried).
     let mut template = p.disable_rule(RULES[1]).await;
+    p.events().remove_targets().rule(RULES[1]).ids("pipeline").send().await.unwrap();
     p.events().delete_rule().name(RULES[1]).send().await.unwrap();
     let rule_arn = format!("arn:aws:events:us-east-1:123456789012:rule/{}", RULES[1]);
     let mut last = Value::Null;
