@@ -176,23 +176,28 @@ async fn a_disabled_pipeline_rule_is_enabled_again() {
 
 // Row 6 in full: a rule disabled 30 hours before its event is handled missed its daily
 // 06:00 fire. Enabling it starts that run once, with the input the rule's target would
-// have sent, under a name made from the rule and the fire time; a second DisableRule
-// finds the run already made, and a pause stops both the enable and the catch-up.
+// have sent, under a name made from the rule and the fire time. A rule found enabled
+// already is not caught up (which fires ran is not known); a pause or an allow-list
+// that covers the state machine but not the rule refuses the catch-up and says so,
+// while the enable stays done; a pause of the pipeline stops both.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_re_enabled_rule_starts_the_run_it_missed_once_with_the_targets_input() {
-    use remediator::schedule::{catch_up_name, Schedule};
+    use remediator::schedule::catch_up_name;
     let (emulator, p) = setup().await;
     let now = remediator::clock::now();
     let disabled_at = remediator::event::format_timestamp(now - 30 * 3600);
     let event = p.disable_rule_at(RULES[0], &disabled_at).await;
-    let fire = Schedule::parse("cron(0 6 * * ? *)", None).unwrap().fires_between(now - 30 * 3600, now, 1)[0];
+    // The daily rule fires at 06:00 UTC: the newest 06:00 before now, worked out here.
+    let fire = (now - 6 * 3600).div_euclid(86_400) * 86_400 + 6 * 3600;
     let fired = remediator::event::format_timestamp(fire);
+    assert!(fired.ends_with("T06:00:00Z") && fire <= now && now - fire < 86_400, "{fired}");
     let outcome = &handle(&emulator, &[event])[0];
     assert_eq!(outcome["policy"], "reenable-pipeline-rules", "{outcome}");
     assert_eq!(outcome["resolution"], "remediated", "{outcome}");
     assert_eq!(p.rule_state(RULES[0]).await, "ENABLED");
     let detail = outcome["actions"][0]["detail"].as_str().unwrap();
     let name = catch_up_name(RULES[0], fire);
+    assert_eq!(name, format!("catch-up-{}-{}Z", RULES[0], fired[..16].replace(['-', ':'], "")));
     assert!(detail.contains("started catch-up run") && detail.contains(&name), "{detail}");
     assert!(detail.contains(&format!("for the {fired} fire")), "{detail}");
     let names = p.execution_names().await;
@@ -211,17 +216,50 @@ async fn a_re_enabled_rule_starts_the_run_it_missed_once_with_the_targets_input(
         "the input the rule's input transformer makes of the scheduled event"
     );
     let summary = p.summaries().await.remove(0);
-    assert!(summary["Subject"].as_str().unwrap().contains("caught up"), "{}", summary["Subject"]);
+    assert!(summary["Subject"].as_str().unwrap().starts_with("[enabled, caught up]"), "{}", summary["Subject"]);
 
-    // The same call delivered as another event (a copy from a second trail): the rule
-    // is enabled already, and the missed run, found under its name, is not started twice.
+    // The same call delivered as another event (a copy from a second trail), after the
+    // rule was enabled: its fires since are not known, so nothing is started.
     let mut again = p.disable_rule_at(RULES[0], &disabled_at).await;
     p.events().enable_rule().name(RULES[0]).send().await.unwrap();
     again["id"] = "ct-disable-copy".into();
     let outcome = &handle(&emulator, &[again])[0];
     assert_eq!(p.rule_state(RULES[0]).await, "ENABLED", "{outcome}");
     let detail = outcome["actions"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains(&format!("{name} for the {fired} fire was started already")), "{detail}");
+    assert!(detail.contains("nothing to do; no catch-up"), "{detail}");
+    assert_eq!(p.execution_names().await, std::slice::from_ref(&name));
+
+    // The state machine paused, not the rule: enabled, the catch-up refused and said so.
+    let machine = p.state_machine_arn.clone();
+    let out =
+        run(bin(), &emulator, &["pause", "--target", &machine, "--reason", "backfill running", "--for", "1h"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut paused_machine = p.disable_rule_at(RULES[0], &disabled_at).await;
+    paused_machine["id"] = "ct-disable-machine-paused".into();
+    let outcome = &handle(&emulator, &[paused_machine])[0];
+    assert_eq!(p.rule_state(RULES[0]).await, "ENABLED", "{outcome}");
+    let detail = outcome["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("REFUSED") && detail.contains("backfill running"), "{detail}");
+    let subject = p.summaries().await.into_iter().last().unwrap()["Subject"].as_str().unwrap().to_string();
+    assert!(subject.starts_with("[enabled, catch-up REFUSED]"), "{subject}");
+    assert_eq!(p.execution_names().await, std::slice::from_ref(&name));
+    let out = run(bin(), &emulator, &["resume", "--target", &machine], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // An allow-list with the rules but not the state machines: the same.
+    let mut outside = p.disable_rule_at(RULES[0], &disabled_at).await;
+    outside["id"] = "ct-disable-machine-outside".into();
+    let allow = "arn:aws:events:*:*:rule/thera-pipeline-*";
+    let out = run_with(
+        bin(),
+        &emulator,
+        &["handle", "--event", "-"],
+        Some(&outside.to_string()),
+        &[("REMEDIATOR_ALLOW", allow)],
+    );
+    let outcome = &outcomes(&out)[0];
+    let detail = outcome["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("REFUSED") && detail.contains("outside the allow-list"), "{detail}");
     assert_eq!(p.execution_names().await, std::slice::from_ref(&name));
 
     // Paused for the pipeline: the rule stays disabled and nothing is started.

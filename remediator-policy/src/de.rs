@@ -491,6 +491,9 @@ impl<'de> de::MapAccess<'de> for StructAccess<'_, '_> {
                 None => {
                     let hint = match closest(&name, self.fields) {
                         Some(c) => format!("did you mean `{c}`?"),
+                        None if self.fields.is_empty() => {
+                            "it takes no parameters: write the action's name alone".into()
+                        }
                         None => format!("allowed: {}", self.fields.join(", ")),
                     };
                     self.de.sink.push(k.mark, format!("unknown key `{name}` in {what}"), Some(hint));

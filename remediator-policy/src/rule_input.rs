@@ -11,13 +11,26 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-/// How a target's input is configured (at most one of the three is set).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// How a target's input is configured (at most one of the three is set). Its `Debug`
+/// shows which, never the constant input or the template (they may hold secrets).
+#[derive(Clone, Default, PartialEq)]
 pub struct TargetInput {
     pub input: Option<String>,
     pub input_path: Option<String>,
     /// `InputPathsMap` and `InputTemplate`.
     pub transformer: Option<(BTreeMap<String, String>, String)>,
+}
+
+impl std::fmt::Debug for TargetInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match (&self.input, &self.input_path, &self.transformer) {
+            (Some(_), _, _) => "Input [redacted]",
+            (None, Some(_), _) => "InputPath",
+            (None, None, Some(_)) => "InputTransformer [redacted]",
+            (None, None, None) => "the whole event",
+        };
+        write!(f, "TargetInput({kind})")
+    }
 }
 
 /// Why the input could not be built.

@@ -21,8 +21,8 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-/// How far back missed runs are looked for: a rule disabled longer ago than this is a
-/// decision for a person, not a catch-up.
+/// How far back missed runs are looked for: only the newest fires are ever started, and
+/// a longer look would only cost time.
 pub const LOOKBACK_DAYS: i64 = 400;
 
 /// Why an expression could not be read.
@@ -147,7 +147,6 @@ fn parse_cron(body: &str, tz: TimeZone) -> Result<Cron, String> {
         ("?", "?") => return Err("only one of day-of-month and day-of-week may be `?`".into()),
         ("?", dow) => parse_dow(dow)?,
         (dom, "?") => parse_dom(dom)?,
-        ("*", "*") => Day::Every,
         _ => return Err("one of day-of-month and day-of-week must be `?`".into()),
     };
     Ok(Cron {
@@ -312,7 +311,7 @@ pub fn catch_up_name(rule: &str, at: i64) -> String {
     // `20261129T090000Z` -> `20261129T0900Z`: schedules fire on the minute.
     let stamp = format!("{}Z", &stamp[..stamp.len().saturating_sub(3)]);
     let rule: String =
-        rule.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+        rule.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect();
     let room = MAX - "catch-up-".len() - 1 - stamp.len();
     let rule = if rule.len() <= room {
         rule
@@ -444,6 +443,7 @@ mod tests {
         assert!(err("cron(0 9 * * *)").contains("expected 6 fields"), "{}", err("cron(0 9 * * *)"));
         assert!(err("cron(0 9 ? * ? *)").contains("only one"));
         assert!(err("cron(0 9 1 * MON *)").contains("must be `?`"));
+        assert!(err("cron(0 9 * * * *)").contains("must be `?`"), "as EventBridge: one day field is `?`");
         assert!(err("cron(0 24 * * ? *)").contains("hours: 24 is outside 0-23"));
         assert!(err("cron(0 9 ? * FUN *)").contains("`FUN` is not a value"));
         assert!(err("cron(0 9-5 * * ? *)").contains("runs backwards"));
@@ -466,6 +466,7 @@ mod tests {
         assert!(name.len() <= 80, "{name}");
         assert_eq!(name, catch_up_name(long, at));
         assert_ne!(name, catch_up_name(&long.replace('x', "y"), at));
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{name}");
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')), "{name}");
+        assert_ne!(catch_up_name("a.b", at), catch_up_name("a-b", at), "names that differ stay apart");
     }
 }

@@ -97,7 +97,11 @@ mod tests {
     /// The keys the loader accepts in a mapping: the list its unknown-key error gives.
     fn accepted_keys(policy: &str) -> Vec<String> {
         let errors = load(policy).unwrap_err().0;
-        let hint = errors.iter().find_map(|e| e.hint.as_deref()?.strip_prefix("allowed: ")).unwrap();
+        let hint = errors.iter().find_map(|e| e.hint.as_deref()).unwrap();
+        if hint.starts_with("it takes no parameters") {
+            return Vec::new();
+        }
+        let hint = hint.strip_prefix("allowed: ").unwrap();
         let mut k: Vec<String> = hint.split(", ").map(str::to_string).collect();
         k.sort();
         k
@@ -119,7 +123,7 @@ mod tests {
         let bare: Vec<&str> =
             s["$defs"]["Action"]["anyOf"][0]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(bare, action_names());
-        assert_eq!(bare.len(), 7);
+        assert_eq!(bare.len(), 8);
         let with_parameters = s["$defs"]["Action"]["anyOf"][1]["oneOf"].as_array().unwrap();
         assert_eq!(with_parameters.len(), bare.len());
         for (variant, name) in with_parameters.iter().zip(&bare) {

@@ -79,6 +79,9 @@ pub trait Executions: Send + Sync {
     async fn stop(&self, execution: &str, error: &str, cause: &str) -> Result<(), AwsError>;
     /// When the newest execution of a state machine started (Unix seconds), if any.
     async fn latest_start(&self, state_machine_arn: &str) -> Result<Option<i64>, AwsError>;
+    /// Whether a state machine is of the Express type (whose starts are not made unique
+    /// by their names).
+    async fn is_express(&self, state_machine_arn: &str) -> Result<bool, AwsError>;
 }
 
 /// A Lambda function's settings, as remediator changes them.
@@ -128,6 +131,7 @@ pub struct RuleInfo {
 /// One target of a rule, with the input it is configured to receive.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleTarget {
+    pub id: String,
     pub arn: String,
     pub input: crate::rule_input::TargetInput,
 }

@@ -521,6 +521,7 @@ mod tests {
             ("sns:Publish", "SummaryTopic"),
             ("sqs:SendMessage", "DeadLetterQueue"),
             ("states:DescribeExecution", "execution:${PipelinePrefix}*:*"),
+            ("states:DescribeStateMachine", "stateMachine:${PipelinePrefix}*"),
             ("states:GetExecutionHistory", "execution:${PipelinePrefix}*:*"),
             ("states:ListExecutions", "stateMachine:${PipelinePrefix}*"),
             ("states:RedriveExecution", "execution:${PipelinePrefix}*:*"),

@@ -225,6 +225,7 @@ mod tests {
                     "events:DescribeRule",
                     "events:EnableRule",
                     "events:ListTargetsByRule",
+                    "states:DescribeStateMachine",
                     "states:ListExecutions",
                     "states:StartExecution",
                 ],

@@ -76,6 +76,7 @@ impl Rules for EventRules {
                     (paths, x.input_template().to_string())
                 });
                 targets.push(RuleTarget {
+                    id: t.id().to_string(),
                     arn: t.arn().to_string(),
                     input: TargetInput {
                         input: t.input().map(str::to_string),

@@ -152,6 +152,17 @@ impl Executions for StepFunctions {
         }
     }
 
+    async fn is_express(&self, state_machine_arn: &str) -> Result<bool, AwsError> {
+        let out = self
+            .client
+            .describe_state_machine()
+            .state_machine_arn(state_machine_arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("DescribeStateMachine", e))?;
+        Ok(out.r#type() == &aws_sdk_sfn::types::StateMachineType::Express)
+    }
+
     async fn latest_start(&self, state_machine_arn: &str) -> Result<Option<i64>, AwsError> {
         // Newest first: the first execution listed is the last one started.
         let out = self
