@@ -107,8 +107,18 @@ pub(crate) async fn restore_object(step: &Step, incident: &Incident, services: &
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum Before {
-    Undeleted { delete_marker: String, restored_version: String },
-    CopiedBack { replaced_version: String, copied_version: String, copied_etag: Option<String> },
+    Undeleted {
+        delete_marker: String,
+        restored_version: String,
+    },
+    CopiedBack {
+        replaced_version: String,
+        copied_version: String,
+        copied_etag: Option<String>,
+        /// The version the copy made (absent when a takeover found the copy made).
+        #[serde(default)]
+        copy_version: Option<String>,
+    },
 }
 
 impl Before {
@@ -144,16 +154,19 @@ pub async fn undo(arn: &str, before: &Before, objects: &dyn ObjectVersions, dry_
             objects.delete_current(bucket, key).await?;
             Ok(Undone::Done(description))
         }
-        Before::CopiedBack { replaced_version, copied_version, copied_etag } => {
+        Before::CopiedBack { replaced_version, copied_version, copied_etag, copy_version } => {
             if !latest.delete_marker && latest.version_id == *replaced_version {
                 return Ok(Undone::Already(format!("s3://{bucket}/{key} is at version {replaced_version} again")));
             }
             // remediator's copy is current when it is the newest version, directly above the
-            // version it replaced, with the content of the version it copied.
-            let ours = !latest.delete_marker
-                && versions.get(1).is_some_and(|v| v.version_id == *replaced_version)
-                && copied_etag.is_some()
-                && latest.etag == *copied_etag;
+            // version it replaced: the version the copy made, or (when a takeover found
+            // the copy made and its id was not recorded) one with the copied content.
+            let is_copy = match copy_version {
+                Some(v) => latest.version_id == *v,
+                None => copied_etag.is_some() && latest.etag == *copied_etag,
+            };
+            let ours =
+                !latest.delete_marker && versions.get(1).is_some_and(|v| v.version_id == *replaced_version) && is_copy;
             if !ours {
                 return Ok(Undone::Refused(format!(
                     "s3://{bucket}/{key} changed after remediator copied version {copied_version} back over {replaced_version}: left alone"
@@ -203,10 +216,16 @@ fn copy_back_choice<'v>(
             return CopyBack::Keep(format!("{exists}, written after the incident"));
         }
     }
+    if arn.ends_with('/') {
+        return CopyBack::Keep(format!("{exists}, a folder marker, not data"));
+    }
     let empty = when.contains(&CopyBackWhen::Empty) && current.size == Some(0);
     let read_failed = when.contains(&CopyBackWhen::ReadFailed)
         && matches!(&incident.event.signal, Signal::Execution(c) if c.is_failure())
-        && incident.diagnosis.as_ref().and_then(|d| d.object.as_deref()) == Some(arn);
+        && incident
+            .diagnosis
+            .as_ref()
+            .is_some_and(|d| d.object.as_deref() == Some(arn) && !d.error.as_deref().is_some_and(not_about_content));
     let why = match (empty, read_failed) {
         (true, _) => "is empty",
         (false, true) => "failed the run that read it",
@@ -214,6 +233,13 @@ fn copy_back_choice<'v>(
     };
     if current.version_id == "null" {
         return CopyBack::Refuse(format!("{why}, but its bucket is not versioned: no earlier version to copy back"));
+    }
+    // A `null` version (written while the bucket was unversioned or suspended) is
+    // replaced, not kept, by a write in a suspended bucket: a copy could destroy it.
+    if versions.iter().any(|v| v.version_id == "null") {
+        return CopyBack::Refuse(format!(
+            "{why}, but it has a `null` version (written while versioning was off or suspended) that a copy could overwrite: nothing copied back"
+        ));
     }
     let earlier = versions[1..].iter().find(|v| {
         !v.delete_marker
@@ -231,6 +257,30 @@ fn copy_back_choice<'v>(
             versions.len() - 1
         )),
     }
+}
+
+/// Errors that say nothing about the object's content: reaching it (throttling, timeouts,
+/// service errors), being allowed to (access, keys), or it being gone. A run that failed
+/// so does not make the object unusable, and copying an older version over it would lose
+/// good data.
+fn not_about_content(error: &str) -> bool {
+    const NOT_CONTENT: &[&str] = &[
+        "AccessDenied",
+        "Forbidden",
+        "KMS",
+        "Throttl",
+        "SlowDown",
+        "TooManyRequests",
+        "Timeout",
+        "Timedout",
+        "ServiceUnavailable",
+        "InternalError",
+        "ServiceException",
+        "NoSuchKey",
+        "NoSuchBucket",
+        "Network",
+    ];
+    NOT_CONTENT.iter().any(|m| error.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
 }
 
 /// Copies `from` back over `replaced`, checks the copy is current, and keeps the
@@ -269,6 +319,10 @@ async fn copy_back(
         }
         Err(e) => return failed("CopyObject", &e),
     };
+    let before = before.map(|mut b| {
+        b["copy_version"] = serde_json::Value::from(copy.as_str());
+        b
+    });
     match services.objects.head(bucket, key).await {
         Ok(Some(current)) if current == copy => Done {
             before,
@@ -325,7 +379,8 @@ mod tests {
                 "stateMachineArn": "arn:aws:states:us-east-1:1:stateMachine:thera-pipeline-prod-daily",
                 "name": "r1", "status": "FAILED", "error": "States.Runtime", "cause": "bad JSON"}
         });
-        let diagnosis = Diagnosis { object: Some(object.into()), ..Diagnosis::default() };
+        let diagnosis =
+            Diagnosis { object: Some(object.into()), error: Some("States.Runtime".into()), ..Diagnosis::default() };
         Incident::new(Event::parse(&event.to_string()).unwrap(), Some(diagnosis))
     }
 
@@ -369,6 +424,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A folder marker is not data.
+        let folder = "arn:aws:s3:::thera-pipeline-data/thera-pipeline/apollo/";
+        assert!(matches!(copy_back_choice(&only_empty, &[CopyBackWhen::Empty], &incident, folder), CopyBack::Keep(_)));
+        // A `null` version among them: a copy in a suspended bucket would replace it.
+        let with_null = [version("v4", "2026-11-29T05:58:00Z", 0), version("null", "2026-11-20T05:00:00Z", 900)];
+        match copy_back_choice(&with_null, &[CopyBackWhen::Empty], &incident, ARN) {
+            CopyBack::Refuse(why) => assert!(why.contains("`null` version"), "{why}"),
+            other => panic!("{other:?}"),
+        }
         // An unversioned bucket: nothing to copy back from.
         let unversioned = [version("null", "2026-11-29T05:58:00Z", 0)];
         match copy_back_choice(&unversioned, &[CopyBackWhen::Empty], &incident, ARN) {
@@ -390,6 +454,13 @@ mod tests {
         }
         // Not empty: `empty` alone keeps it.
         assert!(matches!(copy_back_choice(&versions, &[CopyBackWhen::Empty], &incident, ARN), CopyBack::Keep(_)));
+        // A run that failed reaching the object says nothing about its content.
+        let mut throttled = failed_reading(ARN);
+        throttled.diagnosis.as_mut().unwrap().error = Some("S3.SlowDownException".into());
+        assert!(matches!(copy_back_choice(&versions, &[CopyBackWhen::ReadFailed], &throttled, ARN), CopyBack::Keep(_)));
+        let mut denied = failed_reading(ARN);
+        denied.diagnosis.as_mut().unwrap().error = Some("S3.AccessDeniedException".into());
+        assert!(matches!(copy_back_choice(&versions, &[CopyBackWhen::ReadFailed], &denied, ARN), CopyBack::Keep(_)));
         // The run failed reading another object.
         let other = failed_reading("arn:aws:s3:::thera-pipeline-data/thera-pipeline/other.json");
         assert!(matches!(copy_back_choice(&versions, &[CopyBackWhen::ReadFailed], &other, ARN), CopyBack::Keep(_)));

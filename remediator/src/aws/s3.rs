@@ -53,7 +53,13 @@ impl ObjectVersions for Objects {
                     etag: None,
                 });
             }
-            if out.is_truncated() != Some(true) {
+            // Listed in key order: once a page reaches past `key`, the rest are other
+            // objects (a key that is a folder's prefix would otherwise page through the
+            // whole folder).
+            let past = |k: Option<&str>| k.is_some_and(|k| k > key);
+            let beyond =
+                out.versions().iter().any(|v| past(v.key())) || out.delete_markers().iter().any(|m| past(m.key()));
+            if out.is_truncated() != Some(true) || beyond {
                 break;
             }
             key_marker = out.next_key_marker().map(str::to_string);
@@ -108,7 +114,9 @@ impl ObjectVersions for Objects {
         match sent {
             Ok(out) => Ok(Some(out.version_id().unwrap_or("null").to_string())),
             // The current object is no longer the one read: written meanwhile.
-            Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => Ok(None),
+            // 412: the ETag no longer matches. (409, a concurrent write in flight, is an
+            // error the SDK's caller may retry.)
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 412 => Ok(None),
             Err(e) => Err(AwsError::sdk("CopyObject", e)),
         }
     }
