@@ -86,18 +86,24 @@ pub fn diagnose_stack(change: &StackChange, events: &[StackEvent]) -> Diagnosis 
         }
     }
     // Oldest first: the first resource that failed is the cause; the ones cancelled
-    // because of it, and the stack's own failure, are consequences.
+    // because of it, and the stack's own failure, are consequences. A failed rollback is
+    // stuck on the first resource its rollback could not put back (the one to fix, or
+    // to skip, before continuing it), not on the update's first failure.
     operation.reverse();
+    let from = if change.status.ends_with("ROLLBACK_FAILED") {
+        operation
+            .iter()
+            .position(|e| e.logical_id == change.name && e.status.contains("ROLLBACK_IN_PROGRESS"))
+            .unwrap_or(0)
+    } else {
+        0
+    };
     let is_cancel =
-        |e: &&StackEvent| e.reason.as_deref().is_some_and(|r| r.contains("cancelled") || r.contains("canceled"));
-    let failed = |e: &&&StackEvent| e.status.ends_with("_FAILED") && e.resource_type != STACK_TYPE;
-    let first = operation
-        .iter()
-        .filter(failed)
-        .find(|e| !is_cancel(e))
-        .or_else(|| operation.iter().find(failed))
-        // A rollback that failed names its own failed resource after the update's.
-        .copied();
+        |e: &&&StackEvent| e.reason.as_deref().is_some_and(|r| r.contains("cancelled") || r.contains("canceled"));
+    // Nested stacks are resources too: only the stack's own events are left out.
+    let failed = |e: &&&StackEvent| e.status.ends_with("_FAILED") && e.logical_id != change.name;
+    let window = &operation[from..];
+    let first = window.iter().filter(failed).find(|e| !is_cancel(e)).or_else(|| window.iter().find(failed)).copied();
     match first {
         Some(e) => Diagnosis {
             state: Some(e.logical_id.clone()),
@@ -214,12 +220,37 @@ mod tests {
             // An older operation's failure is not this one's cause.
             ev(2, "OldBucket", "AWS::S3::Bucket", "CREATE_FAILED", Some("old")),
         ];
+        // Stuck: the rollback could not put ApolloPull back; that is what to fix or skip.
         let d = diagnose_stack(&c, &events);
-        assert_eq!(d.state.as_deref(), Some("DailyRule"));
-        assert_eq!(d.resource.as_deref(), Some("phys-DailyRule"));
-        assert_eq!(d.resource_type.as_deref(), Some("AWS::Events::Rule"));
+        assert_eq!(d.state.as_deref(), Some("ApolloPull"));
+        assert_eq!(d.resource.as_deref(), Some("phys-ApolloPull"));
+        assert_eq!(d.resource_type.as_deref(), Some("AWS::Lambda::Function"));
         assert_eq!(d.error.as_deref(), Some("UPDATE_FAILED"));
+        assert_eq!(d.cause.as_deref(), Some("Resource handler returned message: \"Role is invalid\""));
+        // Rolled back: the update's own first failure is the cause.
+        let rolled_back = change("UPDATE_ROLLBACK_COMPLETE");
+        let done = [
+            ev(10, "thera-pipeline-prod", STACK_TYPE, "UPDATE_ROLLBACK_COMPLETE", None),
+            ev(7, "thera-pipeline-prod", STACK_TYPE, "UPDATE_ROLLBACK_IN_PROGRESS", None),
+            ev(6, "FirecrawlPull", fn_type, "UPDATE_FAILED", Some("Resource update cancelled")),
+            ev(
+                5,
+                "DailyRule",
+                "AWS::Events::Rule",
+                "UPDATE_FAILED",
+                Some("Parameter ScheduleExpression is not valid."),
+            ),
+            ev(3, "thera-pipeline-prod", STACK_TYPE, "UPDATE_IN_PROGRESS", Some("User Initiated")),
+        ];
+        let d = diagnose_stack(&rolled_back, &done);
+        assert_eq!(d.state.as_deref(), Some("DailyRule"));
         assert_eq!(d.cause.as_deref(), Some("Parameter ScheduleExpression is not valid."));
+        // A nested stack that failed is a resource like any other.
+        let nested = [
+            ev(5, "Networking", STACK_TYPE, "UPDATE_FAILED", Some("Embedded stack failed")),
+            ev(3, "thera-pipeline-prod", STACK_TYPE, "UPDATE_IN_PROGRESS", None),
+        ];
+        assert_eq!(diagnose_stack(&rolled_back, &nested).state.as_deref(), Some("Networking"));
     }
 
     #[test]

@@ -151,20 +151,23 @@ pub fn plan(before: &PolicySet, after: &PolicySet, input: impl BufRead, out: &mu
 /// recorded outcomes of these.
 pub fn touched(before: &PolicySet, after: &PolicySet) -> Vec<String> {
     let definition = |p: &crate::policy::Policy| {
-        format!(
-            "{:?}",
-            (
-                &p.description,
-                p.priority,
-                &p.pattern_json,
-                &p.actions,
-                &p.limits,
-                &p.notify,
-                p.dry_run,
-                &p.runbook,
-                p.continue_
-            )
-        )
+        // Every field named: a field added to `Policy` fails to compile here until it is
+        // placed on one side or the other.
+        let crate::policy::Policy {
+            name: _,
+            origin: _,
+            pattern: _,
+            description,
+            priority,
+            pattern_json,
+            actions,
+            limits,
+            notify,
+            dry_run,
+            runbook,
+            continue_,
+        } = p;
+        format!("{:?}", (description, priority, pattern_json, actions, limits, notify, dry_run, runbook, continue_))
     };
     let mut names: Vec<String> = Vec::new();
     for p in after.policies() {

@@ -729,7 +729,16 @@ impl Handler {
             }
             Signal::Other => {
                 if let Some(change) = StackChange::of(&incident.event) {
-                    let events = self.stacks.events(&change.stack_id).await?;
+                    // The stack's events say which resource failed; without them (no
+                    // permission for that stack, a throttle that outlasted the SDK's
+                    // retries) the event's own reason still goes to the policies.
+                    let events = match self.stacks.events(&change.stack_id).await {
+                        Ok(events) => events,
+                        Err(e) => {
+                            warn!(stack = %change.stack_id, error = %e, "could not read the stack's events: diagnosing from the event");
+                            Vec::new()
+                        }
+                    };
                     incident.diagnosis = Some(diagnose_stack(&change, &events));
                 }
                 return Ok(None);

@@ -24,6 +24,14 @@ pub(crate) async fn continue_rollback(step: &Step, services: &Services<'_>, stac
         Ok(None) => return refused(Refusal::NotApplicable, format!("stack {name} does not exist")),
         Err(e) => return failed("DescribeStacks", &e),
     };
+    // Continued already (by an earlier delivery or handling of this incident, or a
+    // person): nothing left to do here.
+    if matches!(info.status.as_str(), "UPDATE_ROLLBACK_IN_PROGRESS" | "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS") {
+        return done(
+            StepResult::Done,
+            format!("stack {name} is {}: its rollback is under way, nothing to do", info.status),
+        );
+    }
     if info.status != "UPDATE_ROLLBACK_FAILED" {
         return refused(
             Refusal::NotApplicable,
