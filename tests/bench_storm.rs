@@ -13,10 +13,7 @@ use std::time::Instant;
 
 use harness::fault_proxy::FaultProxy;
 use harness::{Emulator, Pipeline};
-use remediator::aws::{
-    cloudformation::CloudFormation, dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects,
-    sns::SummaryTopic, stepfunctions::StepFunctions,
-};
+use remediator::aws::{dynamodb::StateTable, sns::SummaryTopic};
 use remediator::config::PolicySource;
 use remediator::guard::AllowList;
 use remediator::handle::{Handler, Invocation, Resolution};
@@ -85,13 +82,8 @@ async fn main() {
         policies: PolicySource::Bundled.load().unwrap(),
         dry_run: false,
         allow: AllowList::default_list(),
-        executions: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&sdk))),
-        functions: Arc::new(Functions::new(aws_sdk_lambda::Client::new(&sdk))),
-        rules: Arc::new(EventRules::new(aws_sdk_eventbridge::Client::new(&sdk))),
-        objects: Arc::new(Objects::new(aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
-        ))),
-        stacks: Arc::new(CloudFormation::new(aws_sdk_cloudformation::Client::new(&sdk))),
+        clients: Arc::new(remediator::aws::clients(&sdk)),
+        accounts: Default::default(),
         locks: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         timers: None,
         identity: Default::default(),

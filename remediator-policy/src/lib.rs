@@ -20,6 +20,7 @@
 //!
 //! It depends on no `aws-*` crate; `tests/no_sdk.rs` keeps it so.
 
+pub mod accounts;
 pub mod action;
 pub mod de;
 pub mod decide;

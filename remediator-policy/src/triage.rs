@@ -46,9 +46,15 @@ pub enum Triage {
     Ignore(String),
 }
 
+/// The session name remediator gives the member role it assumes in member accounts.
+pub const MEMBER_SESSION: &str = "remediator";
+
 /// Who remediator is, to recognise its own calls in CloudTrail.
 #[derive(Clone, Debug, Default)]
 pub struct Identity {
+    /// The member role's name: its session [`MEMBER_SESSION`] in any account is
+    /// remediator acting there.
+    pub member_role: Option<String>,
     /// The role remediator runs as (`arn:aws:iam::ACCOUNT:role/NAME`); CloudTrail names
     /// the caller `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`.
     pub role_arn: Option<String>,
@@ -62,6 +68,9 @@ impl Identity {
     /// when no role is configured.
     pub fn is_caller(&self, caller: &str) -> bool {
         let Some((account_role, session)) = assumed_role(caller) else { return false };
+        if self.member_role.as_deref() == Some(account_role.1) && session == MEMBER_SESSION {
+            return true;
+        }
         match (&self.role_arn, &self.session) {
             (Some(role), own_session) => {
                 role_of(role).is_some_and(|r| r == account_role)
@@ -216,6 +225,7 @@ mod tests {
         let me = Identity {
             role_arn: Some("arn:aws:iam::123456789012:role/service/remediator-role".into()),
             session: Some("remediator".into()),
+            member_role: None,
         };
         let cases: Vec<(&str, Event, Triage)> = vec![
             ("a failure", sfn("FAILED", "run-1", 0), Triage::Incident),
@@ -292,10 +302,23 @@ mod tests {
 
     #[test]
     fn without_a_role_the_session_name_recognises_remediator() {
-        let me = Identity { role_arn: None, session: Some("remediator".into()) };
+        let me = Identity { role_arn: None, session: Some("remediator".into()), member_role: None };
         assert!(me.is_caller("arn:aws:sts::1:assumed-role/any/remediator"));
         assert!(!me.is_caller("arn:aws:sts::1:assumed-role/any/other"));
         assert!(!me.is_caller("arn:aws:iam::1:user/remediator"));
         assert!(!Identity::default().is_caller("arn:aws:sts::1:assumed-role/any/remediator"));
+    }
+
+    #[test]
+    fn the_member_role_in_any_account_under_remediators_session_is_remediator() {
+        let me = Identity {
+            role_arn: Some("arn:aws:iam::123456789012:role/remediator".into()),
+            session: Some("fn".into()),
+            member_role: Some("remediator-member".into()),
+        };
+        assert!(me.is_caller(&format!("arn:aws:sts::111122223333:assumed-role/remediator-member/{MEMBER_SESSION}")));
+        // A person using the member role under another session is not remediator.
+        assert!(!me.is_caller("arn:aws:sts::111122223333:assumed-role/remediator-member/maria"));
+        assert!(!me.is_caller(&format!("arn:aws:sts::111122223333:assumed-role/other-role/{MEMBER_SESSION}")));
     }
 }

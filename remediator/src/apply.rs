@@ -148,6 +148,25 @@ pub trait Rules: Send + Sync {
     async fn targets(&self, name: &str) -> Result<Vec<RuleTarget>, AwsError>;
 }
 
+/// The clients that act in one account: remediator's own, or a member account's (built
+/// from the member role's credentials).
+#[derive(Clone)]
+pub struct Clients {
+    pub executions: std::sync::Arc<dyn Executions>,
+    pub functions: std::sync::Arc<dyn FunctionSettings>,
+    pub rules: std::sync::Arc<dyn Rules>,
+    pub objects: std::sync::Arc<dyn ObjectVersions>,
+    pub stacks: std::sync::Arc<dyn Stacks>,
+}
+
+/// The member accounts of an organization, reached by assuming the member role.
+#[async_trait]
+pub trait MemberAccess: Send + Sync {
+    /// Clients acting in `account` with the member role's credentials (cached per
+    /// account, refreshed before they expire); an error when the role cannot be assumed.
+    async fn clients(&self, account: &str) -> Result<std::sync::Arc<Clients>, AwsError>;
+}
+
 /// What `DescribeStacks` says of a stack, as remediator needs it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StackInfo {

@@ -8,7 +8,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::accounts::Members;
 use crate::guard::{allow_list, AllowList};
+
+/// The member role's name when `REMEDIATOR_MEMBER_ROLE` is not set.
+pub const DEFAULT_MEMBER_ROLE: &str = "remediator-member";
 use crate::policy::{parse_duration, PolicyErrors, PolicySet};
 
 /// Where policies come from.
@@ -31,6 +35,12 @@ pub struct Config {
     pub lease: Duration,
     /// The role remediator runs as: its CloudTrail calls are recognised by it.
     pub role_arn: Option<String>,
+    /// The member accounts of an organization remediator acts in (`REMEDIATOR_MEMBER_ACCOUNTS`).
+    pub members: Members,
+    /// The role it assumes there (`REMEDIATOR_MEMBER_ROLE`, default `remediator-member`).
+    pub member_role: String,
+    /// The external id the member role requires (`REMEDIATOR_EXTERNAL_ID`), if any.
+    pub external_id: Option<String>,
     /// ARN patterns remediator may act on.
     pub allow: AllowList,
     /// remediator's own function ARN and the role EventBridge Scheduler assumes to
@@ -151,6 +161,24 @@ impl Config {
                 None
             }
         };
+        let members = Members::parse(&get("REMEDIATOR_MEMBER_ACCOUNTS").unwrap_or_default()).unwrap_or_else(|e| {
+            errors.push(format!("REMEDIATOR_MEMBER_ACCOUNTS: {e} (a comma-separated list, or * for any account whose member role trusts remediator)"));
+            Members::None
+        });
+        if !members.is_none() && role_arn.is_none() {
+            errors.push(
+                "REMEDIATOR_MEMBER_ACCOUNTS needs REMEDIATOR_ROLE_ARN: remediator's own role names its account, which is never reached through a member role"
+                    .into(),
+            );
+        }
+        let member_role = get("REMEDIATOR_MEMBER_ROLE")
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_MEMBER_ROLE.into());
+        if !member_role.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)) || member_role.len() > 64
+        {
+            errors.push(format!("REMEDIATOR_MEMBER_ROLE `{member_role}` is not an IAM role name"));
+        }
+        let external_id = get("REMEDIATOR_EXTERNAL_ID").filter(|v| !v.is_empty());
         let digest_window = match get("REMEDIATOR_DIGEST_WINDOW") {
             None => Duration::from_secs(300),
             Some(v) => parse_duration(&v).unwrap_or_else(|e| {
@@ -159,7 +187,20 @@ impl Config {
             }),
         };
         if errors.is_empty() {
-            Ok(Config { table, topic_arn, policies, dry_run, lease, role_arn, allow, timer, digest_window })
+            Ok(Config {
+                table,
+                topic_arn,
+                policies,
+                dry_run,
+                lease,
+                role_arn,
+                allow,
+                timer,
+                digest_window,
+                members,
+                member_role,
+                external_id,
+            })
         } else {
             Err(ConfigErrors(errors))
         }

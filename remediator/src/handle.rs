@@ -21,10 +21,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::accounts::{reach, Members, Reach};
 use crate::actions::apply;
 use crate::apply::{
-    ChangeLocks, ExecutionInfo, Executions, FunctionSettings, Go, ObjectVersions, Preflight, Rules, Services, Stacks,
-    StepOutcome, StepResult, Timers,
+    ChangeLocks, Clients, ExecutionInfo, Go, MemberAccess, Preflight, Services, StepOutcome, StepResult, Timers,
 };
 use crate::clock;
 use crate::decide::decide_applied;
@@ -35,7 +35,7 @@ use crate::event::{Event, EventError, Signal};
 use crate::guard::{guard, pause_refusal, AllowList, GuardState, GuardStore};
 use crate::incident::{Incident, IncidentKey};
 pub use crate::outcome::{Outcome, Resolution, SentSummary};
-use crate::plan::{plan, Plan, Refusal, Step};
+use crate::plan::{plan, Disposition, Plan, Refusal, Step};
 use crate::policy::{Action, NotifyWhen, Policy, PolicySet};
 use crate::record::{
     Claim, ClaimRequest, Completion, IncidentLog, JournalEntry, OwedSummary, ReportRow, Status, SummaryState, Takeover,
@@ -121,11 +121,10 @@ pub struct Handler {
     pub policies: PolicySet,
     pub dry_run: bool,
     pub allow: AllowList,
-    pub executions: Arc<dyn Executions>,
-    pub functions: Arc<dyn FunctionSettings>,
-    pub rules: Arc<dyn Rules>,
-    pub objects: Arc<dyn ObjectVersions>,
-    pub stacks: Arc<dyn Stacks>,
+    /// The clients of remediator's own account.
+    pub clients: Arc<Clients>,
+    /// Which accounts it acts in, and how it reaches the member accounts.
+    pub accounts: Accounts,
     pub locks: Arc<dyn ChangeLocks>,
     /// Storm digests, and their window (zero: every summary on its own).
     pub digests: Option<Arc<dyn Digests>>,
@@ -137,6 +136,21 @@ pub struct Handler {
     pub guards: Arc<dyn GuardStore>,
     pub log: Arc<dyn IncidentLog>,
     pub notifier: Arc<dyn Notifier>,
+}
+
+/// The accounts remediator acts in: its own (`home`, from its role's ARN, when known)
+/// and the member accounts of an organization, reached with the member role.
+#[derive(Clone, Default)]
+pub struct Accounts {
+    pub home: Option<String>,
+    pub members: Members,
+    pub access: Option<Arc<dyn MemberAccess>>,
+}
+
+/// With which clients an incident is handled, or why it is not acted on.
+enum Access {
+    Clients(Arc<Clients>),
+    Refused(String),
 }
 
 /// How a handling ends, before the record: the facts [`Handler::finish`] needs.
@@ -213,8 +227,16 @@ impl Handler {
         outcome.took_over_from = takeover.as_ref().map(|t| t.previous_owner.clone());
         let now = clock::now();
         let run = run_key(&incident);
-        let (diagnosed, guards, previous) =
-            tokio::join!(self.diagnose(&mut incident), self.guards.load(now), self.retry_of(run.as_deref()));
+        let access = self.access(&incident).await;
+        let clients = match &access {
+            Access::Clients(c) => Some(c.clone()),
+            Access::Refused(_) => None,
+        };
+        let (diagnosed, guards, previous) = tokio::join!(
+            self.diagnose(clients.as_deref(), &mut incident),
+            self.guards.load(now),
+            self.retry_of(run.as_deref())
+        );
         let (info, guards) = match (diagnosed, guards) {
             (Ok(info), Ok(guards)) => (info, guards),
             (Err(e), _) | (_, Err(e)) => return self.could_not_read(&incident, inv, outcome, e, now).await,
@@ -233,7 +255,11 @@ impl Handler {
         outcome.policy = deciding.map(|p| p.name.clone());
         let mut plan = plan(&incident, &applied, self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
-        outcome.actions = self.apply(&plan, &incident, &incident, inv, info.as_ref()).await;
+        if let Access::Refused(why) = &access {
+            refuse_changes(&mut plan, why);
+            outcome.note = Some(why.clone());
+        }
+        outcome.actions = self.apply(clients.as_deref(), &plan, &incident, &incident, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
         let finish = Finish {
@@ -271,7 +297,12 @@ impl Handler {
             Begin::Stop(result) => return *result,
         };
         let now = clock::now();
-        let (diagnosed, guards) = tokio::join!(self.diagnose(&mut incident), self.guards.load(now));
+        let access = self.access(&incident).await;
+        let clients = match &access {
+            Access::Clients(c) => Some(c.clone()),
+            Access::Refused(_) => None,
+        };
+        let (diagnosed, guards) = tokio::join!(self.diagnose(clients.as_deref(), &mut incident), self.guards.load(now));
         let (info, guards) = match (diagnosed, guards) {
             (Ok(info), Ok(guards)) => (info, guards),
             (Err(e), _) | (_, Err(e)) => return self.could_not_read(&timer, inv, outcome, e, now).await,
@@ -287,7 +318,10 @@ impl Handler {
         now_policy.actions = vec![Action::Redrive { delay: Duration::ZERO }];
         let mut plan = plan(&incident, &[&now_policy], self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
-        outcome.actions = self.apply(&plan, &incident, &timer, inv, info.as_ref()).await;
+        if let Access::Refused(why) = &access {
+            refuse_changes(&mut plan, why);
+        }
+        outcome.actions = self.apply(clients.as_deref(), &plan, &incident, &timer, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());
         let finish = Finish {
             claim: &timer,
@@ -451,6 +485,7 @@ impl Handler {
     /// under the claim of `claim`.
     async fn apply(
         &self,
+        clients: Option<&Clients>,
         plan: &Plan,
         incident: &Incident,
         claim: &Incident,
@@ -464,12 +499,15 @@ impl Handler {
             key: &claim.key,
             owner: &inv.owner,
         };
+        // Without clients (an account remediator may not act in) every change was refused
+        // already: the home clients are never called for it.
+        let clients = clients.unwrap_or(&self.clients);
         let services = Services {
-            executions: self.executions.as_ref(),
-            functions: self.functions.as_ref(),
-            rules: self.rules.as_ref(),
-            objects: self.objects.as_ref(),
-            stacks: self.stacks.as_ref(),
+            executions: clients.executions.as_ref(),
+            functions: clients.functions.as_ref(),
+            rules: clients.rules.as_ref(),
+            objects: clients.objects.as_ref(),
+            stacks: clients.stacks.as_ref(),
             locks: self.locks.as_ref(),
             timers: self.timers.as_deref(),
             preflight: Some(&preflight),
@@ -713,8 +751,33 @@ impl Handler {
         Ok(())
     }
 
+    /// The account an incident is handled in: home, a member account (its role assumed),
+    /// or none, with the reason.
+    async fn access(&self, incident: &Incident) -> Access {
+        match reach(incident.event.account.as_deref(), self.accounts.home.as_deref(), &self.accounts.members) {
+            Reach::Home => Access::Clients(self.clients.clone()),
+            Reach::Refused(why) => Access::Refused(why),
+            Reach::Member(account) => match &self.accounts.access {
+                None => Access::Refused(format!("account {account}: no member access is configured")),
+                Some(members) => match members.clients(&account).await {
+                    Ok(clients) => Access::Clients(clients),
+                    Err(e) => {
+                        warn!(account = %account, error = %e, "member role not assumed");
+                        Access::Refused(format!(
+                            "account {account}: its member role could not be assumed ({e}); nothing is done there with remediator's own credentials"
+                        ))
+                    }
+                },
+            },
+        }
+    }
+
     /// Reads the execution's history and description (in parallel) for a failure.
-    async fn diagnose(&self, incident: &mut Incident) -> Result<Option<ExecutionInfo>, AwsError> {
+    async fn diagnose(
+        &self,
+        clients: Option<&Clients>,
+        incident: &mut Incident,
+    ) -> Result<Option<ExecutionInfo>, AwsError> {
         let change = match &incident.event.signal {
             Signal::Execution(change) => change,
             Signal::Alarm(alarm) => {
@@ -731,8 +794,13 @@ impl Handler {
                 if let Some(change) = StackChange::of(&incident.event) {
                     // The stack's events say which resource failed; without them (no
                     // permission for that stack, a throttle that outlasted the SDK's
-                    // retries) the event's own reason still goes to the policies.
-                    let events = match self.stacks.events(&change.stack_id).await {
+                    // retries, an account not reached) the event's own reason still goes
+                    // to the policies.
+                    let read = match clients {
+                        Some(c) => c.stacks.events(&change.stack_id).await,
+                        None => Ok(Vec::new()),
+                    };
+                    let events = match read {
                         Ok(events) => events,
                         Err(e) => {
                             warn!(stack = %change.stack_id, error = %e, "could not read the stack's events: diagnosing from the event");
@@ -744,8 +812,16 @@ impl Handler {
                 return Ok(None);
             }
         };
-        let (history, info) =
-            tokio::try_join!(self.executions.history(&change.execution), self.executions.describe(&change.execution))?;
+        // An account not reached is not read: the event's own error and cause remain.
+        let Some(clients) = clients else {
+            incident.diagnosis =
+                Some(Diagnosis { error: change.error.clone(), cause: change.cause.clone(), ..Diagnosis::default() });
+            return Ok(None);
+        };
+        let (history, info) = tokio::try_join!(
+            clients.executions.history(&change.execution),
+            clients.executions.describe(&change.execution)
+        )?;
         let mut d = diagnose(&change.execution, &history);
         // The current event shape carries error and cause; use them if history had none.
         if d.error.is_none() {
@@ -792,6 +868,13 @@ impl Preflight for Gate<'_> {
             self.log.journal(self.key, self.owner, &entry).await?;
         }
         Ok(Go::Proceed)
+    }
+}
+
+/// Every change of a plan refused, for an account remediator may not act in.
+fn refuse_changes(plan: &mut Plan, why: &str) {
+    for step in plan.steps.iter_mut().filter(|s| s.action.is_mutating() && s.disposition == Disposition::Act) {
+        step.disposition = Disposition::refuse(Refusal::NotAllowed, why);
     }
 }
 

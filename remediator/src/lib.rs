@@ -19,8 +19,8 @@
 //! which builds without the AWS SDK; they are re-exported here under the same paths.
 
 pub use remediator_policy::{
-    decide, deployment, diagnose, event, explain, incident, offline, pattern, plan, policy, rule_input, schedule,
-    schema, triage, yaml,
+    accounts, decide, deployment, diagnose, event, explain, incident, offline, pattern, plan, policy, rule_input,
+    schedule, schema, triage, yaml,
 };
 
 pub mod actions;

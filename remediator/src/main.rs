@@ -15,8 +15,7 @@ use serde_json::{json, Value};
 
 use remediator::apply::StepResult;
 use remediator::aws::{
-    cloudformation::CloudFormation, dynamodb::StateTable, eventbridge::EventRules, lambda::Functions, s3::Objects,
-    scheduler::Scheduler, sdk_config, sns::SummaryTopic, stepfunctions::StepFunctions,
+    accounts::MemberRoles, dynamodb::StateTable, scheduler::Scheduler, sdk_config, sns::SummaryTopic,
 };
 use remediator::config::{Config, PolicySource};
 use remediator::guard::{format_time, GuardStore, Pause, PauseScope};
@@ -315,25 +314,31 @@ async fn build() -> Result<(Handler, Arc<StateTable>, std::time::Duration)> {
     let policies = config.policies.load()?;
     let sdk = sdk_config().await;
     let table = Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table));
-    // Emulators (a custom endpoint) need path-style S3 addressing.
-    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let s3 =
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build());
+    let members = (!config.members.is_none()).then(|| {
+        Arc::new(MemberRoles::new(
+            sdk.clone(),
+            config.member_role.clone(),
+            config.external_id.clone(),
+            config.role_arn.clone(),
+        )) as Arc<dyn remediator::apply::MemberAccess>
+    });
     let handler = Handler {
         policies,
         dry_run: config.dry_run,
         allow: config.allow,
-        executions: Arc::new(StepFunctions::new(aws_sdk_sfn::Client::new(&sdk))),
-        functions: Arc::new(Functions::new(aws_sdk_lambda::Client::new(&sdk))),
-        rules: Arc::new(EventRules::new(aws_sdk_eventbridge::Client::new(&sdk))),
-        objects: Arc::new(Objects::new(s3)),
-        stacks: Arc::new(CloudFormation::new(aws_sdk_cloudformation::Client::new(&sdk))),
+        clients: Arc::new(remediator::aws::clients(&sdk)),
+        accounts: remediator::handle::Accounts {
+            home: config.role_arn.as_deref().and_then(remediator::accounts::account_of_role).map(str::to_string),
+            members: config.members.clone(),
+            access: members,
+        },
         locks: table.clone(),
         timers: config.timer.as_ref().map(|(target, role)| {
             Arc::new(Scheduler::new(aws_sdk_scheduler::Client::new(&sdk), target, role))
                 as Arc<dyn remediator::apply::Timers>
         }),
         identity: remediator::triage::Identity {
+            member_role: (!config.members.is_none()).then(|| config.member_role.clone()),
             role_arn: config.role_arn.clone(),
             session: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|n| !n.is_empty()),
         },
@@ -425,8 +430,8 @@ async fn emergency_cmd(
     let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     let now = remediator::clock::now();
     let emergency = Emergency {
-        rules: handler.rules.as_ref(),
-        executions: handler.executions.as_ref(),
+        rules: handler.clients.rules.as_ref(),
+        executions: handler.clients.executions.as_ref(),
         guards: handler.guards.as_ref(),
         records: table.as_ref(),
         notifier: handler.notifier.as_ref(),
@@ -588,7 +593,7 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
         // with the pauses read right before acting. A suppression an earlier undo left
         // does not stop a person's undo.
         let (functions, rules, objects) =
-            (handler.functions.as_ref(), handler.rules.as_ref(), handler.objects.as_ref());
+            (handler.clients.functions.as_ref(), handler.clients.rules.as_ref(), handler.clients.objects.as_ref());
         let preview = remediator::actions::undo(r, functions, rules, objects, true).await;
         let undone = match preview {
             Ok(Undone::WouldHave(_)) => {

@@ -87,7 +87,7 @@ pub async fn run(
     inv: &Invocation,
 ) -> Result<Report, AwsError> {
     let mut report = Report { handled: Vec::new(), failed: 0, abandoned: 0, unrecoverable: Vec::new(), digests: Ok(0) };
-    let mut events = failed_since(handler.executions.as_ref(), state_machines, since).await?;
+    let mut events = failed_since(handler.clients.executions.as_ref(), state_machines, since).await?;
     for abandoned in handler.log.abandoned(crate::clock::now()).await? {
         report.abandoned += 1;
         tracing::warn!(incident = %abandoned.key, owner = %abandoned.owner, "a handling died after its claim: taking it over");

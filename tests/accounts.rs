@@ -1,0 +1,136 @@
+//! Organization-wide operation against the emulator: one central remediator acts in a
+//! member account with the member role's credentials (the emulator places resources in
+//! the account of the assumed role), touches nothing in its own account, and refuses an
+//! account whose role cannot be assumed or that it is not configured for.
+
+mod harness;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use aws_config::sts::AssumeRoleProvider;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use harness::fault_proxy::{Fault, FaultProxy};
+use harness::{outcomes, Emulator, Pipeline, ACCOUNT, REGION, RULES};
+use serde_json::Value;
+
+const MEMBER: &str = "111122223333";
+const NO_ROLE: &str = "444455556666";
+const STRANGER: &str = "999999999999";
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_remediator"))
+}
+
+/// `remediator handle` as the central deployment: its own role in the central account,
+/// the two member accounts, through `endpoint`.
+fn handle_central(emulator: &Emulator, endpoint: &str, event: &Value) -> Output {
+    let mut child = Command::new(bin())
+        .args(["handle", "--event", "-"])
+        .envs(emulator.env_via(endpoint))
+        .env("REMEDIATOR_ROLE_ARN", format!("arn:aws:iam::{ACCOUNT}:role/remediator"))
+        .env("REMEDIATOR_MEMBER_ACCOUNTS", format!("{MEMBER},{NO_ROLE}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(event.to_string().as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// EventBridge as a member account's administrator sees it.
+async fn events_in(emulator: &Emulator, account: &str) -> aws_sdk_eventbridge::Client {
+    let central = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&emulator.endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    let role = AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"))
+        .session_name("admin")
+        .configure(&central)
+        .build()
+        .await;
+    let sdk = central.to_builder().credentials_provider(SharedCredentialsProvider::new(role)).build();
+    aws_sdk_eventbridge::Client::new(&sdk)
+}
+
+async fn state(events: &aws_sdk_eventbridge::Client, rule: &str) -> String {
+    events.describe_rule().name(rule).send().await.unwrap().state().unwrap().as_str().to_string()
+}
+
+/// The member account's CloudTrail `DisableRule`, forwarded to the central bus.
+fn disabled_in(account: &str, rule: &str) -> Value {
+    serde_json::json!({
+        "version": "0", "id": format!("ct-{account}-{rule}"), "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.events", "account": account, "time": harness::now_rfc3339(), "region": REGION, "resources": [],
+        "detail": {
+            "eventVersion": "1.08", "eventSource": "events.amazonaws.com", "eventName": "DisableRule",
+            "awsRegion": REGION, "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::{account}:assumed-role/ops/maria")},
+            "requestParameters": {"name": rule}, "responseElements": null, "eventType": "AwsApiCall"
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_accounts_failure_is_healed_there_and_nothing_else_is_touched() {
+    let emulator = Emulator::start();
+    let p = Pipeline::create(&emulator, bin()).await;
+    let rule = RULES[0];
+    // The same rule name in the central account and in two member accounts, all disabled.
+    let central = p.events();
+    central.disable_rule().name(rule).send().await.unwrap();
+    let mut members = Vec::new();
+    for account in [MEMBER, NO_ROLE] {
+        let events = events_in(&emulator, account).await;
+        events.put_rule().name(rule).schedule_expression("cron(0 6 * * ? *)").send().await.unwrap();
+        events.disable_rule().name(rule).send().await.unwrap();
+        assert_eq!(state(&events, rule).await, "DISABLED");
+        members.push(events);
+    }
+
+    // The member account's event: enabled there, with the member role.
+    let out = handle_central(&emulator, &emulator.endpoint, &disabled_in(MEMBER, rule));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["resolution"], "remediated", "{outcome}");
+    assert_eq!(outcome["actions"][0]["target"], format!("arn:aws:events:{REGION}:{MEMBER}:rule/{rule}"));
+    assert_eq!(state(&members[0], rule).await, "ENABLED", "healed in the member account");
+    assert_eq!(state(&central, rule).await, "DISABLED", "nothing touched in the central account");
+
+    // An account whose member role cannot be assumed: refused, never acted on with the
+    // central account's credentials.
+    let proxy = FaultProxy::start(&emulator.endpoint).await;
+    proxy.arm("AssumeRole", Fault::Deny, 10);
+    let out = handle_central(&emulator, &proxy.endpoint, &disabled_in(NO_ROLE, rule));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["resolution"], "refused", "{outcome}");
+    let detail = outcome["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("account {NO_ROLE}: its member role could not be assumed")), "{detail}");
+    assert!(proxy.counts().get("AssumeRole").is_some_and(|n| *n >= 1), "{:?}", proxy.counts());
+    assert_eq!(state(&members[1], rule).await, "DISABLED");
+    assert_eq!(state(&central, rule).await, "DISABLED");
+
+    // An account remediator is not configured for: refused without trying.
+    proxy.clear();
+    proxy.reset_counts();
+    let out = handle_central(&emulator, &proxy.endpoint, &disabled_in(STRANGER, rule));
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["resolution"], "refused", "{outcome}");
+    let detail = outcome["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("is neither remediator's own"), "{detail}");
+    assert_eq!(proxy.counts().get("AssumeRole"), None, "no role is even tried");
+    assert_eq!(state(&central, rule).await, "DISABLED");
+
+    // The member role's own calls come back through the member's CloudTrail: ignored.
+    let mut own = disabled_in(MEMBER, rule);
+    own["id"] = "ct-own".into();
+    own["detail"]["userIdentity"]["arn"] =
+        format!("arn:aws:sts::{MEMBER}:assumed-role/remediator-member/remediator").into();
+    let out = handle_central(&emulator, &emulator.endpoint, &own);
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["resolution"], "ignored", "{outcome}");
+}
