@@ -66,12 +66,14 @@ bench-report: emulator
 ## template: regenerate infra/template.json from the policies and the actions' permissions
 template:
 	cargo run --quiet --bin remediator -- template > infra/template.json
+	cargo run --quiet --bin remediator -- template --member > infra/member-template.json
 
 ## lint-infra: cfn-lint, sam validate --lint and checkov on infra/template.json, offline
 lint-infra: $(SAM_STAMP) $(CHECKOV_STAMP)
-	.venv-sam/bin/cfn-lint infra/template.json
+	.venv-sam/bin/cfn-lint infra/template.json infra/member-template.json
 	cd infra && SAM_CLI_TELEMETRY=0 ../.venv-sam/bin/sam validate --lint --template-file template.json --region us-east-1
 	.venv-checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f infra/template.json
+	.venv-checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f infra/member-template.json
 
 $(SAM_STAMP): infra/lint-sam-requirements.txt
 	rm -rf .venv-sam

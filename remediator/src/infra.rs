@@ -118,7 +118,10 @@ pub fn template(policies: &PolicySet) -> Value {
         "REMEDIATOR_LOG": {"Ref": "LogLevel"},
         "REMEDIATOR_ROLE_ARN": {"Fn::GetAtt": ["RemediatorFunctionRole", "Arn"]},
         "REMEDIATOR_SELF_ARN": {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-remediator"},
-        "REMEDIATOR_SCHEDULER_ROLE_ARN": {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+        "REMEDIATOR_SCHEDULER_ROLE_ARN": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
+        "REMEDIATOR_MEMBER_ACCOUNTS": {"Ref": "MemberAccounts"},
+        "REMEDIATOR_MEMBER_ROLE": {"Ref": "MemberRoleName"},
+        "REMEDIATOR_EXTERNAL_ID": {"Ref": "MemberExternalId"}
     });
     resources.insert("SchedulerRole".into(), json!({
         "Type": "AWS::IAM::Role",
@@ -204,6 +207,10 @@ pub fn template(policies: &PolicySet) -> Value {
     }));
     let mut policy_statements = statements(policies);
     policy_statements.push(json!({"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}]}));
+    // The member role in the member accounts (called only for REMEDIATOR_MEMBER_ACCOUNTS;
+    // each member role's trust names this function's role).
+    policy_statements.push(json!({"Effect": "Allow", "Action": ["sts:AssumeRole"],
+        "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}]}));
     resources.insert("RemediatorFunction".into(), json!({
         "Type": "AWS::Serverless::Function",
         "Metadata": {"checkov": {"skip": [
@@ -385,6 +392,23 @@ pub fn template(policies: &PolicySet) -> Value {
             "an incident was claimed and never completed, and kept no event to handle again: see `remediator history`",
         ),
     );
+    // Member accounts put their pipeline's events on this account's default bus: the
+    // organization's accounts, and no one else.
+    resources.insert("OrganizationBusPolicy".into(), json!({
+        "Type": "AWS::Events::EventBusPolicy",
+        "Condition": "HasOrganization",
+        "Properties": {
+            "StatementId": {"Fn::Sub": "${AWS::StackName}-organization"},
+            "Statement": {
+                "Sid": {"Fn::Sub": "${AWS::StackName}-organization"},
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "events:PutEvents",
+                "Resource": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"},
+                "Condition": {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+            }
+        }
+    }));
     resources.insert(
         "Dashboard".into(),
         json!({
@@ -413,16 +437,123 @@ pub fn template(policies: &PolicySet) -> Value {
             "LogLevel": {"Type": "String", "Default": "info", "AllowedValues": ["error", "warn", "info", "debug"]},
             "SweepRate": {"Type": "String", "Default": "rate(15 minutes)"},
             "Architecture": {"Type": "String", "Default": "x86_64", "AllowedValues": ["x86_64", "arm64"],
-                "Description": "Must match the build (make package builds x86_64)"}
+                "Description": "Must match the build (make package builds x86_64)"},
+            "OrganizationId": {"Type": "String", "Default": "", "AllowedPattern": "^(o-[a-z0-9]{10,32})?$",
+                "Description": "The organization whose accounts may forward events to this account's default bus (empty: none)"},
+            "MemberAccounts": {"Type": "String", "Default": "", "AllowedPattern": "^(\\*|([0-9]{12}(,[0-9]{12})*))?$",
+                "Description": "Member accounts remediator acts in with the member role: 12-digit ids, comma-separated, or * (empty: this account only)"},
+            "MemberRoleName": {"Type": "String", "Default": "remediator-member", "AllowedPattern": "^[A-Za-z0-9+=,.@_-]{1,64}$",
+                "Description": "The role the member template creates in each member account"},
+            "MemberExternalId": {"Type": "String", "Default": "",
+                "Description": "The external id the member roles require (empty: none)"}
         },
-        "Conditions": {"HasSubscriber": {"Fn::Not": [{"Fn::Equals": [{"Ref": "SubscriberEmail"}, ""]}]}},
+        "Conditions": {
+            "HasSubscriber": {"Fn::Not": [{"Fn::Equals": [{"Ref": "SubscriberEmail"}, ""]}]},
+            "HasOrganization": {"Fn::Not": [{"Fn::Equals": [{"Ref": "OrganizationId"}, ""]}]}
+        },
         "Resources": resources,
         "Outputs": {
             "FunctionName": {"Value": {"Ref": "RemediatorFunction"}},
             "StateTable": {"Value": {"Ref": "StateTable"}},
             "SummaryTopicArn": {"Value": {"Ref": "SummaryTopic"}},
+            "FunctionRoleArn": {"Value": {"Fn::GetAtt": ["RemediatorFunctionRole", "Arn"]},
+                "Description": "The role the member roles trust (CentralRoleArn of infra/member-template.json)"},
             "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}}
         }
+    })
+}
+
+/// The services whose resources live in the pipeline's account: what the member role
+/// may change there (the state table, the topic and the timers stay central).
+const MEMBER_SERVICES: &[&str] = &["states", "lambda", "events", "s3", "cloudformation"];
+
+/// The member template, for CloudFormation StackSets across an organization: in each
+/// member account, rules that forward the pipeline's events (the same patterns as the
+/// central rules) to the central account's default bus, and the member role remediator
+/// assumes there, trusted by the central function's role only (and the external id, when
+/// given), with the same permissions on the member's pipeline as the central function has
+/// on its own.
+pub fn member_template(policies: &PolicySet) -> Value {
+    let mut resources = Map::new();
+    let member_statements: Vec<Value> = statements(policies)
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .filter(|s| {
+            s["Action"].as_array().is_some_and(|actions| {
+                actions.iter().all(|a| {
+                    a.as_str().and_then(|a| a.split(':').next()).is_some_and(|svc| MEMBER_SERVICES.contains(&svc))
+                })
+            })
+        })
+        .collect();
+    resources.insert("MemberRole".into(), json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "RoleName": {"Ref": "MemberRoleName"},
+            "Description": "remediator, from the central account, heals this account's pipeline",
+            "MaxSessionDuration": 3600,
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": {"Ref": "CentralRoleArn"}},
+                "Action": "sts:AssumeRole",
+                "Condition": {"Fn::If": ["HasExternalId",
+                    {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}},
+                    {"StringEquals": {"sts:RoleSessionName": crate::triage::MEMBER_SESSION}}]}
+            }]},
+            "Policies": [{"PolicyName": "heal-the-pipeline", "PolicyDocument": {"Version": "2012-10-17", "Statement": member_statements}}]
+        }
+    }));
+    resources.insert("ForwardRole".into(), json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": "EventBridge forwards the pipeline's events to remediator's central bus",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+            }]},
+            "Policies": [{"PolicyName": "put-on-the-central-bus", "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "events:PutEvents",
+                "Resource": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${CentralAccountId}:event-bus/default"}
+            }]}}]
+        }
+    }));
+    for (i, rule) in rules(policies).iter().enumerate() {
+        resources.insert(
+            format!("Forward{}", i + 1),
+            json!({
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Name": {"Fn::Sub": format!("${{AWS::StackName}}-{}", rule.name)},
+                    "Description": format!("remediator: forwards events for {} to the central account", rule.policies.join(", ")),
+                    "EventPattern": rule.pattern,
+                    "State": "ENABLED",
+                    "Targets": [{
+                        "Id": "remediator-central",
+                        "Arn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${CentralAccountId}:event-bus/default"},
+                        "RoleArn": {"Fn::GetAtt": ["ForwardRole", "Arn"]}
+                    }]
+                }
+            }),
+        );
+    }
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "remediator member account: forwards the pipeline's events to the central account and lets it heal them (generated by `remediator member-template`; for CloudFormation StackSets; do not edit by hand)",
+        "Parameters": {
+            "CentralAccountId": {"Type": "String", "AllowedPattern": "^[0-9]{12}$", "Description": "The account remediator runs in"},
+            "CentralRoleArn": {"Type": "String", "AllowedPattern": "^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$",
+                "Description": "The central function's role (the central stack's FunctionRoleArn output)"},
+            "MemberRoleName": {"Type": "String", "Default": "remediator-member", "AllowedPattern": "^[A-Za-z0-9+=,.@_-]{1,64}$",
+                "Description": "As the central stack's MemberRoleName"},
+            "ExternalId": {"Type": "String", "Default": "", "Description": "As the central stack's MemberExternalId (empty: none)"},
+            "PipelinePrefix": {"Type": "String", "Default": "thera-pipeline-", "AllowedPattern": "^[A-Za-z0-9_-]+$",
+                "Description": "Name prefix of this account's pipeline resources (the member role's scope)"},
+            "DataBucket": {"Type": "String", "Default": "thera-pipeline-data", "Description": "Versioned bucket of this account's pipeline data"},
+            "DataPrefix": {"Type": "String", "Default": "thera-pipeline/", "Description": "Key prefix remediator may restore under"}
+        },
+        "Conditions": {"HasExternalId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]}},
+        "Resources": resources,
+        "Outputs": {"MemberRoleArn": {"Value": {"Fn::GetAtt": ["MemberRole", "Arn"]}}}
     })
 }
 
@@ -526,6 +657,7 @@ mod tests {
             ("states:ListExecutions", "stateMachine:${PipelinePrefix}*"),
             ("states:RedriveExecution", "execution:${PipelinePrefix}*:*"),
             ("states:StartExecution", "stateMachine:${PipelinePrefix}*"),
+            ("sts:AssumeRole", "role/${MemberRoleName}"),
         ];
         expected.sort_unstable();
         let statements = template["Resources"]["RemediatorFunction"]["Properties"]["Policies"][0]["Statement"]
@@ -580,5 +712,70 @@ mod tests {
         let mut fresh = serde_json::to_string_pretty(&crate::schema::sorted_value(template(&set))).unwrap();
         fresh.push('\n');
         assert!(committed == fresh, "infra/template.json is stale: run `remediator template > infra/template.json`");
+    }
+
+    #[test]
+    fn infra_member_template_json_is_up_to_date() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/member-template.json");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        let set = PolicySource::Bundled.load().unwrap();
+        let mut fresh = serde_json::to_string_pretty(&crate::schema::sorted_value(member_template(&set))).unwrap();
+        fresh.push('\n');
+        assert!(committed == fresh, "infra/member-template.json is stale: run `make template`");
+    }
+
+    #[test]
+    fn the_member_role_may_change_the_members_pipeline_and_nothing_central_and_trusts_only_remediator() {
+        let set = PolicySource::Bundled.load().unwrap();
+        let member = member_template(&set);
+        let role = &member["Resources"]["MemberRole"]["Properties"];
+        let statements = role["Policies"][0]["PolicyDocument"]["Statement"].as_array().unwrap();
+        let mut actions: Vec<&str> =
+            statements.iter().flat_map(|s| s["Action"].as_array().unwrap()).map(|a| a.as_str().unwrap()).collect();
+        actions.sort_unstable();
+        // What the shipped policies change in a pipeline's account, and nothing of the
+        // central deployment (its table, topic, timers and key).
+        for needed in [
+            "events:EnableRule",
+            "lambda:UpdateFunctionConfiguration",
+            "s3:DeleteObjectVersion",
+            "states:StartExecution",
+            "states:RedriveExecution",
+        ] {
+            assert!(actions.contains(&needed), "{needed}: {actions:?}");
+        }
+        for central in ["dynamodb:", "sns:", "scheduler:", "iam:", "kms:", "sqs:"] {
+            assert!(!actions.iter().any(|a| a.starts_with(central)), "{central}: {actions:?}");
+        }
+        for s in statements {
+            let text = s["Resource"].to_string();
+            assert!(
+                text.contains("${AWS::AccountId}") || text.contains("${DataBucket}"),
+                "scoped to the member's own resources: {text}"
+            );
+        }
+        // Trusted by the central function's role, with the external id or remediator's session.
+        let trust = &role["AssumeRolePolicyDocument"]["Statement"][0];
+        assert_eq!(trust["Principal"]["AWS"], json!({"Ref": "CentralRoleArn"}));
+        assert_eq!(
+            trust["Condition"]["Fn::If"][2]["StringEquals"]["sts:RoleSessionName"],
+            crate::triage::MEMBER_SESSION
+        );
+        // The forwarding rules are the central rules, each to the central bus.
+        let central = template(&set);
+        let count = |t: &Value, kind: &str| {
+            t["Resources"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter(|r| r["Type"] == kind && r["Properties"]["EventPattern"].is_object())
+                .count()
+        };
+        assert_eq!(count(&member, "AWS::Events::Rule"), count(&central, "AWS::Events::Rule"));
+        assert_eq!(
+            central["Resources"]["OrganizationBusPolicy"]["Properties"]["Statement"]["Condition"]["StringEquals"]
+                ["aws:PrincipalOrgID"],
+            json!({"Ref": "OrganizationId"})
+        );
     }
 }

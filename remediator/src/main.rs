@@ -184,6 +184,10 @@ enum Command {
     Template {
         #[arg(long)]
         policies: Option<PathBuf>,
+        /// The member-account template (infra/member-template.json, for StackSets)
+        /// instead: forwarding rules and the member role.
+        #[arg(long)]
+        member: bool,
     },
     /// The EventBridge rule patterns the deployment must subscribe to, as JSON.
     Rules {
@@ -242,11 +246,15 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(report_cmd(&since, &format, &policies)))
         }
         Command::Reset { target } => runtime().and_then(|rt| rt.block_on(reset_cmd(&target))),
-        Command::Template { policies } => load_policies(policies.as_deref()).map_err(Into::into).and_then(|set| {
-            let template = remediator::schema::sorted_value(remediator::infra::template(&set));
-            println!("{}", serde_json::to_string_pretty(&template)?);
-            Ok(ExitCode::SUCCESS)
-        }),
+        Command::Template { policies, member } => {
+            load_policies(policies.as_deref()).map_err(Into::into).and_then(|set| {
+                let template =
+                    if member { remediator::infra::member_template(&set) } else { remediator::infra::template(&set) };
+                let template = remediator::schema::sorted_value(template);
+                println!("{}", serde_json::to_string_pretty(&template)?);
+                Ok(ExitCode::SUCCESS)
+            })
+        }
         Command::Schema => {
             print!("{}", remediator::schema::policy_schema());
             Ok(ExitCode::SUCCESS)
