@@ -98,6 +98,9 @@ pub fn compose(f: &Facts) -> Summary {
     let mut b = format!("{lead}.\n\nWhat failed\n");
     let mut line = |k: &str, v: &str| b.push_str(&format!("  {k:<14} {v}\n"));
     line("Pipeline:", &pipeline);
+    if let Some(account) = incident.event.account.as_deref().filter(|a| !a.is_empty()) {
+        line("Account:", account);
+    }
     if let Some(e) = &execution {
         line("Execution:", e.as_str());
     }
