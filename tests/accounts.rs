@@ -25,9 +25,15 @@ fn bin() -> &'static Path {
 /// `remediator handle` as the central deployment: its own role in the central account,
 /// the two member accounts, through `endpoint`.
 fn handle_central(emulator: &Emulator, endpoint: &str, event: &Value) -> Output {
+    run_central(emulator, endpoint, &["handle", "--event", "-"], event, &[])
+}
+
+/// `remediator ARGS` as the central deployment, with `event` on stdin and `env` added.
+fn run_central(emulator: &Emulator, endpoint: &str, args: &[&str], event: &Value, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(bin())
-        .args(["handle", "--event", "-"])
+        .args(args)
         .envs(emulator.env_via(endpoint))
+        .envs(env.iter().copied())
         .env("REMEDIATOR_ROLE_ARN", format!("arn:aws:iam::{ACCOUNT}:role/remediator"))
         .env("REMEDIATOR_MEMBER_ACCOUNTS", format!("{MEMBER},{NO_ROLE}"))
         .stdin(Stdio::piped())
@@ -38,6 +44,11 @@ fn handle_central(emulator: &Emulator, endpoint: &str, event: &Value) -> Output 
     use std::io::Write;
     child.stdin.take().unwrap().write_all(event.to_string().as_bytes()).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// A command of the central deployment without stdin.
+fn central_cli(emulator: &Emulator, args: &[&str]) -> Output {
+    run_central(emulator, &emulator.endpoint, args, &Value::Null, &[])
 }
 
 /// EventBridge as a member account's administrator sees it.
@@ -99,6 +110,46 @@ async fn a_member_accounts_failure_is_healed_there_and_nothing_else_is_touched()
     assert_eq!(outcome["actions"][0]["target"], format!("arn:aws:events:{REGION}:{MEMBER}:rule/{rule}"));
     assert_eq!(state(&members[0], rule).await, "ENABLED", "healed in the member account");
     assert_eq!(state(&central, rule).await, "DISABLED", "nothing touched in the central account");
+
+    // Its undo is made in the member account too: the central rule (enabled meanwhile by
+    // a person) is not the one disabled again.
+    central.enable_rule().name(rule).send().await.unwrap();
+    let incident = outcome["incident"].as_str().unwrap().to_string();
+    let out = central_cli(&emulator, &["undo", &incident]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(state(&members[0], rule).await, "DISABLED", "undone in the member account");
+    assert_eq!(state(&central, rule).await, "ENABLED", "the central rule is left alone");
+    central.disable_rule().name(rule).send().await.unwrap();
+
+    // A policy that names a target in another account than the event's: refused, not
+    // acted on with the member's clients (which would reach the member's rule of that name).
+    let dir = std::env::temp_dir().join(format!("remediator-accounts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let central_rule = format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}");
+    std::fs::write(
+        dir.join("p.yaml"),
+        format!("policies:\n  - {{name: enable-central, match: {{source: [aws.events]}}, actions: [{{enable-rule: {{rule: \"{central_rule}\"}}}}]}}\n"),
+    )
+    .unwrap();
+    let mut other = disabled_in(MEMBER, rule);
+    other["id"] = "ct-other-account".into();
+    members[0].disable_rule().name(rule).send().await.unwrap();
+    let policies = dir.to_str().unwrap();
+    let out = run_central(
+        &emulator,
+        &emulator.endpoint,
+        &["handle", "--event", "-"],
+        &other,
+        &[("REMEDIATOR_POLICIES", policies)],
+    );
+    let outcome = &outcomes(&out)[0];
+    let detail = outcome["actions"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("is in account {ACCOUNT}, but this incident is handled in account {MEMBER}")),
+        "{outcome}"
+    );
+    assert_eq!(state(&members[0], rule).await, "DISABLED");
+    assert_eq!(state(&central, rule).await, "DISABLED");
 
     // An account whose member role cannot be assumed: refused, never acted on with the
     // central account's credentials.

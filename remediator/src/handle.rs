@@ -147,9 +147,10 @@ pub struct Accounts {
     pub access: Option<Arc<dyn MemberAccess>>,
 }
 
-/// With which clients an incident is handled, or why it is not acted on.
+/// With which clients an incident is handled (and in which account, when known), or why
+/// it is not acted on.
 enum Access {
-    Clients(Arc<Clients>),
+    Clients(Arc<Clients>, Option<String>),
     Refused(String),
 }
 
@@ -229,7 +230,7 @@ impl Handler {
         let run = run_key(&incident);
         let access = self.access(&incident).await;
         let clients = match &access {
-            Access::Clients(c) => Some(c.clone()),
+            Access::Clients(c, _) => Some(c.clone()),
             Access::Refused(_) => None,
         };
         let (diagnosed, guards, previous) = tokio::join!(
@@ -255,11 +256,18 @@ impl Handler {
         outcome.policy = deciding.map(|p| p.name.clone());
         let mut plan = plan(&incident, &applied, self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
-        if let Access::Refused(why) = &access {
-            refuse_changes(&mut plan, why);
-            outcome.note = Some(why.clone());
+        match &access {
+            Access::Refused(why) => {
+                refuse_changes(&mut plan, why);
+                outcome.note = Some(why.clone());
+            }
+            Access::Clients(_, account) => refuse_other_accounts(&mut plan, account.as_deref()),
         }
-        outcome.actions = self.apply(clients.as_deref(), &plan, &incident, &incident, inv, info.as_ref()).await;
+        let reached = match &access {
+            Access::Clients(c, account) => Some((c.as_ref(), account.as_deref())),
+            Access::Refused(_) => None,
+        };
+        outcome.actions = self.apply(reached, &plan, &incident, &incident, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
         let finish = Finish {
@@ -299,7 +307,7 @@ impl Handler {
         let now = clock::now();
         let access = self.access(&incident).await;
         let clients = match &access {
-            Access::Clients(c) => Some(c.clone()),
+            Access::Clients(c, _) => Some(c.clone()),
             Access::Refused(_) => None,
         };
         let (diagnosed, guards) = tokio::join!(self.diagnose(clients.as_deref(), &mut incident), self.guards.load(now));
@@ -318,10 +326,15 @@ impl Handler {
         now_policy.actions = vec![Action::Redrive { delay: Duration::ZERO }];
         let mut plan = plan(&incident, &[&now_policy], self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
-        if let Access::Refused(why) = &access {
-            refuse_changes(&mut plan, why);
+        match &access {
+            Access::Refused(why) => refuse_changes(&mut plan, why),
+            Access::Clients(_, account) => refuse_other_accounts(&mut plan, account.as_deref()),
         }
-        outcome.actions = self.apply(clients.as_deref(), &plan, &incident, &timer, inv, info.as_ref()).await;
+        let reached = match &access {
+            Access::Clients(c, account) => Some((c.as_ref(), account.as_deref())),
+            Access::Refused(_) => None,
+        };
+        outcome.actions = self.apply(reached, &plan, &incident, &timer, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());
         let finish = Finish {
             claim: &timer,
@@ -485,23 +498,24 @@ impl Handler {
     /// under the claim of `claim`.
     async fn apply(
         &self,
-        clients: Option<&Clients>,
+        clients: Option<(&Clients, Option<&str>)>,
         plan: &Plan,
         incident: &Incident,
         claim: &Incident,
         inv: &Invocation,
         info: Option<&ExecutionInfo>,
     ) -> Vec<StepOutcome> {
+        let (clients, account) = clients.unwrap_or((&self.clients, None));
         let preflight = Gate {
             guards: self.guards.as_ref(),
             log: self.log.as_ref(),
             allow: &self.allow,
+            account,
             key: &claim.key,
             owner: &inv.owner,
         };
         // Without clients (an account remediator may not act in) every change was refused
         // already: the home clients are never called for it.
-        let clients = clients.unwrap_or(&self.clients);
         let services = Services {
             executions: clients.executions.as_ref(),
             functions: clients.functions.as_ref(),
@@ -755,12 +769,15 @@ impl Handler {
     /// or none, with the reason.
     async fn access(&self, incident: &Incident) -> Access {
         match reach(incident.event.account.as_deref(), self.accounts.home.as_deref(), &self.accounts.members) {
-            Reach::Home => Access::Clients(self.clients.clone()),
+            Reach::Home => Access::Clients(
+                self.clients.clone(),
+                self.accounts.home.clone().or_else(|| incident.event.account.clone().filter(|a| !a.is_empty())),
+            ),
             Reach::Refused(why) => Access::Refused(why),
             Reach::Member(account) => match &self.accounts.access {
                 None => Access::Refused(format!("account {account}: no member access is configured")),
                 Some(members) => match members.clients(&account).await {
-                    Ok(clients) => Access::Clients(clients),
+                    Ok(clients) => Access::Clients(clients, Some(account)),
                     Err(e) => {
                         warn!(account = %account, error = %e, "member role not assumed");
                         Access::Refused(format!(
@@ -843,6 +860,8 @@ struct Gate<'a> {
     /// Checked again here: a step may change more than its planned target (a catch-up
     /// run starts the rule's state machine).
     allow: &'a AllowList,
+    /// The account the incident is handled in, when known: a target in another is refused.
+    account: Option<&'a str>,
     key: &'a IncidentKey,
     owner: &'a str,
 }
@@ -857,6 +876,14 @@ impl Preflight for Gate<'_> {
         }
         if !self.allow.allows(target) {
             return Ok(Go::Refuse(Refusal::NotAllowed, format!("{target} is outside the allow-list")));
+        }
+        if let (Some(account), Some(other)) = (self.account, target.split(':').nth(4).filter(|a| !a.is_empty())) {
+            if other != account {
+                return Ok(Go::Refuse(
+                    Refusal::NotAllowed,
+                    format!("{target} is in account {other}, but this incident is handled in account {account}"),
+                ));
+            }
         }
         if let Some(before) = before {
             let entry = JournalEntry {
@@ -875,6 +902,20 @@ impl Preflight for Gate<'_> {
 fn refuse_changes(plan: &mut Plan, why: &str) {
     for step in plan.steps.iter_mut().filter(|s| s.action.is_mutating() && s.disposition == Disposition::Act) {
         step.disposition = Disposition::refuse(Refusal::NotAllowed, why);
+    }
+}
+
+/// Every change whose target names an account other than the one the incident is handled
+/// in: its clients could only reach the wrong account's resource of the same name.
+fn refuse_other_accounts(plan: &mut Plan, account: Option<&str>) {
+    let Some(account) = account else { return };
+    for step in plan.steps.iter_mut().filter(|s| s.action.is_mutating() && s.disposition == Disposition::Act) {
+        let Some(target) = step.target.as_deref() else { continue };
+        let named = target.split(':').nth(4).filter(|a| !a.is_empty());
+        if let Some(other) = named.filter(|a| *a != account) {
+            let why = format!("{target} is in account {other}, but this incident is handled in account {account}");
+            step.disposition = Disposition::refuse(Refusal::NotAllowed, why);
+        }
     }
 }
 

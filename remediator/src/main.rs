@@ -592,6 +592,25 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
         println!("incident {incident} changed nothing that can be put back");
         return Ok(ExitCode::SUCCESS);
     }
+    // The account the incident happened in: its changes are put back there, with the
+    // member role for a member account, never with the central credentials.
+    let account = item
+        .stored_event
+        .as_deref()
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .and_then(|e| e.get("account").and_then(serde_json::Value::as_str).map(str::to_string));
+    let clients = match remediator::accounts::reach(
+        account.as_deref(),
+        handler.accounts.home.as_deref(),
+        &handler.accounts.members,
+    ) {
+        remediator::accounts::Reach::Home => handler.clients.clone(),
+        remediator::accounts::Reach::Member(a) => match &handler.accounts.access {
+            Some(members) => members.clients(&a).await.with_context(|| format!("reaching account {a} to undo"))?,
+            None => bail!("account {a}: no member access is configured; nothing undone"),
+        },
+        remediator::accounts::Reach::Refused(why) => bail!("{why}; nothing undone"),
+    };
     let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     let (mut failed, mut refused) = (0, 0);
     let mut results = Vec::new();
@@ -601,7 +620,7 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
         // with the pauses read right before acting. A suppression an earlier undo left
         // does not stop a person's undo.
         let (functions, rules, objects) =
-            (handler.clients.functions.as_ref(), handler.clients.rules.as_ref(), handler.clients.objects.as_ref());
+            (clients.functions.as_ref(), clients.rules.as_ref(), clients.objects.as_ref());
         let preview = remediator::actions::undo(r, functions, rules, objects, true).await;
         let undone = match preview {
             Ok(Undone::WouldHave(_)) => {
