@@ -176,6 +176,25 @@ async fn a_member_accounts_failure_is_healed_there_and_nothing_else_is_touched()
     assert_eq!(proxy.counts().get("AssumeRole"), None, "no role is even tried");
     assert_eq!(state(&central, rule).await, "DISABLED");
 
+    // A person pauses the member account: its incidents are recorded, nothing is done.
+    let out = central_cli(&emulator, &["pause", "--account", MEMBER, "--reason", "migration", "--for", "1h"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut paused = disabled_in(MEMBER, rule);
+    paused["id"] = "ct-member-paused".into();
+    let out = handle_central(&emulator, &emulator.endpoint, &paused);
+    let outcome = &outcomes(&out)[0];
+    assert_eq!(outcome["resolution"], "refused", "{outcome}");
+    assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("paused (account 111122223333)"), "{outcome}");
+    assert_eq!(state(&members[0], rule).await, "DISABLED");
+    let out = central_cli(&emulator, &["pause", "--account", "1111-2222", "--reason", "x", "--for", "1h"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not an AWS account id"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = central_cli(&emulator, &["resume", "--account", MEMBER]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
     // The member role's own calls come back through the member's CloudTrail: ignored.
     let mut own = disabled_in(MEMBER, rule);
     own["id"] = "ct-own".into();

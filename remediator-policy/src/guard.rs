@@ -262,6 +262,8 @@ pub enum PauseScope {
     /// the prefix (`thera-pipeline-` covers its rules, state machines and their
     /// executions, functions and its data bucket).
     Pipeline(String),
+    /// Everything in one AWS account (an organization's member account, or the home one).
+    Account(String),
 }
 
 impl PauseScope {
@@ -272,6 +274,7 @@ impl PauseScope {
             PauseScope::Policy(p) => format!("policy#{p}"),
             PauseScope::Target(t) => format!("target#{t}"),
             PauseScope::Pipeline(p) => format!("pipeline#{p}"),
+            PauseScope::Account(a) => format!("account#{a}"),
         }
     }
 
@@ -285,6 +288,9 @@ impl PauseScope {
         if let Some(p) = key.strip_prefix("pipeline#") {
             return Some(PauseScope::Pipeline(p.into()));
         }
+        if let Some(a) = key.strip_prefix("account#") {
+            return Some(PauseScope::Account(a.into()));
+        }
         key.strip_prefix("target#").map(|t| PauseScope::Target(t.into()))
     }
 
@@ -294,6 +300,7 @@ impl PauseScope {
             PauseScope::Policy(p) => format!("policy {p}"),
             PauseScope::Target(t) => format!("target {t}"),
             PauseScope::Pipeline(p) => format!("pipeline {p}*"),
+            PauseScope::Account(a) => format!("account {a}"),
         }
     }
 }
@@ -309,10 +316,15 @@ pub struct Pause {
 }
 
 impl Pause {
-    /// Whether the pause covers a step of `policy` on `target`. A pause of a state
-    /// machine covers its executions (an execution's circuit is its state machine).
-    fn covers(&self, policy: &str, target: Option<&str>) -> bool {
+    /// Whether the pause covers a step of `policy` on `target` in `account` (the
+    /// incident's, else the one the target's ARN names). A pause of a state machine covers
+    /// its executions (an execution's circuit is its state machine).
+    fn covers(&self, policy: &str, target: Option<&str>, account: Option<&str>) -> bool {
         match &self.scope {
+            PauseScope::Account(a) => {
+                let named = target.and_then(|t| t.split(':').nth(4)).filter(|x| !x.is_empty());
+                account.or(named) == Some(a.as_str()) || named == Some(a.as_str())
+            }
             PauseScope::Global => true,
             PauseScope::Policy(p) => p == policy,
             PauseScope::Target(t) => target.is_some_and(|target| {
@@ -344,7 +356,19 @@ fn names_a_part_of(arn: &str, prefix: &str) -> bool {
 /// The pause that stops a step of `policy` on `target` now, as a reason, if any. The
 /// guard applies it when planning, and the driver again right before each change.
 pub fn pause_refusal(state: &GuardState, policy: &str, target: Option<&str>, now: i64) -> Option<String> {
-    let pause = state.pauses.iter().find(|p| p.until > now && p.covers(policy, target))?;
+    pause_refusal_in(state, policy, target, None, now)
+}
+
+/// [`pause_refusal`] for an incident handled in `account`, so that a pause of the account
+/// also covers targets whose ARN names none (S3 objects).
+pub fn pause_refusal_in(
+    state: &GuardState,
+    policy: &str,
+    target: Option<&str>,
+    account: Option<&str>,
+    now: i64,
+) -> Option<String> {
+    let pause = state.pauses.iter().find(|p| p.until > now && p.covers(policy, target, account))?;
     Some(format!(
         "paused ({}) until {} by {}: {}",
         pause.scope.describe(),
@@ -509,6 +533,28 @@ mod tests {
 
     use super::*;
     use crate::event::parse_timestamp;
+
+    #[test]
+    fn an_account_pause_covers_its_resources_and_the_incidents_handled_there() {
+        let state = with_pauses(vec![Pause {
+            scope: PauseScope::Account("111122223333".into()),
+            reason: "migration".into(),
+            until: 100,
+            by: "maria".into(),
+        }]);
+        let member_rule = "arn:aws:events:us-east-1:111122223333:rule/thera-pipeline-daily-rule";
+        let object = "arn:aws:s3:::thera-pipeline-data/thera-pipeline/apollo/latest.json";
+        assert!(pause_refusal(&state, "p", Some(member_rule), 50).is_some());
+        assert!(pause_refusal(&state, "p", Some(RULE), 50).is_none(), "another account");
+        assert!(pause_refusal(&state, "p", Some(object), 50).is_none(), "an object names no account");
+        assert!(pause_refusal_in(&state, "p", Some(object), Some("111122223333"), 50).is_some());
+        assert!(pause_refusal_in(&state, "p", Some(object), Some("123456789012"), 50).is_none());
+        assert!(
+            pause_refusal_in(&state, "p", Some(member_rule), Some("123456789012"), 50).is_some(),
+            "the target's own account"
+        );
+        assert_eq!(PauseScope::from_key("account#111122223333"), Some(PauseScope::Account("111122223333".into())));
+    }
     use crate::plan::Step;
     use crate::policy::Action;
 

@@ -32,7 +32,7 @@ use crate::deployment::{diagnose_stack, StackChange};
 use crate::diagnose::{diagnose, diagnose_alarm, Diagnosis};
 use crate::error::{AwsError, ErrorKind};
 use crate::event::{Event, EventError, Signal};
-use crate::guard::{guard, pause_refusal, AllowList, GuardState, GuardStore};
+use crate::guard::{guard, pause_refusal_in, AllowList, GuardState, GuardStore};
 use crate::incident::{Incident, IncidentKey};
 pub use crate::outcome::{Outcome, Resolution, SentSummary};
 use crate::plan::{plan, Disposition, Plan, Refusal, Step};
@@ -261,7 +261,10 @@ impl Handler {
                 refuse_changes(&mut plan, why);
                 outcome.note = Some(why.clone());
             }
-            Access::Clients(_, account) => refuse_other_accounts(&mut plan, account.as_deref()),
+            Access::Clients(_, account) => {
+                refuse_other_accounts(&mut plan, account.as_deref());
+                refuse_paused_account(&mut plan, &guards, account.as_deref(), now);
+            }
         }
         let reached = match &access {
             Access::Clients(c, account) => Some((c.as_ref(), account.as_deref())),
@@ -328,7 +331,10 @@ impl Handler {
         guard(&mut plan, &self.allow, &guards, now);
         match &access {
             Access::Refused(why) => refuse_changes(&mut plan, why),
-            Access::Clients(_, account) => refuse_other_accounts(&mut plan, account.as_deref()),
+            Access::Clients(_, account) => {
+                refuse_other_accounts(&mut plan, account.as_deref());
+                refuse_paused_account(&mut plan, &guards, account.as_deref(), now);
+            }
         }
         let reached = match &access {
             Access::Clients(c, account) => Some((c.as_ref(), account.as_deref())),
@@ -871,7 +877,7 @@ impl Preflight for Gate<'_> {
     async fn before_change(&self, step: &Step, target: &str, before: Option<&Value>) -> Result<Go, AwsError> {
         let now = clock::now();
         let state = self.guards.load(now).await?;
-        if let Some(reason) = pause_refusal(&state, &step.policy, Some(target), now) {
+        if let Some(reason) = pause_refusal_in(&state, &step.policy, Some(target), self.account, now) {
             return Ok(Go::Refuse(Refusal::Paused, reason));
         }
         if !self.allow.allows(target) {
@@ -902,6 +908,17 @@ impl Preflight for Gate<'_> {
 fn refuse_changes(plan: &mut Plan, why: &str) {
     for step in plan.steps.iter_mut().filter(|s| s.action.is_mutating() && s.disposition == Disposition::Act) {
         step.disposition = Disposition::refuse(Refusal::NotAllowed, why);
+    }
+}
+
+/// Every change of an incident handled in a paused account (the guard saw the targets'
+/// own ARNs; an S3 object's names no account).
+fn refuse_paused_account(plan: &mut Plan, guards: &GuardState, account: Option<&str>, now: i64) {
+    let Some(account) = account else { return };
+    for step in plan.steps.iter_mut().filter(|s| s.action.is_mutating() && s.disposition == Disposition::Act) {
+        if let Some(reason) = pause_refusal_in(guards, &step.policy, step.target.as_deref(), Some(account), now) {
+            step.disposition = Disposition::refuse(Refusal::Paused, reason);
+        }
     }
 }
 

@@ -85,14 +85,17 @@ enum Command {
     /// Stop remediator from acting (globally, for a policy or for a target) until the
     /// pause expires or `resume`. While paused it still records and notifies.
     Pause {
-        #[arg(long, conflicts_with_all = ["target", "pipeline"])]
+        #[arg(long, conflicts_with_all = ["target", "pipeline", "account"])]
         policy: Option<String>,
         /// A target ARN or ARN glob.
-        #[arg(long, conflicts_with = "pipeline")]
+        #[arg(long, conflicts_with_all = ["pipeline", "account"])]
         target: Option<String>,
         /// Everything of a pipeline: every resource whose name starts with this prefix.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "account")]
         pipeline: Option<String>,
+        /// Everything in one AWS account (12 digits): its resources and its incidents.
+        #[arg(long)]
+        account: Option<String>,
         #[arg(long)]
         reason: String,
         /// How long, e.g. 2h (required: every pause expires).
@@ -101,12 +104,14 @@ enum Command {
     },
     /// Lift a pause (no scope: the global pause).
     Resume {
-        #[arg(long, conflicts_with_all = ["target", "pipeline"])]
+        #[arg(long, conflicts_with_all = ["target", "pipeline", "account"])]
         policy: Option<String>,
-        #[arg(long, conflicts_with = "pipeline")]
+        #[arg(long, conflicts_with_all = ["pipeline", "account"])]
         target: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "account")]
         pipeline: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
     },
     /// The guide's "Stop Pipeline": pause remediator for the pipeline, disable its rules,
     /// stop its running executions (in that order; recorded; one summary). `--lift`
@@ -216,11 +221,11 @@ fn main() -> ExitCode {
             explain_cmd(policies.as_deref(), event.as_deref(), events.as_deref(), history.as_deref(), why)
         }
         Command::Test { policies } => test_cmd(policies.as_deref()),
-        Command::Pause { policy, target, pipeline, reason, duration } => {
-            runtime().and_then(|rt| rt.block_on(pause_cmd(scope(policy, target, pipeline), reason, &duration)))
+        Command::Pause { policy, target, pipeline, account, reason, duration } => {
+            runtime().and_then(|rt| rt.block_on(pause_cmd(scope(policy, target, pipeline, account), reason, &duration)))
         }
-        Command::Resume { policy, target, pipeline } => {
-            runtime().and_then(|rt| rt.block_on(resume_cmd(scope(policy, target, pipeline))))
+        Command::Resume { policy, target, pipeline, account } => {
+            runtime().and_then(|rt| rt.block_on(resume_cmd(scope(policy, target, pipeline, account))))
         }
         Command::EmergencyStop { pipeline, reason, duration, lift, dry_run } => runtime().and_then(|rt| {
             rt.block_on(emergency_cmd(&pipeline, reason.as_deref(), duration.as_deref(), lift, dry_run))
@@ -359,12 +364,18 @@ async fn build() -> Result<(Handler, Arc<StateTable>, std::time::Duration)> {
     Ok((handler, table, config.lease))
 }
 
-fn scope(policy: Option<String>, target: Option<String>, pipeline: Option<String>) -> PauseScope {
-    match (policy, target, pipeline) {
-        (Some(p), _, _) => PauseScope::Policy(p),
-        (None, Some(t), _) => PauseScope::Target(t),
-        (None, None, Some(p)) => PauseScope::Pipeline(p),
-        (None, None, None) => PauseScope::Global,
+fn scope(
+    policy: Option<String>,
+    target: Option<String>,
+    pipeline: Option<String>,
+    account: Option<String>,
+) -> PauseScope {
+    match (policy, target, pipeline, account) {
+        (Some(p), ..) => PauseScope::Policy(p),
+        (None, Some(t), ..) => PauseScope::Target(t),
+        (None, None, Some(p), _) => PauseScope::Pipeline(p),
+        (None, None, None, Some(a)) => PauseScope::Account(a),
+        (None, None, None, None) => PauseScope::Global,
     }
 }
 
@@ -399,6 +410,11 @@ async fn pause_cmd(scope: PauseScope, reason: String, duration: &str) -> Result<
             remediator::pattern::Glob::new(pattern).map_err(|e| anyhow::anyhow!("--target {pattern}: {e}"))?;
         }
         PauseScope::Pipeline(prefix) => check_prefix(prefix)?,
+        PauseScope::Account(id) => {
+            if !remediator::accounts::is_account_id(id) {
+                bail!("--account {id}: not an AWS account id (12 digits)");
+            }
+        }
         PauseScope::Global => {}
     }
     let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
