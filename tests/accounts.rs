@@ -120,6 +120,10 @@ async fn a_member_accounts_failure_is_healed_there_and_nothing_else_is_touched()
     assert_eq!(state(&members[0], rule).await, "DISABLED", "undone in the member account");
     assert_eq!(state(&central, rule).await, "ENABLED", "the central rule is left alone");
     central.disable_rule().name(rule).send().await.unwrap();
+    // The undo's own reversal is suppressed for a while; a person lifts that.
+    let member_rule = format!("arn:aws:events:{REGION}:{MEMBER}:rule/{rule}");
+    let out = central_cli(&emulator, &["resume", "--target", &member_rule]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // A policy that names a target in another account than the event's: refused, not
     // acted on with the member's clients (which would reach the member's rule of that name).
@@ -165,14 +169,29 @@ async fn a_member_accounts_failure_is_healed_there_and_nothing_else_is_touched()
     assert_eq!(state(&members[1], rule).await, "DISABLED");
     assert_eq!(state(&central, rule).await, "DISABLED");
 
-    // An account remediator is not configured for: refused without trying.
+    // STS throttled: not a refusal; the event goes back for a later delivery.
     proxy.clear();
+    proxy.arm("AssumeRole", Fault::Throttle, 100);
+    let mut later = disabled_in(MEMBER, rule);
+    later["id"] = "ct-sts-throttled".into();
+    members[0].disable_rule().name(rule).send().await.unwrap();
+    let out = handle_central(&emulator, &proxy.endpoint, &later);
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains("\"retryable\":true"), "{line}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(state(&members[0], rule).await, "DISABLED", "nothing done yet");
+    proxy.clear();
+    let out = handle_central(&emulator, &proxy.endpoint, &later);
+    let healed = &outcomes(&out)[0];
+    assert_eq!(healed["resolution"], "remediated", "the next delivery heals: {healed}");
+    assert_eq!(state(&members[0], rule).await, "ENABLED");
+
+    // An account of the organization remediator is not configured for: ignored before
+    // anything is written, without trying a role.
     proxy.reset_counts();
     let out = handle_central(&emulator, &proxy.endpoint, &disabled_in(STRANGER, rule));
     let outcome = &outcomes(&out)[0];
-    assert_eq!(outcome["resolution"], "refused", "{outcome}");
-    let detail = outcome["actions"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("is neither remediator's own"), "{detail}");
+    assert_eq!(outcome["resolution"], "ignored", "{outcome}");
+    assert!(outcome["note"].as_str().unwrap().contains("is neither remediator's own"), "{outcome}");
     assert_eq!(proxy.counts().get("AssumeRole"), None, "no role is even tried");
     assert_eq!(state(&central, rule).await, "DISABLED");
 
@@ -181,6 +200,7 @@ async fn a_member_accounts_failure_is_healed_there_and_nothing_else_is_touched()
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut paused = disabled_in(MEMBER, rule);
     paused["id"] = "ct-member-paused".into();
+    members[0].disable_rule().name(rule).send().await.unwrap();
     let out = handle_central(&emulator, &emulator.endpoint, &paused);
     let outcome = &outcomes(&out)[0];
     assert_eq!(outcome["resolution"], "refused", "{outcome}");

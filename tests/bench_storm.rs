@@ -83,7 +83,7 @@ async fn main() {
         dry_run: false,
         allow: AllowList::default_list(),
         clients: Arc::new(remediator::aws::clients(&sdk)),
-        accounts: Default::default(),
+        accounts: remediator::handle::Accounts { home: Some(harness::ACCOUNT.into()), ..Default::default() },
         locks: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         timers: None,
         identity: Default::default(),

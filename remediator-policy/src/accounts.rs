@@ -72,9 +72,9 @@ pub enum Reach {
 }
 
 /// Where an incident from `event_account` is handled. `home` is the account remediator
-/// runs in, when known (from its own role's ARN). Without a home, every event is handled
-/// at home, as a single-account deployment always did; with one, an event from another
-/// account is handled only in a member account, with the member role.
+/// runs in (from its own role's ARN, else from STS). An event from another account is
+/// handled only in a member account, with the member role; when the home is not known,
+/// nothing an account names is acted on.
 pub fn reach(event_account: Option<&str>, home: Option<&str>, members: &Members) -> Reach {
     let account = match event_account.map(str::trim).filter(|a| !a.is_empty()) {
         None => return Reach::Home,
@@ -87,7 +87,11 @@ pub fn reach(event_account: Option<&str>, home: Option<&str>, members: &Members)
         return Reach::Member(account.to_string());
     }
     match home {
-        None => Reach::Home,
+        // Not knowing its own account, remediator cannot tell whose resource a name
+        // reaches: it acts on nothing an account names.
+        None => Reach::Refused(format!(
+            "remediator's own account is not known (REMEDIATOR_ROLE_ARN unset, and STS did not say): an event from account {account} is not acted on"
+        )),
         Some(home) => Reach::Refused(format!(
             "account {account} is neither remediator's own ({home}) nor a member account it acts in (REMEDIATOR_MEMBER_ACCOUNTS)"
         )),
@@ -140,8 +144,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // A single-account deployment without its own role configured: as before.
-        assert_eq!(reach(Some("999999999999"), None, &Members::None), Reach::Home);
+        // Its own account not known: nothing an account names is acted on.
+        assert!(matches!(reach(Some("999999999999"), None, &Members::None), Reach::Refused(_)));
+        assert_eq!(reach(None, None, &Members::None), Reach::Home, "an event that names no account");
         // With its role known, another account is never acted on with its credentials.
         assert!(matches!(reach(Some("999999999999"), Some(HOME), &Members::None), Reach::Refused(_)));
         assert_eq!(reach(Some("999999999999"), Some(HOME), &Members::Any), Reach::Member("999999999999".into()));

@@ -93,7 +93,8 @@ pub fn diagnose_stack(change: &StackChange, events: &[StackEvent]) -> Diagnosis 
     let from = if change.status.ends_with("ROLLBACK_FAILED") {
         operation
             .iter()
-            .position(|e| e.logical_id == change.name && e.status.contains("ROLLBACK_IN_PROGRESS"))
+            // The latest attempt: after a continued rollback failed again, its own start.
+            .rposition(|e| e.logical_id == change.name && e.status.contains("ROLLBACK_IN_PROGRESS"))
             .unwrap_or(0)
     } else {
         0
@@ -251,6 +252,24 @@ mod tests {
             ev(3, "thera-pipeline-prod", STACK_TYPE, "UPDATE_IN_PROGRESS", None),
         ];
         assert_eq!(diagnose_stack(&rolled_back, &nested).state.as_deref(), Some("Networking"));
+    }
+
+    #[test]
+    fn a_rollback_continued_and_failed_again_is_diagnosed_by_its_latest_attempt() {
+        let c = change("UPDATE_ROLLBACK_FAILED");
+        let fn_type = "AWS::Lambda::Function";
+        let events = [
+            ev(13, "thera-pipeline-prod", STACK_TYPE, "UPDATE_ROLLBACK_FAILED", None),
+            ev(12, "FirecrawlPull", fn_type, "UPDATE_FAILED", Some("Function is in Pending state")),
+            ev(11, "thera-pipeline-prod", STACK_TYPE, "UPDATE_ROLLBACK_IN_PROGRESS", None),
+            ev(9, "thera-pipeline-prod", STACK_TYPE, "UPDATE_ROLLBACK_FAILED", None),
+            ev(8, "ApolloPull", fn_type, "UPDATE_FAILED", Some("Role is invalid")),
+            ev(7, "thera-pipeline-prod", STACK_TYPE, "UPDATE_ROLLBACK_IN_PROGRESS", None),
+            ev(5, "DailyRule", "AWS::Events::Rule", "UPDATE_FAILED", Some("bad schedule")),
+            ev(3, "thera-pipeline-prod", STACK_TYPE, "UPDATE_IN_PROGRESS", None),
+        ];
+        let d = diagnose_stack(&c, &events);
+        assert_eq!(d.state.as_deref(), Some("FirecrawlPull"), "the resource the latest attempt is stuck on");
     }
 
     #[test]

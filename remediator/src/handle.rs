@@ -152,6 +152,9 @@ pub struct Accounts {
 enum Access {
     Clients(Arc<Clients>, Option<String>),
     Refused(String),
+    /// The member role could not be assumed for a reason that may pass (throttling, a
+    /// timeout): the event is given back for a later delivery.
+    Retry(AwsError),
 }
 
 /// How a handling ends, before the record: the facts [`Handler::finish`] needs.
@@ -216,6 +219,22 @@ impl Handler {
     /// A failure: claim, diagnose ∥ guards, decide, plan, guard, apply, finish.
     async fn incident(&self, event: Event, inv: &Invocation) -> Result<Outcome, HandleError> {
         let mut incident = Incident::new(event, None);
+        // An account of the organization remediator is not configured for (the central
+        // bus admits them all): ignored before anything is written, so that one noisy
+        // account cannot fill the table and the topic. (Without a known home account the
+        // incident is recorded and refused instead: a misconfiguration must be seen.)
+        if self.accounts.home.is_some() {
+            if let Reach::Refused(why) =
+                reach(incident.event.account.as_deref(), self.accounts.home.as_deref(), &self.accounts.members)
+            {
+                info!(event = %incident.event.id, reason = %why, "ignored");
+                return Ok(Outcome {
+                    resolution: Resolution::Ignored,
+                    note: Some(why),
+                    ..Outcome::for_event(&incident.event)
+                });
+            }
+        }
         let mut outcome = Outcome {
             incident: Some(incident.key.to_string()),
             execution: execution_of(&incident.event),
@@ -228,10 +247,13 @@ impl Handler {
         outcome.took_over_from = takeover.as_ref().map(|t| t.previous_owner.clone());
         let now = clock::now();
         let run = run_key(&incident);
-        let access = self.access(&incident).await;
+        let access = match self.access(&incident).await {
+            Access::Retry(e) => return self.could_not_read(&incident, inv, outcome, e, now).await,
+            access => access,
+        };
         let clients = match &access {
             Access::Clients(c, _) => Some(c.clone()),
-            Access::Refused(_) => None,
+            _ => None,
         };
         let (diagnosed, guards, previous) = tokio::join!(
             self.diagnose(clients.as_deref(), &mut incident),
@@ -257,7 +279,7 @@ impl Handler {
         let mut plan = plan(&incident, &applied, self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
         match &access {
-            Access::Refused(why) => {
+            Access::Refused(why) | Access::Retry(AwsError { message: why, .. }) => {
                 refuse_changes(&mut plan, why);
                 outcome.note = Some(why.clone());
             }
@@ -268,7 +290,7 @@ impl Handler {
         }
         let reached = match &access {
             Access::Clients(c, account) => Some((c.as_ref(), account.as_deref())),
-            Access::Refused(_) => None,
+            _ => None,
         };
         outcome.actions = self.apply(reached, &plan, &incident, &incident, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());
@@ -308,10 +330,13 @@ impl Handler {
             Begin::Stop(result) => return *result,
         };
         let now = clock::now();
-        let access = self.access(&incident).await;
+        let access = match self.access(&incident).await {
+            Access::Retry(e) => return self.could_not_read(&timer, inv, outcome, e, now).await,
+            access => access,
+        };
         let clients = match &access {
             Access::Clients(c, _) => Some(c.clone()),
-            Access::Refused(_) => None,
+            _ => None,
         };
         let (diagnosed, guards) = tokio::join!(self.diagnose(clients.as_deref(), &mut incident), self.guards.load(now));
         let (info, guards) = match (diagnosed, guards) {
@@ -330,7 +355,7 @@ impl Handler {
         let mut plan = plan(&incident, &[&now_policy], self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
         match &access {
-            Access::Refused(why) => refuse_changes(&mut plan, why),
+            Access::Refused(why) | Access::Retry(AwsError { message: why, .. }) => refuse_changes(&mut plan, why),
             Access::Clients(_, account) => {
                 refuse_other_accounts(&mut plan, account.as_deref());
                 refuse_paused_account(&mut plan, &guards, account.as_deref(), now);
@@ -338,7 +363,7 @@ impl Handler {
         }
         let reached = match &access {
             Access::Clients(c, account) => Some((c.as_ref(), account.as_deref())),
-            Access::Refused(_) => None,
+            _ => None,
         };
         outcome.actions = self.apply(reached, &plan, &incident, &timer, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());
@@ -784,6 +809,7 @@ impl Handler {
                 None => Access::Refused(format!("account {account}: no member access is configured")),
                 Some(members) => match members.clients(&account).await {
                     Ok(clients) => Access::Clients(clients, Some(account)),
+                    Err(e) if e.is_retryable() => Access::Retry(e),
                     Err(e) => {
                         warn!(account = %account, error = %e, "member role not assumed");
                         Access::Refused(format!(
@@ -825,6 +851,8 @@ impl Handler {
                     };
                     let events = match read {
                         Ok(events) => events,
+                        // Throttling or a server error: the event comes back, diagnosed fully.
+                        Err(e) if e.is_retryable() => return Err(e),
                         Err(e) => {
                             warn!(stack = %change.stack_id, error = %e, "could not read the stack's events: diagnosing from the event");
                             Vec::new()

@@ -341,7 +341,10 @@ async fn build() -> Result<(Handler, Arc<StateTable>, std::time::Duration)> {
         allow: config.allow,
         clients: Arc::new(remediator::aws::clients(&sdk)),
         accounts: remediator::handle::Accounts {
-            home: config.role_arn.as_deref().and_then(remediator::accounts::account_of_role).map(str::to_string),
+            home: match config.role_arn.as_deref().and_then(remediator::accounts::account_of_role) {
+                Some(account) => Some(account.to_string()),
+                None => remediator::aws::accounts::own_account(&sdk).await,
+            },
             members: config.members.clone(),
             access: members,
         },

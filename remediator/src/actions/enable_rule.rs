@@ -57,6 +57,10 @@ pub(crate) async fn enable_rule(step: &Step, incident: &Incident, services: &Ser
     if let Some(service) = &info.managed_by {
         return refused(Refusal::NotApplicable, format!("rule {name} is managed by {service}: not touched"));
     }
+    // The calls name the rule only: the clients' account must be the target's.
+    if let Some(found) = info.arn.as_deref().filter(|found| *found != arn && arn.starts_with("arn:")) {
+        return refused(Refusal::NotAllowed, format!("the credentials in use reach {found}, not {arn}: not touched"));
+    }
     if info.state != "DISABLED" {
         let mut detail = format!("rule {name} is {}: nothing to do", info.state);
         if catch_up > 0 {
@@ -296,6 +300,9 @@ fn with_details(mut done: Done, notes: Vec<String>) -> Done {
 pub async fn undo(arn: &str, rules: &dyn Rules, dry_run: bool) -> Result<Undone, AwsError> {
     let name = rule_name(arn);
     let info = rules.describe(name).await?;
+    if let Some(found) = info.arn.as_deref().filter(|found| *found != arn && arn.starts_with("arn:")) {
+        return Ok(Undone::Refused(format!("the credentials in use reach {found}, not {arn}: left alone")));
+    }
     if info.state == "DISABLED" {
         return Ok(Undone::Already(format!("rule {name} is disabled already")));
     }

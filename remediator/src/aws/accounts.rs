@@ -18,7 +18,17 @@ use tokio::sync::Mutex;
 
 use crate::accounts::member_role_arn;
 use crate::apply::{Clients, MemberAccess};
-use crate::error::AwsError;
+use crate::error::{AwsError, ErrorKind};
+
+/// What STS says when the member role does not exist or does not trust remediator.
+const DENIED: &[&str] = &[
+    "AccessDenied",
+    "NoSuchEntity",
+    "not authorized",
+    "InvalidClientTokenId",
+    "InvalidIdentityToken",
+    "RegionDisabled",
+];
 use crate::triage::MEMBER_SESSION;
 
 pub struct MemberRoles {
@@ -51,10 +61,13 @@ impl MemberAccess for MemberRoles {
         let provider = builder.build().await;
         // Assumed now, so that a missing or untrusting role is a refusal before anything
         // is planned, not a failure half-way.
-        provider
-            .provide_credentials()
-            .await
-            .map_err(|e| AwsError::invalid("AssumeRole", format!("cannot assume {role}: {e}")))?;
+        provider.provide_credentials().await.map_err(|e| {
+            let text = format!("{}", aws_sdk_sts::error::DisplayErrorContext(&e));
+            // A role that does not exist or does not trust remediator: a refusal. Anything
+            // else (throttling, a timeout, STS unavailable) may pass: the event comes back.
+            let kind = if DENIED.iter().any(|m| text.contains(m)) { ErrorKind::Denied } else { ErrorKind::Transient };
+            AwsError::of_kind("AssumeRole", kind, format!("cannot assume {role}: {text}"))
+        })?;
         let sdk = self
             .sdk
             .to_builder()
@@ -64,5 +77,17 @@ impl MemberAccess for MemberRoles {
         let clients = Arc::new(super::clients(&sdk));
         cache.insert(account.to_string(), clients.clone());
         Ok(clients)
+    }
+}
+
+/// The account the credentials in use belong to (`sts:GetCallerIdentity`, which needs no
+/// permission), for when remediator's own role is not configured (the command line).
+pub async fn own_account(sdk: &SdkConfig) -> Option<String> {
+    match aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await {
+        Ok(me) => me.account().map(str::to_string),
+        Err(e) => {
+            tracing::warn!(error = %e, "GetCallerIdentity failed: events naming an account will not be acted on");
+            None
+        }
     }
 }
