@@ -139,7 +139,7 @@ pub fn triage(event: &Event, policies: &PolicySet, me: &Identity) -> Triage {
         }
         Signal::Alarm(alarm) => {
             if alarm.state == "OK" && alarm.previous_state.as_deref() == Some("ALARM") {
-                return Triage::Verification { watched: alarm_watch_key(&alarm.name) };
+                return Triage::Verification { watched: alarm_watch_key(event, alarm) };
             }
             if !alarm.is_failure() {
                 return Triage::Ignore(format!(
@@ -176,9 +176,19 @@ pub fn triage(event: &Event, policies: &PolicySet, me: &Identity) -> Triage {
     }
 }
 
-/// The key under which an alarm's latest incident is watched for its return to OK.
-pub fn alarm_watch_key(alarm: &str) -> String {
-    format!("alarm:{alarm}")
+/// The key under which an alarm's latest incident is watched for its return to OK: the
+/// alarm's ARN (account, region and name), so that the same alarm deployed in every
+/// account of an organization closes only its own account's incident.
+pub fn alarm_watch_key(event: &Event, alarm: &crate::event::AlarmChange) -> String {
+    match alarm.arn.as_deref().filter(|a| a.starts_with("arn:")) {
+        Some(arn) => format!("alarm:{arn}"),
+        None => format!(
+            "alarm:{}:{}:{}",
+            event.account.as_deref().unwrap_or_default(),
+            event.region.as_deref().unwrap_or_default(),
+            alarm.name
+        ),
+    }
 }
 
 /// Whether a run is one remediator may have made: a redrive or a named restart.
@@ -307,6 +317,31 @@ mod tests {
         assert!(!me.is_caller("arn:aws:sts::1:assumed-role/any/other"));
         assert!(!me.is_caller("arn:aws:iam::1:user/remediator"));
         assert!(!Identity::default().is_caller("arn:aws:sts::1:assumed-role/any/remediator"));
+    }
+
+    #[test]
+    fn the_same_alarm_in_two_accounts_is_watched_apart() {
+        let alarm = |account: &str, arn: bool| {
+            let mut e = serde_json::json!({
+                "id": "a", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
+                "account": account, "region": "us-east-1", "time": "2026-11-29T09:00:00Z",
+                "detail": {"alarmName": "thera-pipeline-errors", "state": {"value": "OK"}, "previousState": {"value": "ALARM"}}
+            });
+            if arn {
+                e["resources"] =
+                    serde_json::json!([format!("arn:aws:cloudwatch:us-east-1:{account}:alarm:thera-pipeline-errors")]);
+            }
+            event(e)
+        };
+        let key = |e: &Event| match &e.signal {
+            Signal::Alarm(a) => alarm_watch_key(e, a),
+            _ => unreachable!(),
+        };
+        for arn in [true, false] {
+            let (a, b) = (alarm("111122223333", arn), alarm("444455556666", arn));
+            assert_ne!(key(&a), key(&b), "with the ARN: {arn}");
+            assert!(key(&a).contains("111122223333"), "{}", key(&a));
+        }
     }
 
     #[test]

@@ -711,7 +711,7 @@ impl Handler {
     /// completion's transaction, where concurrent incidents would conflict on it.
     async fn watch_alarm(&self, incident: &Incident) {
         if let Signal::Alarm(alarm) = &incident.event.signal {
-            if let Err(e) = self.log.follow(&alarm_watch_key(&alarm.name), &incident.key).await {
+            if let Err(e) = self.log.follow(&alarm_watch_key(&incident.event, alarm), &incident.key).await {
                 warn!(incident = %incident.key, error = %e, "could not record the alarm to watch");
             }
         }

@@ -53,7 +53,17 @@ pub async fn failed_since(
 ) -> Result<Vec<Value>, AwsError> {
     let mut events = Vec::new();
     for sm in state_machines {
-        for arn in executions.list_failed(sm, since).await? {
+        // One state machine that cannot be listed (another account's, a denied or deleted
+        // one) is logged and skipped: the others, the takeovers and the digests still run.
+        let failed = match executions.list_failed(sm, since).await {
+            Ok(failed) => failed,
+            Err(e) if !e.is_retryable() => {
+                tracing::warn!(state_machine = %sm, error = %e, "cannot list its executions: skipped by this sweep");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for arn in failed {
             let Some(execution) = ExecutionArn::parse(&arn) else { continue };
             let info = executions.describe(&execution).await?;
             events.push(status_event(&execution, &info));

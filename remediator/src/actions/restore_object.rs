@@ -225,7 +225,7 @@ fn copy_back_choice<'v>(
         && incident
             .diagnosis
             .as_ref()
-            .is_some_and(|d| d.object.as_deref() == Some(arn) && !d.error.as_deref().is_some_and(not_about_content));
+            .is_some_and(|d| d.object.as_deref() == Some(arn) && d.error.as_deref().is_some_and(about_content));
     let why = match (empty, read_failed) {
         (true, _) => "is empty",
         (false, true) => "failed the run that read it",
@@ -259,28 +259,29 @@ fn copy_back_choice<'v>(
     }
 }
 
-/// Errors that say nothing about the object's content: reaching it (throttling, timeouts,
-/// service errors), being allowed to (access, keys), or it being gone. A run that failed
-/// so does not make the object unusable, and copying an older version over it would lose
-/// good data.
-fn not_about_content(error: &str) -> bool {
-    const NOT_CONTENT: &[&str] = &[
-        "AccessDenied",
-        "Forbidden",
-        "KMS",
-        "Throttl",
-        "SlowDown",
-        "TooManyRequests",
-        "Timeout",
-        "Timedout",
-        "ServiceUnavailable",
-        "InternalError",
-        "ServiceException",
-        "NoSuchKey",
-        "NoSuchBucket",
-        "Network",
+/// Whether a failed run's error says the content was unusable (it could not be parsed,
+/// or was not what the step expected), as opposed to the object not being reached, not
+/// being allowed, or the step failing for its own reasons (memory, time). Only such an
+/// error makes an older version a better one. An allow-list: an error not recognised
+/// keeps the current object.
+fn about_content(error: &str) -> bool {
+    const CONTENT: &[&str] = &[
+        "json",
+        "parse",
+        "decode",
+        "deserializ",
+        "malformed",
+        "corrupt",
+        "schema",
+        "unexpected end",
+        "unexpected token",
+        "invalid data",
+        "invalid format",
+        "unicodedecodeerror",
+        "states.runtime",
     ];
-    NOT_CONTENT.iter().any(|m| error.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
+    let error = error.to_ascii_lowercase();
+    CONTENT.iter().any(|m| error.contains(m))
 }
 
 /// Copies `from` back over `replaced`, checks the copy is current, and keeps the
@@ -454,7 +455,11 @@ mod tests {
         }
         // Not empty: `empty` alone keeps it.
         assert!(matches!(copy_back_choice(&versions, &[CopyBackWhen::Empty], &incident, ARN), CopyBack::Keep(_)));
-        // A run that failed reaching the object says nothing about its content.
+        // A run that failed reaching the object, or for its own reasons, says nothing
+        // about the content.
+        let mut oom = failed_reading(ARN);
+        oom.diagnosis.as_mut().unwrap().error = Some("Runtime.OutOfMemory".into());
+        assert!(matches!(copy_back_choice(&versions, &[CopyBackWhen::ReadFailed], &oom, ARN), CopyBack::Keep(_)));
         let mut throttled = failed_reading(ARN);
         throttled.diagnosis.as_mut().unwrap().error = Some("S3.SlowDownException".into());
         assert!(matches!(copy_back_choice(&versions, &[CopyBackWhen::ReadFailed], &throttled, ARN), CopyBack::Keep(_)));
