@@ -157,6 +157,33 @@ enum Access {
     Retry(AwsError),
 }
 
+impl Access {
+    /// The clients and their account, when the incident is acted on at all.
+    fn reached(&self) -> Option<(&Clients, Option<&str>)> {
+        match self {
+            Access::Clients(c, account) => Some((c.as_ref(), account.as_deref())),
+            Access::Refused(_) | Access::Retry(_) => None,
+        }
+    }
+
+    /// Refuses the plan's changes the account rules forbid: all of them where the account
+    /// is not reached (the reason is returned, for the outcome's note), those on another
+    /// account's targets, and those of a paused account.
+    fn restrict(&self, plan: &mut Plan, guards: &GuardState, now: i64) -> Option<String> {
+        match self {
+            Access::Refused(why) | Access::Retry(AwsError { message: why, .. }) => {
+                refuse_changes(plan, why);
+                Some(why.clone())
+            }
+            Access::Clients(_, account) => {
+                refuse_other_accounts(plan, account.as_deref());
+                refuse_paused_account(plan, guards, account.as_deref(), now);
+                None
+            }
+        }
+    }
+}
+
 /// How a handling ends, before the record: the facts [`Handler::finish`] needs.
 struct Finish<'a> {
     /// The incident the claim is for (a timer's own key for a deferred retry).
@@ -251,15 +278,9 @@ impl Handler {
             Access::Retry(e) => return self.could_not_read(&incident, inv, outcome, e, now).await,
             access => access,
         };
-        let clients = match &access {
-            Access::Clients(c, _) => Some(c.clone()),
-            _ => None,
-        };
-        let (diagnosed, guards, previous) = tokio::join!(
-            self.diagnose(clients.as_deref(), &mut incident),
-            self.guards.load(now),
-            self.retry_of(run.as_deref())
-        );
+        let clients = access.reached().map(|(c, _)| c);
+        let (diagnosed, guards, previous) =
+            tokio::join!(self.diagnose(clients, &mut incident), self.guards.load(now), self.retry_of(run.as_deref()));
         let (info, guards) = match (diagnosed, guards) {
             (Ok(info), Ok(guards)) => (info, guards),
             (Err(e), _) | (_, Err(e)) => return self.could_not_read(&incident, inv, outcome, e, now).await,
@@ -278,21 +299,10 @@ impl Handler {
         outcome.policy = deciding.map(|p| p.name.clone());
         let mut plan = plan(&incident, &applied, self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
-        match &access {
-            Access::Refused(why) | Access::Retry(AwsError { message: why, .. }) => {
-                refuse_changes(&mut plan, why);
-                outcome.note = Some(why.clone());
-            }
-            Access::Clients(_, account) => {
-                refuse_other_accounts(&mut plan, account.as_deref());
-                refuse_paused_account(&mut plan, &guards, account.as_deref(), now);
-            }
+        if let Some(why) = access.restrict(&mut plan, &guards, now) {
+            outcome.note = Some(why);
         }
-        let reached = match &access {
-            Access::Clients(c, account) => Some((c.as_ref(), account.as_deref())),
-            _ => None,
-        };
-        outcome.actions = self.apply(reached, &plan, &incident, &incident, inv, info.as_ref()).await;
+        outcome.actions = self.apply(access.reached(), &plan, &incident, &incident, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
         let finish = Finish {
@@ -334,11 +344,8 @@ impl Handler {
             Access::Retry(e) => return self.could_not_read(&timer, inv, outcome, e, now).await,
             access => access,
         };
-        let clients = match &access {
-            Access::Clients(c, _) => Some(c.clone()),
-            _ => None,
-        };
-        let (diagnosed, guards) = tokio::join!(self.diagnose(clients.as_deref(), &mut incident), self.guards.load(now));
+        let clients = access.reached().map(|(c, _)| c);
+        let (diagnosed, guards) = tokio::join!(self.diagnose(clients, &mut incident), self.guards.load(now));
         let (info, guards) = match (diagnosed, guards) {
             (Ok(info), Ok(guards)) => (info, guards),
             (Err(e), _) | (_, Err(e)) => return self.could_not_read(&timer, inv, outcome, e, now).await,
@@ -354,18 +361,8 @@ impl Handler {
         now_policy.actions = vec![Action::Redrive { delay: Duration::ZERO }];
         let mut plan = plan(&incident, &[&now_policy], self.dry_run);
         guard(&mut plan, &self.allow, &guards, now);
-        match &access {
-            Access::Refused(why) | Access::Retry(AwsError { message: why, .. }) => refuse_changes(&mut plan, why),
-            Access::Clients(_, account) => {
-                refuse_other_accounts(&mut plan, account.as_deref());
-                refuse_paused_account(&mut plan, &guards, account.as_deref(), now);
-            }
-        }
-        let reached = match &access {
-            Access::Clients(c, account) => Some((c.as_ref(), account.as_deref())),
-            _ => None,
-        };
-        outcome.actions = self.apply(reached, &plan, &incident, &timer, inv, info.as_ref()).await;
+        access.restrict(&mut plan, &guards, now);
+        outcome.actions = self.apply(access.reached(), &plan, &incident, &timer, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());
         let finish = Finish {
             claim: &timer,
