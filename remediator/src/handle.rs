@@ -839,9 +839,9 @@ impl Handler {
             Signal::Other => {
                 if let Some(change) = StackChange::of(&incident.event) {
                     // The stack's events say which resource failed; without them (no
-                    // permission for that stack, a throttle that outlasted the SDK's
-                    // retries, an account not reached) the event's own reason still goes
-                    // to the policies.
+                    // permission for that stack, an account not reached) the event's own
+                    // reason still goes to the policies. A throttle or a server error
+                    // gives the event back instead, to be diagnosed fully.
                     let read = match clients {
                         Some(c) => c.stacks.events(&change.stack_id).await,
                         None => Ok(Vec::new()),

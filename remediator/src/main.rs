@@ -341,10 +341,14 @@ async fn build() -> Result<(Handler, Arc<StateTable>, std::time::Duration)> {
         allow: config.allow,
         clients: Arc::new(remediator::aws::clients(&sdk)),
         accounts: remediator::handle::Accounts {
-            home: match config.role_arn.as_deref().and_then(remediator::accounts::account_of_role) {
-                Some(account) => Some(account.to_string()),
-                None => remediator::aws::accounts::own_account(&sdk).await,
-            },
+            // Which account "home" is decides what may be acted on: without it, nothing
+            // starts (rather than every event being refused).
+            home: Some(match config.role_arn.as_deref().and_then(remediator::accounts::account_of_role) {
+                Some(account) => account.to_string(),
+                None => remediator::aws::accounts::own_account(&sdk).await.context(
+                    "learning remediator's own account (set REMEDIATOR_ROLE_ARN, or give credentials STS answers for)",
+                )?,
+            }),
             members: config.members.clone(),
             access: members,
         },
@@ -646,7 +650,10 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
                 let now = remediator::clock::now();
                 let mut guards = handler.guards.load(now).await.context("reading pauses")?;
                 guards.pauses.retain(|p| !p.by.starts_with(UNDO_PAUSE_BY));
-                if let Some(reason) = remediator::guard::pause_refusal(&guards, &r.policy, Some(&r.target), now) {
+                let in_account = account.as_deref();
+                if let Some(reason) =
+                    remediator::guard::pause_refusal_in(&guards, &r.policy, Some(&r.target), in_account, now)
+                {
                     Ok(Undone::Refused(reason))
                 } else if !handler.allow.allows(&r.target) {
                     Ok(Undone::Refused(format!("{} is outside the allow-list", r.target)))

@@ -58,7 +58,7 @@ pub async fn failed_since(
         let failed = match executions.list_failed(sm, since).await {
             Ok(failed) => failed,
             Err(e) if !e.is_retryable() => {
-                tracing::warn!(state_machine = %sm, error = %e, "cannot list its executions: skipped by this sweep");
+                tracing::error!(state_machine = %sm, error = %e, "cannot list its executions: skipped by this sweep");
                 continue;
             }
             Err(e) => return Err(e),

@@ -58,7 +58,7 @@ pub(crate) async fn enable_rule(step: &Step, incident: &Incident, services: &Ser
         return refused(Refusal::NotApplicable, format!("rule {name} is managed by {service}: not touched"));
     }
     // The calls name the rule only: the clients' account must be the target's.
-    if let Some(found) = info.arn.as_deref().filter(|found| *found != arn && arn.starts_with("arn:")) {
+    if let Some(found) = info.arn.as_deref().filter(|found| !same_resource(found, arn)) {
         return refused(Refusal::NotAllowed, format!("the credentials in use reach {found}, not {arn}: not touched"));
     }
     if info.state != "DISABLED" {
@@ -284,6 +284,24 @@ fn finish(enabled: Done, notes: Vec<String>, went: Went) -> Done {
     done
 }
 
+/// Whether two ARNs name the same resource: service, region, account and resource equal
+/// (the partition is left out: targets are written `arn:aws:`, a GovCloud or China
+/// rule says `arn:aws-us-gov:` or `arn:aws-cn:`). A bare name (a policy's `rule:`)
+/// names no account to compare.
+fn same_resource(found: &str, target: &str) -> bool {
+    if !target.starts_with("arn:") {
+        return true;
+    }
+    let fields = |arn: &str| {
+        let mut f: Vec<String> = arn.splitn(6, ':').map(str::to_string).collect();
+        if f.len() > 1 {
+            f.remove(1);
+        }
+        f
+    };
+    fields(found) == fields(target)
+}
+
 fn rule_name(arn: &str) -> &str {
     arn.rsplit_once("rule/").map_or(arn, |(_, n)| n)
 }
@@ -300,7 +318,7 @@ fn with_details(mut done: Done, notes: Vec<String>) -> Done {
 pub async fn undo(arn: &str, rules: &dyn Rules, dry_run: bool) -> Result<Undone, AwsError> {
     let name = rule_name(arn);
     let info = rules.describe(name).await?;
-    if let Some(found) = info.arn.as_deref().filter(|found| *found != arn && arn.starts_with("arn:")) {
+    if let Some(found) = info.arn.as_deref().filter(|found| !same_resource(found, arn)) {
         return Ok(Undone::Refused(format!("the credentials in use reach {found}, not {arn}: left alone")));
     }
     if info.state == "DISABLED" {
@@ -315,4 +333,20 @@ pub async fn undo(arn: &str, rules: &dyn Rules, dry_run: bool) -> Result<Undone,
     }
     rules.disable(name).await?;
     Ok(Undone::Done(description))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_resource;
+
+    #[test]
+    fn the_rule_found_must_be_the_target_whatever_the_partition() {
+        let target = "arn:aws:events:us-gov-west-1:123456789012:rule/thera-pipeline-daily-rule";
+        assert!(same_resource(
+            "arn:aws-us-gov:events:us-gov-west-1:123456789012:rule/thera-pipeline-daily-rule",
+            target
+        ));
+        assert!(!same_resource("arn:aws:events:us-gov-west-1:111122223333:rule/thera-pipeline-daily-rule", target));
+        assert!(same_resource("arn:aws:events:us-east-1:1:rule/x", "x"), "a bare name names no account");
+    }
 }

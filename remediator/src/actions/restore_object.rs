@@ -273,11 +273,9 @@ fn about_content(error: &str) -> bool {
         "malformed",
         "corrupt",
         "schema",
-        "unexpected end",
-        "unexpected token",
-        "invalid data",
-        "invalid format",
+        "syntaxerror",
         "unicodedecodeerror",
+        "itemreaderfailed",
         "states.runtime",
     ];
     let error = error.to_ascii_lowercase();

@@ -20,14 +20,21 @@ use crate::accounts::member_role_arn;
 use crate::apply::{Clients, MemberAccess};
 use crate::error::{AwsError, ErrorKind};
 
-/// What STS says when the member role does not exist or does not trust remediator.
-const DENIED: &[&str] = &[
-    "AccessDenied",
-    "NoSuchEntity",
-    "not authorized",
-    "InvalidClientTokenId",
-    "InvalidIdentityToken",
-    "RegionDisabled",
+/// What a passing STS failure looks like (throttling, a server error, no answer): only
+/// these give the event back; any other failure to assume the role (denied, no such role,
+/// an external id STS rejects) is a refusal, recorded and reported.
+const TRANSIENT: &[&str] = &[
+    "Throttl",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalError",
+    "IDPCommunicationError",
+    "timeout",
+    "timed out",
+    "dispatch failure",
+    "connection",
 ];
 use crate::triage::MEMBER_SESSION;
 
@@ -63,9 +70,8 @@ impl MemberAccess for MemberRoles {
         // is planned, not a failure half-way.
         provider.provide_credentials().await.map_err(|e| {
             let text = format!("{}", aws_sdk_sts::error::DisplayErrorContext(&e));
-            // A role that does not exist or does not trust remediator: a refusal. Anything
-            // else (throttling, a timeout, STS unavailable) may pass: the event comes back.
-            let kind = if DENIED.iter().any(|m| text.contains(m)) { ErrorKind::Denied } else { ErrorKind::Transient };
+            let kind =
+                if TRANSIENT.iter().any(|m| text.contains(m)) { ErrorKind::Transient } else { ErrorKind::Denied };
             AwsError::of_kind("AssumeRole", kind, format!("cannot assume {role}: {text}"))
         })?;
         let sdk = self
@@ -82,12 +88,11 @@ impl MemberAccess for MemberRoles {
 
 /// The account the credentials in use belong to (`sts:GetCallerIdentity`, which needs no
 /// permission), for when remediator's own role is not configured (the command line).
-pub async fn own_account(sdk: &SdkConfig) -> Option<String> {
-    match aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await {
-        Ok(me) => me.account().map(str::to_string),
-        Err(e) => {
-            tracing::warn!(error = %e, "GetCallerIdentity failed: events naming an account will not be acted on");
-            None
-        }
-    }
+pub async fn own_account(sdk: &SdkConfig) -> Result<String, AwsError> {
+    let me = aws_sdk_sts::Client::new(sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AwsError::sdk("GetCallerIdentity", e))?;
+    me.account().map(str::to_string).ok_or_else(|| AwsError::invalid("GetCallerIdentity", "no account in the answer"))
 }
