@@ -6,7 +6,7 @@
 mod harness;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -30,20 +30,15 @@ fn handle_central(emulator: &Emulator, endpoint: &str, event: &Value) -> Output 
 
 /// `remediator ARGS` as the central deployment, with `event` on stdin and `env` added.
 fn run_central(emulator: &Emulator, endpoint: &str, args: &[&str], event: &Value, env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(bin())
-        .args(args)
-        .envs(emulator.env_via(endpoint))
-        .envs(env.iter().copied())
-        .env("REMEDIATOR_ROLE_ARN", format!("arn:aws:iam::{ACCOUNT}:role/remediator"))
-        .env("REMEDIATOR_MEMBER_ACCOUNTS", format!("{MEMBER},{NO_ROLE}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(event.to_string().as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/remediator");
+    let members = format!("{MEMBER},{NO_ROLE}");
+    let central = [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("REMEDIATOR_ROLE_ARN", role.as_str()),
+        ("REMEDIATOR_MEMBER_ACCOUNTS", members.as_str()),
+    ];
+    let env: Vec<(&str, &str)> = central.into_iter().chain(env.iter().copied()).collect();
+    harness::run_with(bin(), emulator, args, Some(&event.to_string()), &env)
 }
 
 /// A command of the central deployment without stdin.

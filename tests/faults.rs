@@ -15,20 +15,11 @@ fn bin() -> &'static Path {
 }
 
 fn handle_via(emulator: &Emulator, proxy: &FaultProxy, event: &Value) -> Output {
-    let mut child = Command::new(bin())
-        .args(["handle", "--event", "-"])
-        .envs(emulator.env_via(&proxy.endpoint))
-        // As deployed: its own role configured, so its account is known without asking
-        // STS (the calls counted here are the Lambda's).
-        .env("REMEDIATOR_ROLE_ARN", format!("arn:aws:iam::{}:role/remediator", harness::ACCOUNT))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(event.to_string().as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    // As deployed: its own role configured, so its account is known without asking STS
+    // (the calls counted here are the Lambda's).
+    let role = format!("arn:aws:iam::{}:role/remediator", harness::ACCOUNT);
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str()), ("REMEDIATOR_ROLE_ARN", role.as_str())];
+    harness::run_with(bin(), emulator, &["handle", "--event", "-"], Some(&event.to_string()), &env)
 }
 
 async fn throttled_failure(p: &Pipeline, name: &str) -> Value {
