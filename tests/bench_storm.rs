@@ -92,6 +92,7 @@ async fn main() {
         guards: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         log: Arc::new(StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), harness::STATE_TABLE)),
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), harness::topic_arn())),
+        links: None,
     });
     proxy.reset_counts();
     let queue = Arc::new(Mutex::new(events));

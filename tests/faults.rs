@@ -509,6 +509,7 @@ async fn only_the_sender_of_a_summary_records_its_delivery() {
         follow_ups: Vec::new(),
         answers: key.clone(),
         report: None,
+        approval: None,
     };
     let now = remediator::clock::now();
     let claim = |owner: &str| ClaimRequest {

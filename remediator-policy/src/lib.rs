@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod action;
+pub mod approval;
 pub mod de;
 pub mod decide;
 pub mod deployment;

@@ -166,8 +166,12 @@ pub fn touched(before: &PolicySet, after: &PolicySet) -> Vec<String> {
             dry_run,
             runbook,
             continue_,
+            approval,
         } = p;
-        format!("{:?}", (description, priority, pattern_json, actions, limits, notify, dry_run, runbook, continue_))
+        format!(
+            "{:?}",
+            (description, priority, pattern_json, actions, limits, notify, dry_run, runbook, continue_, approval)
+        )
     };
     let mut names: Vec<String> = Vec::new();
     for p in after.policies() {

@@ -110,6 +110,8 @@ pub struct Policy {
     pub dry_run: bool,
     pub runbook: Option<String>,
     pub continue_: bool,
+    /// A person approves each change before it is made (`None`: remediator acts alone).
+    pub approval: Option<crate::approval::Approval>,
     pub origin: Origin,
 }
 
@@ -281,6 +283,8 @@ pub(crate) struct PolicyDoc {
     /// true: later matching policies apply too.
     #[serde(rename = "continue")]
     continue_: Option<Checked<bool>>,
+    /// A person approves each change before it is made; unanswered by `expires`, nothing is done.
+    approval: Option<Checked<crate::approval::ApprovalDoc>>,
 }
 
 /// Attempt limits, per policy and target.
@@ -343,6 +347,7 @@ impl PolicyDoc {
             dry_run: optional(self.dry_run, false, |b| b)?,
             runbook: optional(self.runbook, None, Some)?,
             continue_: optional(self.continue_, false, |b| b)?,
+            approval: optional(self.approval, Some(None), |a| a.into_approval().map(Some))??,
             origin,
         })
     }
@@ -449,6 +454,36 @@ mod tests {
         assert_eq!(p.actions[1], Action::Notify { severity: Severity::Warning });
         assert_eq!(p.limits.cooldown, Duration::from_secs(300));
         assert_eq!(set.policies()[1].priority, DEFAULT_PRIORITY);
+    }
+
+    #[test]
+    fn approval_is_read_with_its_expiry_and_approvers_and_its_errors_have_positions() {
+        use crate::approval::{Approval, Approvers};
+        let policy = |approval: &str| {
+            format!("policies:\n  - name: a\n    match: {{source: [x]}}\n    actions: [raise-memory]\n    approval: {approval}\n")
+        };
+        let set = load(&policy("{expires: 1h, approvers: ['arn:aws:iam::*:role/oncall']}")).unwrap();
+        assert_eq!(
+            set.policies()[0].approval,
+            Some(Approval {
+                expires: Duration::from_secs(3600),
+                approvers: Approvers::Principals(vec!["arn:aws:iam::*:role/oncall".into()])
+            })
+        );
+        let set = load(&policy("{expires: 30m, approvers: anyone-with-link}")).unwrap();
+        assert_eq!(set.policies()[0].approval.as_ref().map(|a| &a.approvers), Some(&Approvers::AnyoneWithLink));
+        assert!(load(GOOD).unwrap().policies()[0].approval.is_none());
+        let errors = load(&policy("{expires: 8d, approvers: anyone}")).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("p.yaml:5:25: policy `a`:") && errors[0].contains("from 1m to 7d"), "{errors:?}");
+        assert!(
+            errors[1].starts_with("p.yaml:5:40: policy `a`:") && errors[1].contains("anyone-with-link"),
+            "{errors:?}"
+        );
+        let errors = load(&policy("{expires: 1h, approvers: [oncall]}")).unwrap_err();
+        assert!(errors[0].contains("`oncall` is not an IAM principal ARN pattern"), "{errors:?}");
+        let errors = load(&policy("{expires: 1h}")).unwrap_err();
+        assert!(errors[0].contains("approvers"), "{errors:?}");
     }
 
     #[test]

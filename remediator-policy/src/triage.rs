@@ -18,6 +18,8 @@ use crate::policy::PolicySet;
 pub const DEFERRED_RETRY: &str = "Deferred Retry";
 /// The `detail-type` of remediator's own timer event for a digest whose window closed.
 pub const DIGEST_DUE: &str = "Digest Due";
+/// The `detail-type` of remediator's own event for a plan a person approved.
+pub const APPROVAL_GRANTED: &str = "Approval Granted";
 
 /// The source of remediator's own internal events (timers).
 pub const OWN_SOURCE: &str = "remediator";
@@ -29,6 +31,8 @@ pub enum Internal {
     DeferredRetry,
     /// A storm digest's window has closed.
     DigestDue,
+    /// A person approved a plan: apply it (whether the approval stands is in the table).
+    ApprovalGranted,
 }
 
 /// What an event is.
@@ -113,6 +117,7 @@ pub fn triage(event: &Event, policies: &PolicySet, me: &Identity) -> Triage {
         return match event.detail_type.as_str() {
             DEFERRED_RETRY => Triage::Internal(Internal::DeferredRetry),
             DIGEST_DUE => Triage::Internal(Internal::DigestDue),
+            APPROVAL_GRANTED => Triage::Internal(Internal::ApprovalGranted),
             other => Triage::Ignore(format!("remediator event `{other}` is not one it handles")),
         };
     }

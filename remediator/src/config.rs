@@ -49,6 +49,12 @@ pub struct Config {
     /// Storm control: later summaries of one policy and target within this window fold
     /// into one digest (zero: every summary on its own).
     pub digest_window: Duration,
+    /// The Secrets Manager secret (ARN or name) holding the key approval links are signed
+    /// with (`REMEDIATOR_APPROVAL_SECRET`); without it, summaries carry no link.
+    pub approval_secret: Option<String>,
+    /// The base of approval links (`REMEDIATOR_APPROVAL_URL`); in Lambda, without it, the
+    /// function's own URL is looked up.
+    pub approval_url: Option<String>,
 }
 
 /// Every problem with the environment.
@@ -186,8 +192,20 @@ impl Config {
                 Duration::from_secs(300)
             }),
         };
+        let approval_secret = get("REMEDIATOR_APPROVAL_SECRET").filter(|v| !v.trim().is_empty());
+        let approval_url = get("REMEDIATOR_APPROVAL_URL").filter(|v| !v.trim().is_empty());
+        if let Some(url) = &approval_url {
+            if !url.starts_with("https://")
+                && !url.starts_with("http://127.0.0.1")
+                && !url.starts_with("http://localhost")
+            {
+                errors.push(format!("REMEDIATOR_APPROVAL_URL `{url}` must be an https:// URL"));
+            }
+        }
         if errors.is_empty() {
             Ok(Config {
+                approval_secret,
+                approval_url,
                 table,
                 topic_arn,
                 policies,

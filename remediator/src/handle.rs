@@ -26,6 +26,9 @@ use crate::actions::apply;
 use crate::apply::{
     ChangeLocks, Clients, ExecutionInfo, Go, MemberAccess, Preflight, Services, StepOutcome, StepResult, Timers,
 };
+use crate::approval::{
+    answered_summary, digest_of, granted_event, Answer, ApprovalRequest, ApprovalState, Decision, Links, Via,
+};
 use crate::clock;
 use crate::decide::decide_applied;
 use crate::deployment::{diagnose_stack, StackChange};
@@ -136,6 +139,9 @@ pub struct Handler {
     pub guards: Arc<dyn GuardStore>,
     pub log: Arc<dyn IncidentLog>,
     pub notifier: Arc<dyn Notifier>,
+    /// The approval links of summaries (the function URL and its signing key), when the
+    /// deployment has them; without, approvals are answered with `remediator approve`.
+    pub links: Option<Arc<Links>>,
 }
 
 /// The accounts remediator acts in: its own (`home`, from its role's ARN, when known)
@@ -200,6 +206,8 @@ struct Finish<'a> {
     /// How many handlings claimed this incident before (a retry that keeps failing is
     /// given up after `MAX_CLAIMS`).
     earlier_claims: u32,
+    /// A request for approval this handling ends in.
+    approval: Option<ApprovalRequest>,
 }
 
 /// How many handlings of one incident may end in a retryable failure before the last
@@ -210,7 +218,18 @@ impl<'a> Finish<'a> {
     /// The end of a handling that planned nothing (a refusal before planning, or a
     /// failure to read AWS): its summary is composed from the outcome alone.
     fn without_plan(claim: &'a Incident, about: &'a Incident, dry_run: bool, now: i64) -> Finish<'a> {
-        Finish { claim, about, plan: None, guards: None, policy: None, dry_run, summary: None, now, earlier_claims: 0 }
+        Finish {
+            claim,
+            about,
+            plan: None,
+            guards: None,
+            policy: None,
+            dry_run,
+            summary: None,
+            now,
+            earlier_claims: 0,
+            approval: None,
+        }
     }
 }
 
@@ -238,6 +257,7 @@ impl Handler {
                 Ok(Outcome { note: Some(format!("{sent} digest(s) sent")), ..Outcome::for_event(&event) })
             }
             Triage::Internal(Internal::DeferredRetry) => self.deferred_retry(event, inv).await,
+            Triage::Internal(Internal::ApprovalGranted) => self.approved(event, inv).await,
             Triage::Verification { watched } => self.verification(event, inv, &watched).await,
             Triage::Incident => self.incident(event, inv).await,
         }
@@ -302,9 +322,46 @@ impl Handler {
         if let Some(why) = access.restrict(&mut plan, &guards, now) {
             outcome.note = Some(why);
         }
+        let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
+        // A policy that asks a person first: the plan previewed (targets read as they are
+        // now, nothing changed) and recorded as awaiting approval.
+        if let Some((policy, approval)) = deciding.and_then(|p| p.approval.as_ref().map(|a| (p, a))) {
+            if !dry_run && wants_change(&plan) {
+                let preview = previewed(&plan);
+                outcome.actions =
+                    self.apply(access.reached(), &preview, &incident, &incident, inv, info.as_ref()).await;
+                let mut request = None;
+                if outcome.actions.iter().any(|a| a.mutating && a.result == StepResult::WouldHave) {
+                    let expires_at = now.saturating_add(approval.expires.as_secs() as i64);
+                    outcome.resolution = Resolution::AwaitingApproval;
+                    outcome.note = Some(format!(
+                        "awaiting approval until {}: nothing is changed before a person approves",
+                        crate::guard::format_time(expires_at)
+                    ));
+                    request = Some(ApprovalRequest {
+                        policy: policy.name.clone(),
+                        digest: digest_of(&incident.key, &outcome.actions),
+                        expires_at,
+                        approvers: approval.approvers.describe(),
+                    });
+                }
+                let finish = Finish {
+                    claim: &incident,
+                    about: &incident,
+                    plan: Some(&preview),
+                    guards: Some(&guards),
+                    policy: Some(policy),
+                    dry_run: false,
+                    summary: None,
+                    now,
+                    earlier_claims: takeover.as_ref().map_or(0, |t| t.earlier_claims),
+                    approval: request,
+                };
+                return self.finish(finish, inv, outcome).await;
+            }
+        }
         outcome.actions = self.apply(access.reached(), &plan, &incident, &incident, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());
-        let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
         let finish = Finish {
             claim: &incident,
             about: &incident,
@@ -315,6 +372,7 @@ impl Handler {
             summary: None,
             now,
             earlier_claims: takeover.as_ref().map_or(0, |t| t.earlier_claims),
+            approval: None,
         };
         self.finish(finish, inv, outcome).await
     }
@@ -374,6 +432,7 @@ impl Handler {
             summary: None,
             now,
             earlier_claims: takeover.as_ref().map_or(0, |t| t.earlier_claims),
+            approval: None,
         };
         self.finish(finish, inv, outcome).await
     }
@@ -409,6 +468,7 @@ impl Handler {
             summary: Some(summary),
             now,
             earlier_claims: 0,
+            approval: None,
         };
         self.finish(finish, inv, outcome).await
     }
@@ -563,7 +623,15 @@ impl Handler {
     async fn finish(&self, f: Finish<'_>, inv: &Invocation, mut outcome: Outcome) -> Result<Outcome, HandleError> {
         let key = &f.claim.key;
         let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
-        if !matches!(outcome.resolution, Resolution::Healed | Resolution::Failed | Resolution::Refused) {
+        if !matches!(
+            outcome.resolution,
+            Resolution::Healed
+                | Resolution::Failed
+                | Resolution::Refused
+                | Resolution::AwaitingApproval
+                | Resolution::Rejected
+                | Resolution::Expired
+        ) {
             outcome.resolution = resolve(f.policy, &outcome.actions);
         }
         if let (Some(plan), Some(guards)) = (f.plan, f.guards) {
@@ -594,6 +662,7 @@ impl Handler {
                     resolution: outcome.resolution,
                     dry_run: f.dry_run,
                     note: outcome.note.as_deref(),
+                    approval: f.approval.as_ref().map(|r| self.asking(f.claim, f.policy, r)),
                 })
             }),
         };
@@ -610,7 +679,8 @@ impl Handler {
             message_id: None,
             error: None,
         });
-        let completion = completion(f.claim, &f.about.key, inv, status, &outcome, summary.as_ref());
+        let mut completion = completion(f.claim, &f.about.key, inv, status, &outcome, summary.as_ref());
+        completion.approval = f.approval.clone();
         // Record, then notify. The record carries the summary as "sending": a crash before
         // the publish is known leaves it owed (the next delivery or the sweep sends it),
         // never lost; and a record that did not land sends nothing, so the retry that
@@ -883,6 +953,256 @@ impl Handler {
     }
 }
 
+/// Approval: the request's summary facts, the answers, and the approved plan applied.
+impl Handler {
+    /// What the summary of a request for approval says about answering it.
+    fn asking(&self, claim: &Incident, policy: Option<&Policy>, request: &ApprovalRequest) -> ApprovalFacts {
+        let by_link = policy.and_then(|p| p.approval.as_ref()).is_some_and(|a| a.approvers.by_link());
+        ApprovalFacts {
+            incident: claim.key.to_string(),
+            expires_at: request.expires_at,
+            approvers: request.approvers.clone(),
+            link: by_link
+                .then(|| self.links.as_ref().map(|l| l.link(&claim.key, &request.digest, request.expires_at)))
+                .flatten(),
+        }
+    }
+
+    /// One answer to a request for approval: checked (who, for which plan, in time),
+    /// taken once, then a rejection or expiry told, or the approved plan handled.
+    /// Answers that change nothing (twice, late, for another plan, by someone the
+    /// policy does not name) are outcomes with the reason, `Refused`.
+    pub async fn answer(&self, answer: Answer, inv: &Invocation) -> Result<Outcome, HandleError> {
+        let key = &answer.incident;
+        let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
+        let mut outcome = Outcome {
+            event_id: format!("answer:{key}"),
+            source: crate::triage::OWN_SOURCE.to_string(),
+            incident: Some(key.to_string()),
+            resolution: Resolution::Refused,
+            execution: None,
+            diagnosis: None,
+            policy: None,
+            actions: Vec::new(),
+            summary: None,
+            note: None,
+            circuit_opened: None,
+            took_over_from: None,
+            recorded: None,
+        };
+        let refused = |mut outcome: Outcome, why: String| {
+            info!(incident = %key, reason = %why, "approval answer refused");
+            outcome.note = Some(why);
+            Ok(outcome)
+        };
+        let Some(record) = self.log.record(key).await.map_err(aws)? else {
+            return refused(outcome, format!("no incident {key}"));
+        };
+        let Some(state) = record.approval_state else {
+            return refused(outcome, format!("incident {key} did not ask for approval"));
+        };
+        let policy_name = record.approval_policy.clone().unwrap_or_default();
+        outcome.policy = Some(policy_name.clone());
+        // The digest a link was made for must be the plan awaiting: a request made again
+        // for the same incident (a new plan) does not take an old link's answer.
+        if let Via::Link { token, .. } = &answer.via {
+            if token.incident != *key || record.approval_digest.as_deref() != Some(token.digest.as_str()) {
+                return refused(outcome, "the link was made for another plan of this incident: nothing done".into());
+            }
+        }
+        // Who may answer is the policy's word now (a pull request may have narrowed it).
+        if !matches!(answer.via, Via::Remediator) {
+            let Some(approval) = self.policies.get(&policy_name).and_then(|p| p.approval.as_ref()) else {
+                return refused(
+                    outcome,
+                    format!("policy {policy_name} no longer asks for approval: nothing is done on this request"),
+                );
+            };
+            let admitted = match &answer.via {
+                Via::Cli { caller } | Via::Link { caller: Some(caller), .. } => approval.approvers.admits(caller),
+                Via::Link { caller: None, .. } => approval.approvers.by_link(),
+                Via::Remediator => true,
+            };
+            if !admitted {
+                return refused(
+                    outcome,
+                    format!(
+                        "{} may not answer: policy {policy_name} names its approvers ({})",
+                        answer.by(),
+                        approval.approvers.describe()
+                    ),
+                );
+            }
+        }
+        if state != ApprovalState::Awaiting {
+            let by = record.approval_by.as_deref().unwrap_or("-");
+            let at = record.approval_at.map(crate::guard::format_time).unwrap_or_default();
+            let already = format!("incident {key} was {} already, by {by} at {at}", state.as_str());
+            if state == ApprovalState::Approved && answer.decision == Decision::Approve {
+                // Approved, and its plan handled or not: the handling's own claim decides.
+                // A handling that completed is a duplicate (refused here, with the reason);
+                // one that was given back for a retry is taken up again.
+                let handled = self.handle(granted_event(key, record.approval_at.unwrap_or_default()), inv).await?;
+                if handled.resolution != Resolution::Duplicate {
+                    return Ok(handled);
+                }
+                return refused(outcome, format!("{already}, and its plan was handled: this answer changes nothing"));
+            }
+            return refused(outcome, format!("{already}: this answer changes nothing"));
+        }
+        let now = clock::now();
+        let expires_at = record.approval_expires_at.unwrap_or(0);
+        let (decision, late) = match &answer.decision {
+            Decision::Expire if now < expires_at => {
+                return refused(outcome, format!("not expired: open until {}", crate::guard::format_time(expires_at)));
+            }
+            // Too late: the request expires now, and the answer is refused.
+            Decision::Approve | Decision::Reject { .. } if now >= expires_at => (Decision::Expire, true),
+            d => (d.clone(), false),
+        };
+        let expiry = Answer { incident: key.clone(), decision: Decision::Expire, via: Via::Remediator };
+        let taken = if late { &expiry } else { &answer };
+        let reason = match &decision {
+            Decision::Reject { reason } => Some(redact::text(reason)),
+            _ => None,
+        };
+        if !self.log.answer_approval(key, decision.state(), &taken.by(), reason.as_deref(), now).await.map_err(aws)? {
+            return refused(outcome, format!("incident {key} was answered meanwhile: this answer changes nothing"));
+        }
+        info!(incident = %key, answer = decision.state().as_str(), by = %taken.by(), "approval answered");
+        if decision == Decision::Approve {
+            // The approved plan is handled as remediator's own event, under its own claim:
+            // a handling that dies is taken over by the sweep from that event.
+            return self.handle(granted_event(key, now), inv).await;
+        }
+        let target =
+            record.steps().into_iter().find(|s| s.result == crate::apply::StepResult::WouldHave).and_then(|s| s.target);
+        let summary = answered_summary(key, &policy_name, taken, target.as_deref());
+        outcome.resolution = if decision == Decision::Expire { Resolution::Expired } else { Resolution::Rejected };
+        outcome.note = Some(if late {
+            format!(
+                "the request expired at {}: this answer came too late and nothing was done",
+                crate::guard::format_time(expires_at)
+            )
+        } else {
+            format!("{} by {}: nothing was done", outcome.resolution.as_str(), taken.by())
+        });
+        match self.notifier.publish(&summary).await {
+            Ok(id) => {
+                outcome.summary =
+                    Some(SentSummary { subject: summary.subject, folded: false, message_id: Some(id), error: None })
+            }
+            Err(e) => {
+                warn!(incident = %key, error = %e, "the answer is recorded; its summary was not sent");
+                outcome.summary = Some(SentSummary {
+                    subject: summary.subject,
+                    folded: false,
+                    message_id: None,
+                    error: Some(redact::text(&e.to_string())),
+                });
+            }
+        }
+        if late {
+            outcome.resolution = Resolution::Refused;
+        }
+        Ok(outcome)
+    }
+
+    /// An approved plan: planned again now, with the guards, pauses and account rules in
+    /// force now, previewed, and applied only if the preview is the plan that was
+    /// approved (the same steps, the targets as they were).
+    async fn approved(&self, event: Event, inv: &Invocation) -> Result<Outcome, HandleError> {
+        let key = event
+            .document
+            .pointer("/detail/incident")
+            .and_then(Value::as_str)
+            .map(IncidentKey::from_stored)
+            .ok_or(EventError::MissingDetail("incident"))?;
+        let claim = Incident::new(event, None);
+        let mut outcome = Outcome { incident: Some(claim.key.to_string()), ..Outcome::for_event(&claim.event) };
+        let aws = |source: AwsError| HandleError::Aws { incident: claim.key.to_string(), source };
+        let record = self.log.record(&key).await.map_err(aws)?.unwrap_or_default();
+        // Only an approval recorded in the table is acted on: this event alone proves nothing.
+        if record.approval_state != Some(ApprovalState::Approved) {
+            outcome.resolution = Resolution::Ignored;
+            outcome.note = Some(format!("incident {key} has no approved request: nothing to apply"));
+            return Ok(outcome);
+        }
+        let Some(stored) = record.event() else {
+            outcome.resolution = Resolution::Ignored;
+            outcome.note = Some(format!("incident {key} kept no event: nothing to apply"));
+            return Ok(outcome);
+        };
+        let by = record.approval_by.clone().unwrap_or_default();
+        let policy_name = record.approval_policy.clone().unwrap_or_default();
+        outcome.policy = Some(policy_name.clone());
+        let takeover = match self.begin(&claim, inv, &mut outcome).await {
+            Begin::Go(takeover) => takeover,
+            Begin::Stop(result) => return *result,
+        };
+        let mut incident = Incident::new(Event::from_value(stored)?, None);
+        let now = clock::now();
+        let access = match self.access(&incident).await {
+            Access::Retry(e) => return self.could_not_read(&claim, inv, outcome, e, now).await,
+            access => access,
+        };
+        let clients = access.reached().map(|(c, _)| c);
+        let (diagnosed, guards) = tokio::join!(self.diagnose(clients, &mut incident), self.guards.load(now));
+        let (info, guards) = match (diagnosed, guards) {
+            (Ok(info), Ok(guards)) => (info, guards),
+            (Err(e), _) | (_, Err(e)) => return self.could_not_read(&claim, inv, outcome, e, now).await,
+        };
+        outcome.diagnosis = incident.diagnosis.clone().map(redacted);
+        outcome.execution = execution_of(&incident.event);
+        let applied = decide_applied(&self.policies, incident.document());
+        let Some(policy) = applied.first().copied().filter(|p| p.name == policy_name) else {
+            outcome.resolution = Resolution::Refused;
+            outcome.note = Some(format!(
+                "approved by {by}, but policy {policy_name} is no longer the one that applies: nothing done"
+            ));
+            return self.finish(Finish::without_plan(&claim, &incident, self.dry_run, now), inv, outcome).await;
+        };
+        let mut plan = plan(&incident, &applied, self.dry_run);
+        guard(&mut plan, &self.allow, &guards, now);
+        access.restrict(&mut plan, &guards, now);
+        let preview = self.apply(access.reached(), &previewed(&plan), &incident, &claim, inv, info.as_ref()).await;
+        let digest = digest_of(&key, &preview);
+        let mut note = format!("approved by {by}");
+        // A plan the guards refuse now (a pause, a limit) is applied as refused and says
+        // why; otherwise it must be the plan that was approved.
+        if wants_change(&plan) && record.approval_digest.as_deref() != Some(digest.as_str()) {
+            let why = "the plan or its targets changed since approval was asked: nothing done (handle the failure again to ask anew)";
+            refuse_changes(&mut plan, why);
+            note = format!("{note}; {why}");
+        }
+        outcome.actions = self.apply(access.reached(), &plan, &incident, &claim, inv, info.as_ref()).await;
+        keep_before_images(&mut outcome.actions, takeover.as_ref());
+        outcome.note = Some(note);
+        let finish = Finish {
+            claim: &claim,
+            about: &incident,
+            plan: Some(&plan),
+            guards: Some(&guards),
+            policy: Some(policy),
+            dry_run: self.dry_run || policy.dry_run,
+            summary: None,
+            now,
+            earlier_claims: takeover.as_ref().map_or(0, |t| t.earlier_claims),
+            approval: None,
+        };
+        self.finish(finish, inv, outcome).await
+    }
+}
+
+/// What a request's summary says about answering it.
+pub struct ApprovalFacts {
+    pub incident: String,
+    pub expires_at: i64,
+    pub approvers: String,
+    /// The link, when the policy lets anyone with it answer and links are configured.
+    pub link: Option<String>,
+}
+
 /// The preflight of one handling: pauses read again right before each change, and the
 /// before-image journaled under the claim before the change is made.
 struct Gate<'a> {
@@ -927,6 +1247,20 @@ impl Preflight for Gate<'_> {
         }
         Ok(Go::Proceed)
     }
+}
+
+/// Whether a plan would change anything: a mutating step the guards let through.
+fn wants_change(plan: &Plan) -> bool {
+    plan.steps.iter().any(|s| s.action.is_mutating() && s.disposition == Disposition::Act)
+}
+
+/// The plan as a dry run: every step read up to its change, which is not made.
+fn previewed(plan: &Plan) -> Plan {
+    let mut preview = plan.clone();
+    for step in &mut preview.steps {
+        step.dry_run = true;
+    }
+    preview
 }
 
 /// Every change of a plan refused, for an account remediator may not act in.
@@ -1091,6 +1425,7 @@ fn completion(
         answers: answers.clone(),
         // A deferred retry's own claim answers an incident that has its row already.
         report: (incident.key == *answers).then(|| report_row(incident, outcome, status)).flatten(),
+        approval: None,
     }
 }
 
@@ -1105,6 +1440,7 @@ fn report_row(incident: &Incident, outcome: &Outcome, status: Status) -> Option<
             | Resolution::Refused
             | Resolution::Failed
             | Resolution::NoPolicy
+            | Resolution::AwaitingApproval
     );
     if status != Status::Completed || !counted {
         return None;

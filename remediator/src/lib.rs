@@ -25,6 +25,7 @@ pub use remediator_policy::{
 
 pub mod actions;
 pub mod apply;
+pub mod approval;
 pub mod aws;
 pub mod clock;
 pub mod config;

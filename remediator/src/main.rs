@@ -177,6 +177,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Approve the plan an incident awaits approval for (your IAM identity, from STS, is
+    /// checked against the policy's approvers and recorded); it is applied now, after
+    /// every guard is checked again.
+    Approve {
+        /// The incident (as the summary names it).
+        incident: String,
+    },
+    /// Reject the plan an incident awaits approval for: nothing is done, and the reason
+    /// is recorded and told.
+    Reject {
+        incident: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Close the circuit breaker of a target after a person fixed it.
     Reset {
         /// The target ARN (for executions: the state machine ARN).
@@ -251,6 +265,12 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(report_cmd(&since, &format, &policies)))
         }
         Command::Reset { target } => runtime().and_then(|rt| rt.block_on(reset_cmd(&target))),
+        Command::Approve { incident } => {
+            runtime().and_then(|rt| rt.block_on(answer_cmd(&incident, remediator::approval::Decision::Approve)))
+        }
+        Command::Reject { incident, reason } => runtime().and_then(|rt| {
+            rt.block_on(answer_cmd(&incident, remediator::approval::Decision::Reject { reason: reason.clone() }))
+        }),
         Command::Template { policies, member } => {
             load_policies(policies.as_deref()).map_err(Into::into).and_then(|set| {
                 let template =
@@ -367,6 +387,22 @@ async fn build() -> Result<(Handler, Arc<StateTable>, std::time::Duration)> {
         guards: table.clone(),
         log: table.clone(),
         notifier: Arc::new(SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)),
+        links: match &config.approval_secret {
+            None => None,
+            Some(secret) => {
+                let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|n| !n.is_empty());
+                match remediator::aws::secrets::links(&sdk, secret, config.approval_url.as_deref(), function.as_deref())
+                    .await
+                {
+                    Ok(links) => Some(Arc::new(links)),
+                    // Approval still works from the command line; the summaries say how.
+                    Err(e) => {
+                        tracing::error!(error = %e, "approval links unavailable: summaries name `remediator approve` only");
+                        None
+                    }
+                }
+            }
+        },
     };
     Ok((handler, table, config.lease))
 }
@@ -804,6 +840,27 @@ async fn report_cmd(since: &str, format: &str, policies: &[String]) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
+/// `approve` / `reject`: the caller's identity from STS, the answer through the handler.
+async fn answer_cmd(incident: &str, decision: remediator::approval::Decision) -> Result<ExitCode> {
+    let (handler, _, lease) = build().await?;
+    let caller = remediator::aws::accounts::caller_arn(&sdk_config().await)
+        .await
+        .context("learning who you are (STS GetCallerIdentity): an answer is recorded with its caller")?;
+    let answer = remediator::approval::Answer {
+        incident: remediator::incident::IncidentKey::from_stored(incident),
+        decision,
+        via: remediator::approval::Via::Cli { caller },
+    };
+    let inv = Invocation::for_lease(cli_owner("answer")?, lease);
+    let outcome = handler.answer(answer, &inv).await?;
+    println!("{}", serde_json::to_string(&outcome)?);
+    use remediator::handle::Resolution;
+    Ok(match outcome.resolution {
+        Resolution::Refused | Resolution::Failed | Resolution::Ignored => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
 async fn reset_cmd(target: &str) -> Result<ExitCode> {
     let key = remediator::guard::circuit_key(target);
     if state_table().await?.reset(&key).await.context("closing the circuit")? {
@@ -968,6 +1025,10 @@ mod lambda {
                         && event.payload.get("detail-type").and_then(Value::as_str) == Some("Sweep");
                     if is_sweep {
                         return sweep(&state, &inv).await;
+                    }
+                    // The function URL: a person answering a request for approval.
+                    if remediator::approval::is_http(&event.payload) {
+                        return Ok(remediator::approval::http(&state.handler, &event.payload, &inv).await);
                     }
                     let failed_at =
                         event.payload.get("time").and_then(Value::as_str).and_then(remediator::event::parse_timestamp);

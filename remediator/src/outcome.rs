@@ -28,6 +28,12 @@ pub enum Resolution {
     Notified,
     Refused,
     Failed,
+    /// A policy asks a person to approve the plan first: recorded, nothing changed yet.
+    AwaitingApproval,
+    /// A person rejected the plan: nothing done.
+    Rejected,
+    /// No one approved the plan in time: nothing done.
+    Expired,
 }
 
 impl Resolution {
@@ -43,6 +49,9 @@ impl Resolution {
             Resolution::Notified => "notified",
             Resolution::Refused => "refused",
             Resolution::Failed => "failed",
+            Resolution::AwaitingApproval => "awaiting-approval",
+            Resolution::Rejected => "rejected",
+            Resolution::Expired => "expired",
         }
     }
 }

@@ -230,6 +230,24 @@ pub struct IncidentRecord {
     /// What each undo did (JSON text).
     #[serde(deserialize_with = "lenient")]
     pub undo_results: Option<String>,
+    /// A request for approval: where it stands, for which plan, until when, who may
+    /// answer, and the answer.
+    #[serde(deserialize_with = "lenient")]
+    pub approval_state: Option<crate::approval::ApprovalState>,
+    #[serde(deserialize_with = "lenient")]
+    pub approval_policy: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub approval_digest: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub approval_expires_at: Option<i64>,
+    #[serde(deserialize_with = "lenient")]
+    pub approval_approvers: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub approval_by: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    pub approval_at: Option<i64>,
+    #[serde(deserialize_with = "lenient")]
+    pub approval_reason: Option<String>,
     #[serde(deserialize_with = "lenient")]
     pub expires_at: Option<i64>,
 }
@@ -330,6 +348,8 @@ pub struct Completion {
     /// The incident's line in the report, written with the completion (a failure that
     /// was handled; `None` for a verification's own claim and for releases).
     pub report: Option<ReportRow>,
+    /// A request for approval, recorded as awaiting with the completion.
+    pub approval: Option<crate::approval::ApprovalRequest>,
 }
 
 /// One handled failure, as `remediator report` counts it. Kept in the state table under
@@ -403,4 +423,18 @@ pub trait IncidentLog: Send + Sync {
     async fn abandoned(&self, now: i64) -> Result<Vec<Abandoned>, AwsError>;
     /// The report rows of failures completed from `since` to `now`, with their verdicts.
     async fn report_rows(&self, since: i64, now: i64) -> Result<Vec<ReportRow>, AwsError>;
+    /// An incident's record, read consistently.
+    async fn record(&self, key: &IncidentKey) -> Result<Option<IncidentRecord>, AwsError>;
+    /// Answers a request for approval that is still awaiting: `false` when it is not
+    /// (answered already, or never asked), so an answer is taken once.
+    async fn answer_approval(
+        &self,
+        key: &IncidentKey,
+        state: crate::approval::ApprovalState,
+        by: &str,
+        reason: Option<&str>,
+        at: i64,
+    ) -> Result<bool, AwsError>;
+    /// Requests for approval still awaiting whose time ran out before `now`.
+    async fn approvals_due(&self, now: i64) -> Result<Vec<IncidentKey>, AwsError>;
 }

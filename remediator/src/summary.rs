@@ -47,6 +47,8 @@ pub struct Facts<'a> {
     pub dry_run: bool,
     /// Anything else a person must know (e.g. a circuit breaker that opened).
     pub note: Option<&'a str>,
+    /// For a request for approval: how to answer it.
+    pub approval: Option<crate::handle::ApprovalFacts>,
 }
 
 /// Composes the summary for an incident.
@@ -93,6 +95,9 @@ pub fn compose(f: &Facts) -> Summary {
         Resolution::Refused => "remediator did NOT act on a failure: a guard stopped it",
         Resolution::Failed => "remediator tried to heal a failure and the remediation itself FAILED",
         Resolution::NoPolicy => "A failure matched no remediation policy: a person must look",
+        Resolution::AwaitingApproval => {
+            "remediator will act on a failure once a person APPROVES: nothing has been changed yet"
+        }
         _ => "remediator handled an event",
     };
     let mut b = format!("{lead}.\n\nWhat failed\n");
@@ -138,6 +143,7 @@ pub fn compose(f: &Facts) -> Summary {
     for s in f.steps {
         let verb = match s.result {
             StepResult::Done => "done",
+            StepResult::WouldHave if f.approval.is_some() => "on approval",
             StepResult::WouldHave => "would have",
             StepResult::Refused => "REFUSED",
             StepResult::Skipped => "skipped",
@@ -152,6 +158,20 @@ pub fn compose(f: &Facts) -> Summary {
     }
     if let Some(note) = f.note {
         line("Note:", &redact::text(note));
+    }
+    if let Some(a) = &f.approval {
+        b.push_str("\nApproval needed\n");
+        let mut line = |k: &str, v: &str| b.push_str(&format!("  {k:<14} {v}\n"));
+        line("Expires:", &format!("{} (then nothing is done)", crate::guard::format_time(a.expires_at)));
+        line("Approvers:", &a.approvers);
+        line("Approve:", &format!("remediator approve {}", a.incident));
+        line("Reject:", &format!("remediator reject {} --reason \"...\"", a.incident));
+        if let Some(link) = &a.link {
+            line("Or open:", link);
+        }
+        b.push_str(
+            "  On approval remediator checks everything again (pauses, limits, the targets as they are then).\n",
+        );
     }
     if let Some(rb) = f.policy.and_then(|p| p.runbook.as_deref()) {
         b.push_str(&format!("\nRunbook\n  {}\n", rb.trim().replace('\n', "\n  ")));
@@ -223,6 +243,7 @@ fn headline(f: &Facts) -> String {
         Resolution::Remediated if !done.is_empty() => done.join(", "),
         Resolution::Remediated => "nothing to change".into(),
         Resolution::WouldRemediate => "dry run".into(),
+        Resolution::AwaitingApproval => "approval needed".into(),
         Resolution::Notified => "needs attention".into(),
         Resolution::NoPolicy => "unhandled".into(),
         Resolution::Refused if paused => "paused".into(),
@@ -285,7 +306,8 @@ pub use crate::triage::DIGEST_DUE;
 /// or a failure nothing handles. Those go out at once, each on its own.
 pub fn may_fold(summary: &Summary) -> bool {
     let attr = |k: &str| summary.attributes.get(k).map(String::as_str);
-    attr("severity") != Some("critical") && !matches!(attr("outcome"), Some("refused" | "failed" | "no-policy") | None)
+    attr("severity") != Some("critical")
+        && !matches!(attr("outcome"), Some("refused" | "failed" | "no-policy" | "awaiting-approval") | None)
 }
 
 /// The digest key of a summary: its policy, what it is about (pipeline or target), its
@@ -377,7 +399,7 @@ pub fn chat(summary: &Summary) -> serde_json::Value {
 }
 
 /// The short name of an ARN: a rule's or function's name, an object's key.
-fn short_name(arn: &str) -> String {
+pub(crate) fn short_name(arn: &str) -> String {
     if let Some((_, key)) = crate::plan::split_object_arn(arn) {
         return key.to_string();
     }
@@ -409,7 +431,7 @@ fn timeout_line(d: &crate::diagnose::Diagnosis) -> Option<String> {
 }
 
 /// Subjects: under 100 characters, printable, one line.
-fn clean_subject(s: &str) -> String {
+pub(crate) fn clean_subject(s: &str) -> String {
     let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     redact::truncate(&redact::text(&one_line), MAX_SUBJECT)
 }
@@ -443,6 +465,7 @@ mod tests {
             resolution: Resolution::NoPolicy,
             dry_run: false,
             note: None,
+            approval: None,
         });
         assert_eq!(s.subject, "[unhandled] thera-pipeline-prod-daily: HTTPError at PullApolloDelta");
         assert!(s.body.contains("Failed state:  PullApolloDelta"), "{}", s.body);
@@ -462,6 +485,7 @@ mod tests {
             resolution: Resolution::NoPolicy,
             dry_run: false,
             note: None,
+            approval: None,
         });
         let m = per_protocol(&s);
         assert_eq!(m["default"], s.body);
@@ -494,6 +518,7 @@ mod tests {
             resolution: Resolution::Notified,
             dry_run: false,
             note: None,
+            approval: None,
         });
         assert!(
             s.body.contains("Failed state:  PullApolloDelta (branch PullApolloDelta of PullSources)"),

@@ -6,8 +6,10 @@
 //! twice on one failure.
 //!
 //! It also takes over the claims of handlings that died (a timeout, out of memory, a
-//! crash) whatever their source (executions, alarms, S3, CloudTrail): each claim keeps
-//! its event, and a claim whose lease ran out is handled again from it.
+//! crash) whatever their source (executions, alarms, S3, CloudTrail, an approved plan):
+//! each claim keeps its event, and a claim whose lease ran out is handled again from it.
+//! And it expires the requests for approval whose time ran out (nothing is done; the
+//! expiry is recorded and told).
 
 use serde_json::{json, Value};
 
@@ -105,6 +107,20 @@ pub async fn run(
             Some(event) => events.push(event),
             None => report.unrecoverable.push(abandoned.key.to_string()),
         }
+    }
+    // Requests for approval whose time ran out: expired (nothing done), and told.
+    for key in handler.log.approvals_due(crate::clock::now()).await? {
+        let answer = crate::approval::Answer {
+            incident: key,
+            decision: crate::approval::Decision::Expire,
+            via: crate::approval::Via::Remediator,
+        };
+        let handled = handler.answer(answer, inv).await;
+        if let Err(e) = &handled {
+            report.failed += 1;
+            tracing::error!(error = %e, "sweep: an approval's expiry not handled");
+        }
+        report.handled.push(handled);
     }
     for event in events {
         let handled = handler.handle(event, inv).await;

@@ -96,3 +96,14 @@ pub async fn own_account(sdk: &SdkConfig) -> Result<String, AwsError> {
         .map_err(|e| AwsError::sdk("GetCallerIdentity", e))?;
     me.account().map(str::to_string).ok_or_else(|| AwsError::invalid("GetCallerIdentity", "no account in the answer"))
 }
+
+/// The caller's ARN, as STS knows it: who answers a request for approval from the
+/// command line (an IAM user, or an assumed-role session).
+pub async fn caller_arn(sdk: &SdkConfig) -> Result<String, AwsError> {
+    let me = aws_sdk_sts::Client::new(sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AwsError::sdk("GetCallerIdentity", e))?;
+    me.arn().map(str::to_string).ok_or_else(|| AwsError::invalid("GetCallerIdentity", "no ARN in the answer"))
+}

@@ -344,6 +344,19 @@ impl IncidentLog for StateTable {
             values.insert(":body".into(), s(body));
             values.insert(":summary_state".into(), s(SummaryState::Sending.as_str()));
         }
+        if let Some(a) = &c.approval {
+            // Awaiting: only `answer_approval` moves it on, once.
+            sets.push("approval_state = :approval_state".into());
+            sets.push("approval_policy = :approval_policy".into());
+            sets.push("approval_digest = :approval_digest".into());
+            sets.push("approval_expires_at = :approval_expires_at".into());
+            sets.push("approval_approvers = :approval_approvers".into());
+            values.insert(":approval_state".into(), s(crate::approval::ApprovalState::Awaiting.as_str()));
+            values.insert(":approval_policy".into(), s(&a.policy));
+            values.insert(":approval_digest".into(), s(&a.digest));
+            values.insert(":approval_expires_at".into(), AttributeValue::N(a.expires_at.to_string()));
+            values.insert(":approval_approvers".into(), s(&a.approvers));
+        }
         let expression = format!("SET {}", sets.join(", "));
         let condition = "#owner = :owner AND #status = :in_progress";
         if c.follow_ups.is_empty() && c.report.is_none() {
@@ -579,6 +592,69 @@ impl IncidentLog for StateTable {
             }
         }
         Ok(rows)
+    }
+
+    async fn record(&self, key: &IncidentKey) -> Result<Option<IncidentRecord>, AwsError> {
+        self.get(key).await
+    }
+
+    async fn answer_approval(
+        &self,
+        key: &IncidentKey,
+        state: crate::approval::ApprovalState,
+        by: &str,
+        reason: Option<&str>,
+        at: i64,
+    ) -> Result<bool, AwsError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .condition_expression("approval_state = :awaiting")
+            .update_expression(
+                "SET approval_state = :state, approval_by = :by, approval_at = :at, approval_reason = :reason",
+            )
+            .expression_attribute_values(":awaiting", s(crate::approval::ApprovalState::Awaiting.as_str()))
+            .expression_attribute_values(":state", s(state.as_str()))
+            .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(":at", AttributeValue::N(at.to_string()));
+        update = update.expression_attribute_values(":reason", reason.map_or(AttributeValue::Null(true), s));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(AwsError::sdk("UpdateItem (approval)", e)),
+        }
+    }
+
+    async fn approvals_due(&self, now: i64) -> Result<Vec<IncidentKey>, AwsError> {
+        // A scan, as for abandoned claims: the sweep's, not the hot path's.
+        let mut found = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :sk AND approval_state = :awaiting AND approval_expires_at <= :now")
+                .expression_attribute_values(":sk", s("INCIDENT"))
+                .expression_attribute_values(":awaiting", s(crate::approval::ApprovalState::Awaiting.as_str()))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("Scan (approvals due)", e))?;
+            for item in out.items() {
+                if let Some(incident) = item.get("incident").and_then(|v| v.as_s().ok()) {
+                    found.push(IncidentKey::from_stored(incident.clone()));
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(found)
     }
 
     async fn abandoned(&self, now: i64) -> Result<Vec<Abandoned>, AwsError> {

@@ -11,6 +11,7 @@ pub mod eventbridge;
 pub mod lambda;
 pub mod s3;
 pub mod scheduler;
+pub mod secrets;
 pub mod sns;
 pub mod stepfunctions;
 
