@@ -106,10 +106,24 @@ async fn a_member_accounts_failure_is_healed_there_and_nothing_else_is_touched()
     assert_eq!(state(&members[0], rule).await, "ENABLED", "healed in the member account");
     assert_eq!(state(&central, rule).await, "DISABLED", "nothing touched in the central account");
 
+    // The summary, `history` and `report` name the account.
+    let incident = outcome["incident"].as_str().unwrap().to_string();
+    let summary = p.summaries().await.into_iter().last().unwrap();
+    assert!(summary["Message"].as_str().unwrap().contains(&format!("Account:       {MEMBER}")), "{summary}");
+    let out = central_cli(&emulator, &["history", "--account", MEMBER, "--json"]);
+    let rows = outcomes(&out);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0]["incident"].as_str(), rows[0]["account"].as_str()), (Some(incident.as_str()), Some(MEMBER)));
+    let out = central_cli(&emulator, &["history", "--account", ACCOUNT, "--json"]);
+    assert!(outcomes(&out).is_empty(), "nothing happened in the central account");
+    let out = central_cli(&emulator, &["report", "--since", "1d", "--format", "json", "--account", MEMBER]);
+    let lines = outcomes(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["accounts"], serde_json::json!([MEMBER]), "{lines:?}");
+
     // Its undo is made in the member account too: the central rule (enabled meanwhile by
     // a person) is not the one disabled again.
     central.enable_rule().name(rule).send().await.unwrap();
-    let incident = outcome["incident"].as_str().unwrap().to_string();
     let out = central_cli(&emulator, &["undo", &incident]);
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(state(&members[0], rule).await, "DISABLED", "undone in the member account");

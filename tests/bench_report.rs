@@ -48,6 +48,7 @@ fn row(day: i64, i: usize, now: i64) -> ReportRow {
     let healed = resolution == Resolution::Remediated && i % 7 != 0;
     ReportRow {
         incident: format!("arn:aws:states:us-east-1:123456789012:execution:thera-pipeline-prod-daily:d{day}-{i}#0"),
+        account: Some(format!("{:012}", 100_000_000_000u64 + (i % 100) as u64)),
         policy: Some(policies[i % policies.len()].to_string()),
         error: Some(errors[(i / 3) % errors.len()].to_string()),
         resolution: Some(resolution),

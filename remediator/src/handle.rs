@@ -1448,6 +1448,7 @@ fn report_row(incident: &Incident, outcome: &Outcome, status: Status) -> Option<
     let now = clock::now();
     Some(ReportRow {
         incident: incident.key.as_str().to_string(),
+        account: incident.event.account.clone().filter(|a| !a.is_empty()),
         policy: outcome.policy.clone(),
         error: outcome.diagnosis.as_ref().and_then(|d| d.error.clone()),
         resolution: Some(outcome.resolution),

@@ -421,26 +421,32 @@ pub fn template(policies: &PolicySet) -> Value {
         "Metadata": {"checkov": {"skip": [{"id": "CKV_AWS_258", "comment": "a browser opens the link: every request must carry a token signed with the approval key, and a GET changes nothing"}]}},
         "Properties": {"TargetFunctionArn": {"Ref": "RemediatorFunction"}, "AuthType": "NONE"}
     }));
-    resources.insert("ApprovalUrlPermission".into(), json!({
-        "Type": "AWS::Lambda::Permission",
-        "Condition": "HasApprovalLinks",
-        "Properties": {
-            "FunctionName": {"Ref": "RemediatorFunction"},
-            "Action": "lambda:InvokeFunctionUrl",
-            "Principal": "*",
-            "FunctionUrlAuthType": "NONE"
-        }
-    }));
-    resources.insert("ApprovalUrlInvokePermission".into(), json!({
-        "Type": "AWS::Lambda::Permission",
-        "Condition": "HasApprovalLinks",
-        "Properties": {
-            "FunctionName": {"Ref": "RemediatorFunction"},
-            "Action": "lambda:InvokeFunction",
-            "Principal": "*",
-            "InvokedViaFunctionUrl": true
-        }
-    }));
+    resources.insert(
+        "ApprovalUrlPermission".into(),
+        json!({
+            "Type": "AWS::Lambda::Permission",
+            "Condition": "HasApprovalLinks",
+            "Properties": {
+                "FunctionName": {"Ref": "RemediatorFunction"},
+                "Action": "lambda:InvokeFunctionUrl",
+                "Principal": "*",
+                "FunctionUrlAuthType": "NONE"
+            }
+        }),
+    );
+    resources.insert(
+        "ApprovalUrlInvokePermission".into(),
+        json!({
+            "Type": "AWS::Lambda::Permission",
+            "Condition": "HasApprovalLinks",
+            "Properties": {
+                "FunctionName": {"Ref": "RemediatorFunction"},
+                "Action": "lambda:InvokeFunction",
+                "Principal": "*",
+                "InvokedViaFunctionUrl": true
+            }
+        }),
+    );
     // Member accounts put their pipeline's events on this account's default bus: the
     // organization's accounts, and no one else.
     resources.insert("OrganizationBusPolicy".into(), json!({

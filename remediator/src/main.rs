@@ -159,6 +159,9 @@ enum Command {
         /// Only these policies (repeat the flag for more).
         #[arg(long = "policy")]
         policies: Vec<String>,
+        /// Only failures in this account.
+        #[arg(long)]
+        account: Option<String>,
     },
     /// Put back what an incident's remediation changed (from its before-images).
     Undo {
@@ -174,6 +177,9 @@ enum Command {
         /// Only incidents whose actions touched this target (substring).
         #[arg(long)]
         target: Option<String>,
+        /// Only incidents in this account.
+        #[arg(long)]
+        account: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -258,11 +264,11 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(sweep_cmd(state_machines, since.as_deref())))
         }
         Command::Undo { incident } => runtime().and_then(|rt| rt.block_on(undo_cmd(&incident))),
-        Command::History { since, policy, target, json } => {
-            runtime().and_then(|rt| rt.block_on(history_cmd(&since, policy.as_deref(), target.as_deref(), json)))
-        }
-        Command::Report { since, format, policies } => {
-            runtime().and_then(|rt| rt.block_on(report_cmd(&since, &format, &policies)))
+        Command::History { since, policy, target, account, json } => runtime().and_then(|rt| {
+            rt.block_on(history_cmd(&since, policy.as_deref(), target.as_deref(), account.as_deref(), json))
+        }),
+        Command::Report { since, format, policies, account } => {
+            runtime().and_then(|rt| rt.block_on(report_cmd(&since, &format, &policies, account.as_deref())))
         }
         Command::Reset { target } => runtime().and_then(|rt| rt.block_on(reset_cmd(&target))),
         Command::Approve { incident } => {
@@ -745,13 +751,23 @@ const UNDO_PAUSE_BY: &str = "remediator undo";
 /// How long remediator leaves alone a target whose change a person undid.
 const UNDO_SUPPRESSION: std::time::Duration = std::time::Duration::from_secs(3600);
 
-async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as_json: bool) -> Result<ExitCode> {
+async fn history_cmd(
+    since: &str,
+    policy: Option<&str>,
+    target: Option<&str>,
+    account: Option<&str>,
+    as_json: bool,
+) -> Result<ExitCode> {
     let window = remediator::policy::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     let now = remediator::clock::now();
     let items = state_table().await?.incidents(now - window.as_secs() as i64).await?;
     let mut rows = Vec::new();
     for item in items {
         if policy.is_some_and(|p| item.policy.as_deref() != Some(p)) {
+            continue;
+        }
+        let in_account = item.account();
+        if account.is_some_and(|a| in_account.as_deref() != Some(a)) {
             continue;
         }
         let steps = item.steps();
@@ -773,8 +789,13 @@ async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as
         rows.push(json!({
             "time": format_time(item.at()),
             "incident": item.incident,
+            "account": in_account.as_deref().unwrap_or("-"),
             "policy": item.policy.as_deref().unwrap_or("-"),
             "resolution": resolution,
+            "approval": item.approval_state.map(|s| match &item.approval_by {
+                Some(by) => format!("{} by {by}", s.as_str()),
+                None => s.as_str().to_string(),
+            }),
             "verification": item.verification.map_or("-", |v| v.as_str()),
             "actions": actions.join(" "),
             "guards": steps.iter().filter(|a| a.result == StepResult::Refused).map(|a| a.detail.as_str()).collect::<Vec<_>>(),
@@ -786,18 +807,25 @@ async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<20}  {:<16}  {:<13}  {:<28}  {:<40}  INCIDENT", "TIME", "RESOLUTION", "VERIFIED", "POLICY", "ACTIONS");
+    println!(
+        "{:<20}  {:<12}  {:<17}  {:<13}  {:<28}  {:<40}  INCIDENT",
+        "TIME", "ACCOUNT", "RESOLUTION", "VERIFIED", "POLICY", "ACTIONS"
+    );
     for r in &rows {
         let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
         println!(
-            "{:<20}  {:<16}  {:<13}  {:<28}  {:<40}  {}",
+            "{:<20}  {:<12}  {:<17}  {:<13}  {:<28}  {:<40}  {}",
             s("time"),
+            s("account"),
             s("resolution"),
             s("verification"),
             s("policy"),
             s("actions"),
             s("incident")
         );
+        if let Some(approval) = r["approval"].as_str() {
+            println!("{:<20}  approval: {approval}", "");
+        }
         for g in r["guards"].as_array().into_iter().flatten() {
             println!("{:<20}  guard: {}", "", g.as_str().unwrap_or_default());
         }
@@ -806,7 +834,7 @@ async fn history_cmd(since: &str, policy: Option<&str>, target: Option<&str>, as
     Ok(ExitCode::SUCCESS)
 }
 
-async fn report_cmd(since: &str, format: &str, policies: &[String]) -> Result<ExitCode> {
+async fn report_cmd(since: &str, format: &str, policies: &[String], account: Option<&str>) -> Result<ExitCode> {
     use remediator::record::IncidentLog;
     let window = remediator::policy::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     let now = remediator::clock::now();
@@ -815,6 +843,9 @@ async fn report_cmd(since: &str, format: &str, policies: &[String]) -> Result<Ex
     let mut rows = table.report_rows(now - window.as_secs() as i64, now).await.context("reading the report")?;
     if !policies.is_empty() {
         rows.retain(|r| r.policy.as_ref().is_some_and(|p| policies.contains(p)));
+    }
+    if let Some(account) = account {
+        rows.retain(|r| r.account.as_deref() == Some(account));
     }
     let lines = remediator::report::lines(&rows);
     if lines.is_empty() && format == "markdown" {

@@ -290,6 +290,11 @@ impl IncidentRecord {
         self.stored_event.as_deref().and_then(|e| serde_json::from_str(e).ok())
     }
 
+    /// The account the incident happened in, as its event says.
+    pub fn account(&self) -> Option<String> {
+        self.event()?.get("account")?.as_str().filter(|a| !a.is_empty()).map(str::to_string)
+    }
+
     /// When it last moved: completed, else claimed.
     pub fn at(&self) -> i64 {
         self.completed_at.unwrap_or(self.claimed_at)
@@ -360,6 +365,8 @@ pub struct Completion {
 #[serde(default)]
 pub struct ReportRow {
     pub incident: String,
+    /// The account the failure happened in (absent in rows written before accounts).
+    pub account: Option<String>,
     pub policy: Option<String>,
     /// The failure's class: its error.
     pub error: Option<String>,

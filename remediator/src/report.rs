@@ -27,6 +27,8 @@ pub struct Line {
     pub still_failing: usize,
     /// Handed to a person: reported only, a remediation that failed, or no policy.
     pub escalated: usize,
+    /// The accounts these incidents happened in (`-` for rows that do not say).
+    pub accounts: Vec<String>,
     /// Steps refused, by guard (`paused`, `cooling-down`, `attempts-exhausted`, ...).
     pub refused: BTreeMap<String, usize>,
     /// Seconds from the failure to the success of its retry.
@@ -44,6 +46,11 @@ pub fn lines(rows: &[ReportRow]) -> Vec<Line> {
             .entry((policy.clone(), error.clone()))
             .or_insert_with(|| (Line { policy, error, ..Line::default() }, Vec::new()));
         line.incidents += 1;
+        let account = row.account.clone().unwrap_or_else(|| "-".into());
+        if !line.accounts.contains(&account) {
+            line.accounts.push(account);
+            line.accounts.sort();
+        }
         match row.resolution {
             Some(Resolution::Remediated) => line.remediated += 1,
             Some(Resolution::WouldRemediate) => line.would_remediate += 1,
@@ -94,6 +101,15 @@ fn duration(seconds: Option<i64>) -> String {
     }
 }
 
+/// The accounts of a line: one by its id, a few listed, many counted.
+fn accounts(line: &Line) -> String {
+    match line.accounts.len() {
+        0 => "-".into(),
+        1..=3 => line.accounts.join(","),
+        n => format!("{n} accounts"),
+    }
+}
+
 fn refused(line: &Line) -> String {
     if line.refused.is_empty() {
         return "-".into();
@@ -101,9 +117,10 @@ fn refused(line: &Line) -> String {
     line.refused.iter().map(|(k, n)| format!("{k}:{n}")).collect::<Vec<_>>().join(" ")
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 12] = [
     "POLICY",
     "ERROR",
+    "ACCOUNTS",
     "INCIDENTS",
     "REMEDIATED",
     "HEALED",
@@ -115,10 +132,11 @@ const HEADERS: [&str; 11] = [
     "P90 TO HEAL",
 ];
 
-fn cells(line: &Line) -> [String; 11] {
+fn cells(line: &Line) -> [String; 12] {
     [
         line.policy.clone(),
         line.error.clone(),
+        accounts(line),
         line.incidents.to_string(),
         line.remediated.to_string(),
         line.healed.to_string(),
@@ -133,7 +151,7 @@ fn cells(line: &Line) -> [String; 11] {
 
 /// Aligned columns, for a terminal.
 pub fn table(lines: &[Line]) -> String {
-    let rows: Vec<[String; 11]> = lines.iter().map(cells).collect();
+    let rows: Vec<[String; 12]> = lines.iter().map(cells).collect();
     let mut widths = HEADERS.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -214,12 +232,28 @@ mod tests {
         assert_eq!((lines[1].policy.as_str(), lines[1].escalated), ("-", 1), "no policy: escalated");
         assert_eq!((lines[2].policy.as_str(), lines[2].escalated), ("auth", 1));
         let text = table(&lines);
-        assert!(text.lines().nth(1).unwrap().starts_with("redrive  Lambda.TooManyRequestsException  12"), "{text}");
+        assert!(
+            text.lines().nth(1).unwrap().starts_with("redrive  Lambda.TooManyRequestsException  -         12"),
+            "{text}"
+        );
         assert!(text.contains("attempts-exhausted:1"), "{text}");
         assert!(text.contains("5m"), "median 300 s: {text}");
         let md = markdown(&lines);
         assert!(md.starts_with("| POLICY | ERROR |"), "{md}");
         assert_eq!(md.lines().count(), 2 + lines.len());
+    }
+
+    #[test]
+    fn a_line_names_its_accounts_a_few_by_id_and_many_by_count() {
+        let in_account = |account: &str| ReportRow {
+            account: Some(account.into()),
+            ..row("redrive", "States.TaskFailed", Resolution::Remediated, None)
+        };
+        let two = lines(&[in_account("111111111111"), in_account("222222222222"), in_account("111111111111")]);
+        assert_eq!(two[0].accounts, ["111111111111", "222222222222"]);
+        assert_eq!(accounts(&two[0]), "111111111111,222222222222");
+        let many: Vec<ReportRow> = (0..5).map(|i| in_account(&format!("{i:012}"))).collect();
+        assert_eq!(accounts(&lines(&many)[0]), "5 accounts");
     }
 
     #[test]
