@@ -518,6 +518,64 @@ async fn a_rule_disabled_again_and_again_is_enabled_at_most_max_attempts_times()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn guard_state_is_kept_per_target_and_an_earlier_versions_attempts_and_circuits_still_hold() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (emulator, p) = setup().await;
+    let rule_arn = |rule: &str| format!("arn:aws:events:us-east-1:123456789012:rule/{rule}");
+    let mut event = p.disable_rule(RULES[0]).await;
+    event["id"] = Value::from("ct-shard-0");
+    assert_eq!(handle(&emulator, &[event])[0]["resolution"], "remediated");
+    // The attempt is in the target's own partition; the shared one holds pauses only.
+    let items = p.state_items().await;
+    let attempts: Vec<&Value> =
+        items.iter().filter(|i| i["sk"].as_str().is_some_and(|s| s.starts_with("attempt#"))).collect();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["pk"], format!("GUARD#{}", rule_arn(RULES[0])));
+
+    // An earlier version kept two attempts of the rule and an open circuit of the other
+    // rule in the shared partition: both still count after the upgrade.
+    let ddb = aws_sdk_dynamodb::Client::new(&p.sdk);
+    let now = harness::now_rfc3339();
+    let now = remediator::event::parse_timestamp(&now).unwrap();
+    for (i, at) in [now - 60, now - 30].into_iter().enumerate() {
+        ddb.put_item()
+            .table_name(harness::STATE_TABLE)
+            .item("pk", AttributeValue::S("GUARD".into()))
+            .item("sk", AttributeValue::S(format!("attempt#reenable-pipeline-rules#{}#{at}#{i}", rule_arn(RULES[0]))))
+            .item("policy", AttributeValue::S("reenable-pipeline-rules".into()))
+            .item("target", AttributeValue::S(rule_arn(RULES[0])))
+            .item("at", AttributeValue::N(at.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    ddb.put_item()
+        .table_name(harness::STATE_TABLE)
+        .item("pk", AttributeValue::S("GUARD".into()))
+        .item("sk", AttributeValue::S(format!("circuit#{}", rule_arn(RULES[1]))))
+        .item("failed_incidents", AttributeValue::Ss(vec!["a".into(), "b".into(), "c".into()]))
+        .item("open", AttributeValue::Bool(true))
+        .send()
+        .await
+        .unwrap();
+    let mut event = p.disable_rule(RULES[0]).await;
+    event["id"] = Value::from("ct-shard-1");
+    let outcome = &handle(&emulator, &[event])[0];
+    assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("attempts exhausted: 3 of 3"), "{outcome}");
+    let mut event = p.disable_rule(RULES[1]).await;
+    event["id"] = Value::from("ct-shard-2");
+    let outcome = &handle(&emulator, &[event])[0];
+    assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("circuit open"), "{outcome}");
+    assert_eq!(p.rule_state(RULES[1]).await, "DISABLED");
+    // `reset` closes the earlier version's circuit too.
+    let reset = run(bin(), &emulator, &["reset", &rule_arn(RULES[1])], None);
+    assert!(String::from_utf8_lossy(&reset.stdout).contains("closed"), "{}", String::from_utf8_lossy(&reset.stdout));
+    let mut event = p.disable_rule(RULES[1]).await;
+    event["id"] = Value::from("ct-shard-3");
+    assert_eq!(handle(&emulator, &[event])[0]["resolution"], "remediated");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn after_three_failed_remediations_the_circuit_opens_until_reset() {
     let (emulator, p) = setup().await;
     // The rule is gone: every attempt to enable it fails, and no redelivery can help (a

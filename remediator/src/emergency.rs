@@ -154,7 +154,8 @@ impl Emergency<'_> {
     ) -> Result<StopRecord, AwsError> {
         // A longer pause of the pipeline already in force is not shortened.
         let scope = PauseScope::Pipeline(prefix.to_string());
-        let held = self.guards.load(now).await?.pauses.into_iter().filter(|p| p.scope == scope).map(|p| p.until).max();
+        let held =
+            self.guards.load(now, &[]).await?.pauses.into_iter().filter(|p| p.scope == scope).map(|p| p.until).max();
         let until = held.map_or(until, |held| held.max(until));
         let pause = Pause { scope, reason: format!("emergency stop: {reason}"), until, by: by.to_string() };
         self.guards.set_pause(&pause).await?;

@@ -8,11 +8,31 @@ use crate::error::AwsError;
 
 pub use remediator_policy::guard::*;
 
-/// Where the guards' state is kept (the state table, one partition: one query reads it).
+/// A step the guards look at: its policy and its target.
+pub type GuardKey = (String, String);
+
+/// The guard keys of a plan's changes.
+pub fn guard_keys(plan: &crate::plan::Plan) -> Vec<GuardKey> {
+    let mut keys: Vec<GuardKey> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action.is_mutating())
+        .filter_map(|s| Some((s.policy.clone(), s.target.clone()?)))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Where the guards' state is kept. Sharded so that nothing grows with the number of
+/// accounts or targets on the hot path: the pauses (set by people, few) in one small
+/// partition, each target's attempts and circuit in a partition of its own; a handling
+/// reads the pauses and the partitions of its plan's targets, in parallel.
 #[async_trait]
 pub trait GuardStore: Send + Sync {
-    /// Pauses that have not expired, attempts and circuits.
-    async fn load(&self, now: i64) -> Result<GuardState, AwsError>;
+    /// Pauses that have not expired, and the attempts and circuits of `keys` (none: the
+    /// pauses alone, as the preflight and the commands need).
+    async fn load(&self, now: i64, keys: &[GuardKey]) -> Result<GuardState, AwsError>;
     async fn set_pause(&self, pause: &Pause) -> Result<(), AwsError>;
     /// Removes a pause; returns whether there was one.
     async fn clear_pause(&self, scope: &PauseScope) -> Result<bool, AwsError>;

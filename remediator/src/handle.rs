@@ -2,7 +2,7 @@
 //! sweep all run it.
 //!
 //! ```text
-//! event ─triage (pure)─▶ incident ─claim─▶ diagnose ∥ guards ─decide, plan, guard (pure)─▶
+//! event ─triage (pure)─▶ incident ─claim─▶ diagnose ─decide, plan─▶ guards of its targets ─guard (pure)─▶
 //!       apply (preflight before every change) ─▶ finish: guards' bookkeeping, outcome,
 //!       summary (or digest), record ∥ notify, error mapping
 //! ```
@@ -35,7 +35,7 @@ use crate::deployment::{diagnose_stack, StackChange};
 use crate::diagnose::{diagnose, diagnose_alarm, Diagnosis};
 use crate::error::{AwsError, ErrorKind};
 use crate::event::{Event, EventError, Signal};
-use crate::guard::{guard, pause_refusal_in, AllowList, GuardState, GuardStore};
+use crate::guard::{guard, guard_keys, pause_refusal_in, AllowList, GuardState, GuardStore};
 use crate::incident::{Incident, IncidentKey};
 pub use crate::outcome::{Outcome, Resolution, SentSummary};
 use crate::plan::{plan, Disposition, Plan, Refusal, Step};
@@ -263,7 +263,7 @@ impl Handler {
         }
     }
 
-    /// A failure: claim, diagnose ∥ guards, decide, plan, guard, apply, finish.
+    /// A failure: claim, diagnose, decide, plan, the guards of its targets, guard, apply, finish.
     async fn incident(&self, event: Event, inv: &Invocation) -> Result<Outcome, HandleError> {
         let mut incident = Incident::new(event, None);
         // An account of the organization remediator is not configured for (the central
@@ -299,11 +299,10 @@ impl Handler {
             access => access,
         };
         let clients = access.reached().map(|(c, _)| c);
-        let (diagnosed, guards, previous) =
-            tokio::join!(self.diagnose(clients, &mut incident), self.guards.load(now), self.retry_of(run.as_deref()));
-        let (info, guards) = match (diagnosed, guards) {
-            (Ok(info), Ok(guards)) => (info, guards),
-            (Err(e), _) | (_, Err(e)) => return self.could_not_read(&incident, inv, outcome, e, now).await,
+        let (diagnosed, previous) = tokio::join!(self.diagnose(clients, &mut incident), self.retry_of(run.as_deref()));
+        let info = match diagnosed {
+            Ok(info) => info,
+            Err(e) => return self.could_not_read(&incident, inv, outcome, e, now).await,
         };
         outcome.diagnosis = incident.diagnosis.clone().map(redacted);
         // This run was remediator's retry of an earlier incident, and it failed again.
@@ -318,6 +317,11 @@ impl Handler {
         let deciding = applied.first().copied();
         outcome.policy = deciding.map(|p| p.name.clone());
         let mut plan = plan(&incident, &applied, self.dry_run);
+        // The pauses, and the attempts and circuits of the plan's own targets.
+        let guards = match self.guards.load(now, &guard_keys(&plan)).await {
+            Ok(guards) => guards,
+            Err(e) => return self.could_not_read(&incident, inv, outcome, e, now).await,
+        };
         guard(&mut plan, &self.allow, &guards, now);
         if let Some(why) = access.restrict(&mut plan, &guards, now) {
             outcome.note = Some(why);
@@ -403,10 +407,9 @@ impl Handler {
             access => access,
         };
         let clients = access.reached().map(|(c, _)| c);
-        let (diagnosed, guards) = tokio::join!(self.diagnose(clients, &mut incident), self.guards.load(now));
-        let (info, guards) = match (diagnosed, guards) {
-            (Ok(info), Ok(guards)) => (info, guards),
-            (Err(e), _) | (_, Err(e)) => return self.could_not_read(&timer, inv, outcome, e, now).await,
+        let info = match self.diagnose(clients, &mut incident).await {
+            Ok(info) => info,
+            Err(e) => return self.could_not_read(&timer, inv, outcome, e, now).await,
         };
         outcome.diagnosis = incident.diagnosis.clone().map(redacted);
         let Some(policy) = self.policies.get(&policy_name) else {
@@ -418,6 +421,10 @@ impl Handler {
         let mut now_policy = policy.clone();
         now_policy.actions = vec![Action::Redrive { delay: Duration::ZERO }];
         let mut plan = plan(&incident, &[&now_policy], self.dry_run);
+        let guards = match self.guards.load(now, &guard_keys(&plan)).await {
+            Ok(guards) => guards,
+            Err(e) => return self.could_not_read(&timer, inv, outcome, e, now).await,
+        };
         guard(&mut plan, &self.allow, &guards, now);
         access.restrict(&mut plan, &guards, now);
         outcome.actions = self.apply(access.reached(), &plan, &incident, &timer, inv, info.as_ref()).await;
@@ -1147,10 +1154,9 @@ impl Handler {
             access => access,
         };
         let clients = access.reached().map(|(c, _)| c);
-        let (diagnosed, guards) = tokio::join!(self.diagnose(clients, &mut incident), self.guards.load(now));
-        let (info, guards) = match (diagnosed, guards) {
-            (Ok(info), Ok(guards)) => (info, guards),
-            (Err(e), _) | (_, Err(e)) => return self.could_not_read(&claim, inv, outcome, e, now).await,
+        let info = match self.diagnose(clients, &mut incident).await {
+            Ok(info) => info,
+            Err(e) => return self.could_not_read(&claim, inv, outcome, e, now).await,
         };
         outcome.diagnosis = incident.diagnosis.clone().map(redacted);
         outcome.execution = execution_of(&incident.event);
@@ -1163,6 +1169,10 @@ impl Handler {
             return self.finish(Finish::without_plan(&claim, &incident, self.dry_run, now), inv, outcome).await;
         };
         let mut plan = plan(&incident, &applied, self.dry_run);
+        let guards = match self.guards.load(now, &guard_keys(&plan)).await {
+            Ok(guards) => guards,
+            Err(e) => return self.could_not_read(&claim, inv, outcome, e, now).await,
+        };
         guard(&mut plan, &self.allow, &guards, now);
         access.restrict(&mut plan, &guards, now);
         let preview = self.apply(access.reached(), &previewed(&plan), &incident, &claim, inv, info.as_ref()).await;
@@ -1221,7 +1231,7 @@ struct Gate<'a> {
 impl Preflight for Gate<'_> {
     async fn before_change(&self, step: &Step, target: &str, before: Option<&Value>) -> Result<Go, AwsError> {
         let now = clock::now();
-        let state = self.guards.load(now).await?;
+        let state = self.guards.load(now, &[]).await?;
         if let Some(reason) = pause_refusal_in(&state, &step.policy, Some(target), self.account, now) {
             return Ok(Go::Refuse(Refusal::Paused, reason));
         }

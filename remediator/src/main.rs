@@ -690,7 +690,7 @@ async fn undo_cmd(incident: &str) -> Result<ExitCode> {
         let undone = match preview {
             Ok(Undone::WouldHave(_)) => {
                 let now = remediator::clock::now();
-                let mut guards = handler.guards.load(now).await.context("reading pauses")?;
+                let mut guards = handler.guards.load(now, &[]).await.context("reading pauses")?;
                 guards.pauses.retain(|p| !p.by.starts_with(UNDO_PAUSE_BY));
                 let in_account = account.as_deref();
                 if let Some(reason) =
@@ -903,7 +903,7 @@ async fn reset_cmd(target: &str) -> Result<ExitCode> {
 }
 
 async fn pauses_cmd() -> Result<ExitCode> {
-    let pauses = state_table().await?.load(remediator::clock::now()).await.context("reading pauses")?.pauses;
+    let pauses = state_table().await?.load(remediator::clock::now(), &[]).await.context("reading pauses")?.pauses;
     if pauses.is_empty() {
         println!("no pause in force");
     }

@@ -740,51 +740,79 @@ fn record(item: HashMap<String, AttributeValue>) -> Result<IncidentRecord, AwsEr
     serde_dynamo::from_item(item).map_err(|e| AwsError::invalid("reading an incident item", e.to_string()))
 }
 
-/// The guards' state lives in one partition (`pk = GUARD`): pauses (`pause#SCOPE`),
-/// changes made (`attempt#POLICY#TARGET#TIME#INCIDENT`, expiring after the policy's
-/// window) and circuit breakers (`circuit#TARGET`), so one `Query` reads all of it in the
-/// same round trip as diagnosis.
+/// The guards' state, sharded so that no item collection grows with the number of
+/// accounts or targets:
+/// - pauses (set by people, few) in `pk = GUARD`, `sk = pause#SCOPE`, read with one
+///   `Query` on that prefix;
+/// - each target's changes made (`attempt#POLICY#TARGET#TIME#NANOS`, expiring after the
+///   policy's window) and its circuit breaker (`circuit`) in `pk = GUARD#CIRCUIT_KEY`
+///   (the target, or for executions their state machine), read with one `Query` each.
+///
+/// Versions before the sharding kept attempts and circuits in `pk = GUARD` too: those
+/// are still read (a range of that partition per target, and the circuit by its key) and
+/// cleared, so an upgrade neither forgets an attempt limit nor closes an open circuit;
+/// they expire (attempts) or are reset by people (circuits), and nothing new is written
+/// there.
 const GUARD: &str = "GUARD";
+
+fn shard(circuit: &str) -> String {
+    format!("GUARD#{circuit}")
+}
 
 #[async_trait]
 impl GuardStore for StateTable {
-    async fn load(&self, now: i64) -> Result<GuardState, AwsError> {
-        let mut state = GuardState::default();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(GUARD))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::sdk("Query (guards)", e))?;
-            for item in out.items() {
-                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let num =
-                    |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
-                let sk = text("sk");
-                if let Some(key) = sk.strip_prefix("pause#") {
-                    // A scope this version does not know (a later version wrote it) fails
-                    // closed: it pauses everything, and says so.
-                    let scope = PauseScope::from_key(key).unwrap_or(PauseScope::Global);
-                    if num("until") > now {
-                        state.pauses.push(Pause { scope, reason: text("reason"), until: num("until"), by: text("by") });
+    async fn load(&self, now: i64, keys: &[crate::guard::GuardKey]) -> Result<GuardState, AwsError> {
+        let targets = async {
+            let mut state = GuardState::default();
+            let mut read: Vec<String> = Vec::new();
+            for (policy, target) in keys {
+                let circuit = crate::guard::circuit_key(target);
+                let earlier = format!("attempt#{policy}#{target}#");
+                let (partition, legacy) = tokio::join!(
+                    async {
+                        if read.contains(&circuit) {
+                            return Ok(Vec::new());
+                        }
+                        self.query_all(&shard(&circuit), None, "Query (target guards)").await
+                    },
+                    self.query_all(GUARD, Some(&earlier), "Query (earlier attempts)")
+                );
+                let mut items = partition?;
+                items.extend(legacy?);
+                if !read.contains(&circuit) {
+                    if let Some(old) = self.legacy_circuit(&circuit).await? {
+                        items.push(old);
                     }
-                } else if sk.starts_with("attempt#") {
-                    state.attempts.entry((text("policy"), text("target"))).or_default().push(num("at"));
-                } else if let Some(target) = sk.strip_prefix("circuit#") {
-                    let open = item.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
-                    state.circuits.insert(target.to_string(), Circuit { failures: failures_of(item), open });
+                    read.push(circuit.clone());
+                }
+                for item in items {
+                    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    let sk = text("sk");
+                    if sk.starts_with("attempt#") {
+                        let at = number(&item, "at").unwrap_or(0);
+                        state.attempts.entry((text("policy"), text("target"))).or_default().push(at);
+                    } else if sk == "circuit" || sk.starts_with("circuit#") {
+                        let open = item.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+                        let entry = state.circuits.entry(circuit.clone()).or_default();
+                        entry.failures = entry.failures.max(failures_of(&item));
+                        entry.open |= open;
+                    }
                 }
             }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
+            Ok::<_, AwsError>(state)
+        };
+        let (pauses, targets) = tokio::join!(self.query_all(GUARD, Some("pause#"), "Query (pauses)"), targets);
+        let mut state = targets?;
+        for item in pauses? {
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let sk = text("sk");
+            let Some(key) = sk.strip_prefix("pause#") else { continue };
+            // A scope this version does not know (a later version wrote it) fails
+            // closed: it pauses everything, and says so.
+            let scope = PauseScope::from_key(key).unwrap_or(PauseScope::Global);
+            let until = number(&item, "until").unwrap_or(0);
+            if until > now {
+                state.pauses.push(Pause { scope, reason: text("reason"), until, by: text("by") });
             }
         }
         Ok(state)
@@ -808,14 +836,14 @@ impl GuardStore for StateTable {
     }
 
     async fn clear_pause(&self, scope: &PauseScope) -> Result<bool, AwsError> {
-        self.delete_guard(format!("pause#{}", scope.key()), "DeleteItem (pause)").await
+        self.delete_guard(GUARD, format!("pause#{}", scope.key()), "DeleteItem (pause)").await
     }
 
     async fn record_attempt(&self, policy: &str, target: &str, at: i64, keep: i64) -> Result<(), AwsError> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(GUARD))
+            .item("pk", s(shard(&crate::guard::circuit_key(target))))
             .item("sk", s(format!("attempt#{policy}#{target}#{at}#{}", crate::clock::now_nanos())))
             .item("policy", s(policy))
             .item("target", s(target))
@@ -828,12 +856,14 @@ impl GuardStore for StateTable {
     }
 
     async fn record_failure(&self, target: &str, incident: &str) -> Result<Circuit, AwsError> {
+        // A circuit from before the sharding carries its failures over (and its openness).
+        let legacy = self.legacy_circuit(target).await?;
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(GUARD))
-            .key("sk", s(format!("circuit#{target}")))
+            .key("pk", s(shard(target)))
+            .key("sk", s("circuit"))
             // A set of incidents: one incident delivered again and again counts once.
             .update_expression("ADD failed_incidents :incidents SET last_incident = :incident, updated_at = :now")
             .expression_attribute_values(":incidents", AttributeValue::Ss(vec![incident.to_string()]))
@@ -844,15 +874,19 @@ impl GuardStore for StateTable {
             .await
             .map_err(|e| AwsError::sdk("UpdateItem (circuit)", e))?;
         let attrs = out.attributes().cloned().unwrap_or_default();
-        let failures = failures_of(&attrs).max(1);
-        let already_open = attrs.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+        let earlier = legacy.as_ref().map_or(0, failures_of);
+        let failures = (failures_of(&attrs) + earlier).max(1);
+        let was_open = |item: &HashMap<String, AttributeValue>| {
+            item.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+        };
+        let already_open = was_open(&attrs) || legacy.as_ref().is_some_and(was_open);
         let open = already_open || failures >= CIRCUIT_THRESHOLD;
-        if open && !already_open {
+        if open && !was_open(&attrs) {
             self.client
                 .update_item()
                 .table_name(&self.table)
-                .key("pk", s(GUARD))
-                .key("sk", s(format!("circuit#{target}")))
+                .key("pk", s(shard(target)))
+                .key("sk", s("circuit"))
                 .update_expression("SET #open = :t, opened_at = :now")
                 .expression_attribute_names("#open", "open")
                 .expression_attribute_values(":t", AttributeValue::Bool(true))
@@ -867,42 +901,95 @@ impl GuardStore for StateTable {
     async fn record_success(&self, target: &str) -> Result<(), AwsError> {
         // Only a circuit that is still closed forgets its failures; an open one waits
         // for a person's `reset`.
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(GUARD))
-            .key("sk", s(format!("circuit#{target}")))
-            .condition_expression("attribute_not_exists(#open) OR #open = :f")
-            .expression_attribute_names("#open", "open")
-            .expression_attribute_values(":f", AttributeValue::Bool(false))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
-            Err(e) => Err(AwsError::sdk("DeleteItem (circuit)", e)),
+        for (pk, sk) in [(shard(target), "circuit".to_string()), (GUARD.to_string(), format!("circuit#{target}"))] {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .condition_expression("attribute_not_exists(#open) OR #open = :f")
+                .expression_attribute_names("#open", "open")
+                .expression_attribute_values(":f", AttributeValue::Bool(false))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+                Err(e) => return Err(AwsError::sdk("DeleteItem (circuit)", e)),
+            }
         }
+        Ok(())
     }
 
     async fn reset(&self, target: &str) -> Result<bool, AwsError> {
-        self.delete_guard(format!("circuit#{target}"), "DeleteItem (circuit)").await
+        let sharded = self.delete_guard(&shard(target), "circuit".into(), "DeleteItem (circuit)").await?;
+        let legacy = self.delete_guard(GUARD, format!("circuit#{target}"), "DeleteItem (circuit)").await?;
+        Ok(sharded || legacy)
     }
 }
 
 impl StateTable {
-    async fn delete_guard(&self, sk: String, operation: &'static str) -> Result<bool, AwsError> {
+    async fn delete_guard(&self, pk: &str, sk: String, operation: &'static str) -> Result<bool, AwsError> {
         let out = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(GUARD))
+            .key("pk", s(pk))
             .key("sk", s(sk))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
             .map_err(|e| AwsError::sdk(operation, e))?;
         Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Every item of a partition (with a sort-key prefix), read consistently.
+    async fn query_all(
+        &self,
+        pk: &str,
+        prefix: Option<&str>,
+        operation: &'static str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let out = query.send().await.map_err(|e| AwsError::sdk(operation, e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// A circuit written before the sharding (`pk = GUARD`, `sk = circuit#TARGET`).
+    async fn legacy_circuit(&self, circuit: &str) -> Result<Option<HashMap<String, AttributeValue>>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(GUARD))
+            .key("sk", s(format!("circuit#{circuit}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("GetItem (earlier circuit)", e))?;
+        Ok(out.item().cloned())
     }
 }
 
