@@ -8,8 +8,6 @@ mod harness;
 use std::path::Path;
 use std::process::Output;
 
-use aws_config::sts::AssumeRoleProvider;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use harness::fault_proxy::{Fault, FaultProxy};
 use harness::{outcomes, Emulator, Pipeline, ACCOUNT, REGION, RULES};
 use serde_json::Value;
@@ -48,19 +46,7 @@ fn central_cli(emulator: &Emulator, args: &[&str]) -> Output {
 
 /// EventBridge as a member account's administrator sees it.
 async fn events_in(emulator: &Emulator, account: &str) -> aws_sdk_eventbridge::Client {
-    let central = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&emulator.endpoint)
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
-    let role = AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"))
-        .session_name("admin")
-        .configure(&central)
-        .build()
-        .await;
-    let sdk = central.to_builder().credentials_provider(SharedCredentialsProvider::new(role)).build();
-    aws_sdk_eventbridge::Client::new(&sdk)
+    aws_sdk_eventbridge::Client::new(&harness::sdk_in(emulator, account).await)
 }
 
 async fn state(events: &aws_sdk_eventbridge::Client, rule: &str) -> String {

@@ -533,8 +533,16 @@ async fn guard_state_is_kept_per_target_and_an_earlier_versions_attempts_and_cir
     assert_eq!(attempts[0]["pk"], format!("GUARD#{}", rule_arn(RULES[0])));
 
     // An earlier version kept two attempts of the rule and an open circuit of the other
-    // rule in the shared partition: both still count after the upgrade.
+    // rule in the shared partition (and wrote no marker that they were moved): both still
+    // count after the upgrade.
     let ddb = aws_sdk_dynamodb::Client::new(&p.sdk);
+    ddb.delete_item()
+        .table_name(harness::STATE_TABLE)
+        .key("pk", AttributeValue::S("GUARD".into()))
+        .key("sk", AttributeValue::S("sharded".into()))
+        .send()
+        .await
+        .unwrap();
     let now = harness::now_rfc3339();
     let now = remediator::event::parse_timestamp(&now).unwrap();
     for (i, at) in [now - 60, now - 30].into_iter().enumerate() {
@@ -567,7 +575,25 @@ async fn guard_state_is_kept_per_target_and_an_earlier_versions_attempts_and_cir
     let outcome = &handle(&emulator, &[event])[0];
     assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("circuit open"), "{outcome}");
     assert_eq!(p.rule_state(RULES[1]).await, "DISABLED");
-    // `reset` closes the earlier version's circuit too.
+
+    // The sweep moves them to their targets' partitions, and they keep counting there.
+    let out = run(bin(), &emulator, &["sweep", "--state-machine", &p.state_machine_arn], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let items = p.state_items().await;
+    let shared: Vec<&Value> =
+        items.iter().filter(|i| i["pk"] == "GUARD" && i["sk"].as_str() != Some("sharded")).collect();
+    assert!(shared.is_empty(), "nothing but pauses stays shared: {shared:?}");
+    let moved = items.iter().filter(|i| i["pk"] == format!("GUARD#{}", rule_arn(RULES[0]))).count();
+    assert_eq!(moved, 3, "the new attempt and the two moved: {items:?}");
+    let mut event = p.disable_rule(RULES[0]).await;
+    event["id"] = Value::from("ct-shard-after-move");
+    let outcome = &handle(&emulator, &[event])[0];
+    assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("attempts exhausted: 3 of 3"), "{outcome}");
+    let mut event = p.disable_rule(RULES[1]).await;
+    event["id"] = Value::from("ct-shard-circuit-after-move");
+    let outcome = &handle(&emulator, &[event])[0];
+    assert!(outcome["actions"][0]["detail"].as_str().unwrap().contains("circuit open"), "{outcome}");
+    // `reset` closes the moved circuit.
     let reset = run(bin(), &emulator, &["reset", &rule_arn(RULES[1])], None);
     assert!(String::from_utf8_lossy(&reset.stdout).contains("closed"), "{}", String::from_utf8_lossy(&reset.stdout));
     let mut event = p.disable_rule(RULES[1]).await;

@@ -7,7 +7,7 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::{outcomes, run, Emulator, Pipeline, RULES};
+use harness::{outcomes, run, run_with, Emulator, Pipeline, RULES};
 use serde_json::Value;
 
 fn remediator_bin() -> PathBuf {
@@ -69,10 +69,25 @@ impl Demo {
     }
 
     fn remediator(&self, args: &[&str]) {
-        println!("\n$ remediator {}", args.join(" "));
-        let out = run(&self.bin, &self.emulator, args, None);
-        print!("{}", indent(&String::from_utf8_lossy(&out.stdout)));
+        self.remediator_with(args, None, &[]);
+    }
+
+    /// `remediator ARGS` with settings added (shown before the command), stdin, and its
+    /// JSON outcomes returned.
+    fn remediator_with(&self, args: &[&str], stdin: Option<&Value>, env: &[(&str, &str)]) -> Vec<Value> {
+        let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let input = if stdin.is_some() { " < event.json" } else { "" };
+        println!(
+            "\n$ {}remediator {}{input}",
+            shown.iter().map(|s| format!("{s} ")).collect::<String>(),
+            args.join(" ")
+        );
+        let text = stdin.map(Value::to_string);
+        let out = run_with(&self.bin, &self.emulator, args, text.as_deref(), env);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        print!("{}", indent(&stdout));
         println!();
+        stdout.lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 }
 
@@ -228,6 +243,60 @@ async fn main() {
     demo.handle(&own, false).await;
     demo.remediator(&["emergency-stop", "--pipeline", "thera-pipeline-", "--lift"]);
     println!("rules: {} {}, {} {}", RULES[0], p.rule_state(RULES[0]).await, RULES[1], p.rule_state(RULES[1]).await);
+
+    section("Organization: a member account's rule is disabled; healed from the central account");
+    const MEMBER: &str = "111122223333";
+    let member_events = aws_sdk_eventbridge::Client::new(&harness::sdk_in(&demo.emulator, MEMBER).await);
+    let rule = RULES[0];
+    member_events.put_rule().name(rule).schedule_expression("cron(0 6 * * ? *)").send().await.expect("PutRule");
+    member_events.disable_rule().name(rule).send().await.expect("DisableRule");
+    let member_state = async || {
+        let out = member_events.describe_rule().name(rule).send().await.expect("DescribeRule");
+        out.state().map(|s| s.as_str().to_string()).unwrap_or_default()
+    };
+    println!("account {MEMBER}: rule {rule} {}; central account: {}", member_state().await, p.rule_state(rule).await);
+    let forwarded = serde_json::json!({
+        "version": "0", "id": "ct-member-disable", "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.events", "account": MEMBER, "time": harness::now_rfc3339(), "region": harness::REGION,
+        "resources": [], "detail": {"eventSource": "events.amazonaws.com", "eventName": "DisableRule",
+            "awsRegion": harness::REGION, "requestParameters": {"name": rule},
+            "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::{MEMBER}:assumed-role/ops/maria")}}
+    });
+    let central_role = format!("arn:aws:iam::{}:role/remediator", harness::ACCOUNT);
+    let central = [("REMEDIATOR_ROLE_ARN", central_role.as_str()), ("REMEDIATOR_MEMBER_ACCOUNTS", MEMBER)];
+    println!("(the member account's CloudTrail event, forwarded to the central bus; remediator assumes role remediator-member there)");
+    let healed = demo.remediator_with(&["handle", "--event", "-"], Some(&forwarded), &central);
+    if let Some(o) = healed.first() {
+        println!("resolution: {}; action on {}", o["resolution"], o["actions"][0]["target"]);
+    }
+    println!("account {MEMBER}: rule {rule} {}; central account: {}", member_state().await, p.rule_state(rule).await);
+    demo.remediator_with(&["history", "--since", "1h", "--account", MEMBER], None, &central);
+
+    section("Human approval: a policy asks a person before it raises a timeout");
+    let dir = std::env::temp_dir().join(format!("remediator-demo-approval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("policy directory");
+    let policy = "policies:\n  - name: raise-timeout-on-approval\n    match:\n      source: [aws.states]\n      diagnosis: {timeoutKind: [function]}\n    actions:\n      - raise-timeout: {factor: 1.5, max_seconds: 900}\n    approval: {expires: 1h, approvers: anyone-with-link}\n";
+    std::fs::write(dir.join("approval.yaml"), policy).expect("policy file");
+    println!("{}", indent(policy));
+    let policies = dir.to_string_lossy().into_owned();
+    let with_policy = [("REMEDIATOR_POLICIES", policies.as_str())];
+    let timed_out = p.run_execution("full-approval-2026-11-30", "apollo-full").await;
+    println!("function timeout before: {} s", p.function_settings().await.0);
+    let asked =
+        demo.remediator_with(&["handle", "--event", "-"], Some(&p.status_event(&timed_out, false).await), &with_policy);
+    for s in p.summaries().await {
+        println!("summary received by the SQS subscriber: {}", s["Subject"].as_str().unwrap_or_default());
+        println!("{}", indent(s["Message"].as_str().unwrap_or_default()));
+    }
+    println!("function timeout while the request waits: {} s", p.function_settings().await.0);
+    let incident = asked.first().and_then(|o| o["incident"].as_str()).unwrap_or_default().to_string();
+    demo.remediator_with(&["approve", &incident], None, &with_policy);
+    println!("function timeout after the approval: {} s", p.function_settings().await.0);
+    demo.remediator_with(&["approve", &incident], None, &with_policy);
+    for s in p.summaries().await {
+        println!("summary received by the SQS subscriber: {}", s["Subject"].as_str().unwrap_or_default());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 
     section("What the state table says");
     demo.remediator(&["history", "--since", "1h"]);

@@ -116,14 +116,17 @@ async fn a_duplicate_costs_one_call_and_a_healed_incident_few() {
     let out = handle_via(&emulator, &proxy, &event);
     assert!(out.status.success());
     let healed = proxy.log();
-    // The claim; history ∥ describe ∥ guards; the pauses read again right before the
-    // restart, the original described again (no second run), and the restart; the
-    // completion with its follow-up record (one transaction); then the summary, and its
-    // delivery recorded.
+    // The claim; history ∥ describe; the guards of the plan: the pauses ∥ the state
+    // machine's own partition (and, once per process, whether an earlier version's guard
+    // items were moved); the pauses read again right before the restart, the original
+    // described again (no second run), and the restart; the completion with its
+    // follow-up record (one transaction); then the summary, and its delivery recorded.
     let expected = [
         "UpdateItem",
         "GetExecutionHistory",
         "DescribeExecution",
+        "GetItem",
+        "Query",
         "Query",
         "Query",
         "DescribeExecution",
@@ -418,8 +421,8 @@ async fn one_incident_delivered_again_and_again_counts_once_toward_the_circuit()
         .state_items()
         .await
         .into_iter()
-        .find(|i| i["sk"].as_str().is_some_and(|s| s.starts_with("circuit#")))
-        .expect("the circuit counts");
+        .find(|i| i["sk"] == "circuit" && i["pk"] == format!("GUARD#{}", p.state_machine_arn))
+        .expect("the circuit counts, in its state machine's partition");
     assert_eq!(circuit["failed_incidents"].as_array().map(Vec::len), Some(1), "{circuit}");
 
     // Never a loop: the fifth handling of the same failing incident is final.

@@ -44,4 +44,9 @@ pub trait GuardStore: Send + Sync {
     async fn record_success(&self, target: &str) -> Result<(), AwsError>;
     /// Closes a circuit (`remediator reset`); returns whether there was one.
     async fn reset(&self, target: &str) -> Result<bool, AwsError>;
+    /// Moves what an earlier version kept elsewhere to where this one keeps it (the
+    /// sweep and `bootstrap` call it; idempotent); returns how many items moved.
+    async fn migrate(&self) -> Result<usize, AwsError> {
+        Ok(0)
+    }
 }

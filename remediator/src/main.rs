@@ -970,6 +970,10 @@ async fn bootstrap() -> Result<ExitCode> {
     let table = StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
     let created = table.ensure().await.context("creating the state table")?;
     println!("table {}: {}", config.table, if created { "created" } else { "exists" });
+    let moved = table.move_to_shards().await.context("moving guard state to its targets' partitions")?;
+    if moved > 0 {
+        println!("guard state: {moved} item(s) of an earlier version moved to their targets' partitions");
+    }
     let topic = SummaryTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn);
     let arn = topic.ensure().await.context("creating the summary topic")?;
     println!("topic {arn}: ready");

@@ -99,6 +99,12 @@ pub async fn run(
     inv: &Invocation,
 ) -> Result<Report, AwsError> {
     let mut report = Report { handled: Vec::new(), failed: 0, abandoned: 0, unrecoverable: Vec::new(), digests: Ok(0) };
+    // Guard state an earlier version kept in the shared partition goes to its shards.
+    match handler.guards.migrate().await {
+        Ok(0) => {}
+        Ok(moved) => tracing::info!(moved, "guard state moved to its targets' partitions"),
+        Err(e) => tracing::warn!(error = %e, "guard state not moved yet; it is still read where it is"),
+    }
     let mut events = failed_since(handler.clients.executions.as_ref(), state_machines, since).await?;
     for abandoned in handler.log.abandoned(crate::clock::now()).await? {
         report.abandoned += 1;

@@ -603,6 +603,28 @@ pub fn now_rfc3339() -> String {
         .unwrap()
 }
 
+/// The SDK as a member account's administrator has it: the emulator places what these
+/// credentials create in `account` (it assumes any role).
+pub async fn sdk_in(emulator: &Emulator, account: &str) -> SdkConfig {
+    let central = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&emulator.endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    let role = aws_config::sts::AssumeRoleProvider::builder(format!(
+        "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
+    ))
+    .session_name("admin")
+    .configure(&central)
+    .build()
+    .await;
+    central
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(role))
+        .build()
+}
+
 /// Runs `remediator ARGS` against the emulator, with `stdin` as input.
 pub fn run(remediator: &Path, emulator: &Emulator, args: &[&str], stdin: Option<&str>) -> Output {
     run_with(remediator, emulator, args, stdin, &[])

@@ -30,6 +30,9 @@ const RETENTION_SECS: u64 = 90 * 86400;
 pub struct StateTable {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Seen the marker that the guard state was moved to its shards: the earlier
+    /// version's items need not be read any more (for the life of the process).
+    sharded: std::sync::atomic::AtomicBool,
 }
 
 fn now() -> u64 {
@@ -50,7 +53,7 @@ pub fn partition_key(key: &IncidentKey) -> String {
 
 impl StateTable {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        StateTable { client, table: table.into() }
+        StateTable { client, table: table.into(), sharded: std::sync::atomic::AtomicBool::new(false) }
     }
 
     fn key(&self, key: &IncidentKey) -> HashMap<String, AttributeValue> {
@@ -748,12 +751,14 @@ fn record(item: HashMap<String, AttributeValue>) -> Result<IncidentRecord, AwsEr
 ///   policy's window) and its circuit breaker (`circuit`) in `pk = GUARD#CIRCUIT_KEY`
 ///   (the target, or for executions their state machine), read with one `Query` each.
 ///
-/// Versions before the sharding kept attempts and circuits in `pk = GUARD` too: those
-/// are still read (a range of that partition per target, and the circuit by its key) and
-/// cleared, so an upgrade neither forgets an attempt limit nor closes an open circuit;
-/// they expire (attempts) or are reset by people (circuits), and nothing new is written
-/// there.
+/// Versions before the sharding kept attempts and circuits in `pk = GUARD` too. Until
+/// they are moved to their shards ([`StateTable::move_to_shards`], by `bootstrap` and
+/// every sweep, which then writes the marker `sk = sharded`), they are read as well (a
+/// range of that partition per target, and the circuit by its key), so an upgrade
+/// neither forgets an attempt limit nor closes an open circuit.
 const GUARD: &str = "GUARD";
+/// The marker that the earlier version's guard items were moved to their shards.
+const SHARDED: &str = "sharded";
 
 fn shard(circuit: &str) -> String {
     format!("GUARD#{circuit}")
@@ -762,29 +767,42 @@ fn shard(circuit: &str) -> String {
 #[async_trait]
 impl GuardStore for StateTable {
     async fn load(&self, now: i64, keys: &[crate::guard::GuardKey]) -> Result<GuardState, AwsError> {
+        // Until the earlier version's items are known to be moved, they are read too.
+        let legacy = !keys.is_empty() && !self.is_sharded().await?;
         let targets = async {
             let mut state = GuardState::default();
             let mut read: Vec<String> = Vec::new();
             for (policy, target) in keys {
                 let circuit = crate::guard::circuit_key(target);
                 let earlier = format!("attempt#{policy}#{target}#");
-                let (partition, legacy) = tokio::join!(
+                let first = !read.contains(&circuit);
+                // Execution retries record no attempts (their count is the execution's own).
+                let earlier_attempts = legacy && crate::event::ExecutionArn::parse(target).is_none();
+                // The target's partition, and what an earlier version kept of it, at once.
+                let (partition, legacy, old_circuit) = tokio::join!(
                     async {
-                        if read.contains(&circuit) {
-                            return Ok(Vec::new());
+                        match first {
+                            true => self.query_all(&shard(&circuit), None, "Query (target guards)").await,
+                            false => Ok(Vec::new()),
                         }
-                        self.query_all(&shard(&circuit), None, "Query (target guards)").await
                     },
-                    self.query_all(GUARD, Some(&earlier), "Query (earlier attempts)")
+                    async {
+                        match earlier_attempts {
+                            true => self.query_all(GUARD, Some(&earlier), "Query (earlier attempts)").await,
+                            false => Ok(Vec::new()),
+                        }
+                    },
+                    async {
+                        match first && legacy {
+                            true => self.legacy_circuit(&circuit).await,
+                            false => Ok(None),
+                        }
+                    }
                 );
                 let mut items = partition?;
                 items.extend(legacy?);
-                if !read.contains(&circuit) {
-                    if let Some(old) = self.legacy_circuit(&circuit).await? {
-                        items.push(old);
-                    }
-                    read.push(circuit.clone());
-                }
+                items.extend(old_circuit?);
+                read.push(circuit.clone());
                 for item in items {
                     let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                     let sk = text("sk");
@@ -857,7 +875,10 @@ impl GuardStore for StateTable {
 
     async fn record_failure(&self, target: &str, incident: &str) -> Result<Circuit, AwsError> {
         // A circuit from before the sharding carries its failures over (and its openness).
-        let legacy = self.legacy_circuit(target).await?;
+        let legacy = match self.is_sharded().await? {
+            true => None,
+            false => self.legacy_circuit(target).await?,
+        };
         let out = self
             .client
             .update_item()
@@ -901,7 +922,11 @@ impl GuardStore for StateTable {
     async fn record_success(&self, target: &str) -> Result<(), AwsError> {
         // Only a circuit that is still closed forgets its failures; an open one waits
         // for a person's `reset`.
-        for (pk, sk) in [(shard(target), "circuit".to_string()), (GUARD.to_string(), format!("circuit#{target}"))] {
+        let mut circuits = vec![(shard(target), "circuit".to_string())];
+        if !self.is_sharded().await? {
+            circuits.push((GUARD.to_string(), format!("circuit#{target}")));
+        }
+        for (pk, sk) in circuits {
             let result = self
                 .client
                 .delete_item()
@@ -920,6 +945,10 @@ impl GuardStore for StateTable {
             }
         }
         Ok(())
+    }
+
+    async fn migrate(&self) -> Result<usize, AwsError> {
+        self.move_to_shards().await
     }
 
     async fn reset(&self, target: &str) -> Result<bool, AwsError> {
@@ -975,6 +1004,84 @@ impl StateTable {
             }
         }
         Ok(items)
+    }
+
+    /// Whether the earlier version's guard items were moved (the marker, read until seen).
+    async fn is_sharded(&self) -> Result<bool, AwsError> {
+        use std::sync::atomic::Ordering;
+        if self.sharded.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(GUARD))
+            .key("sk", s(SHARDED))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("GetItem (guard layout)", e))?;
+        let moved = out.item().is_some();
+        self.sharded.store(moved, Ordering::Relaxed);
+        Ok(moved)
+    }
+
+    /// Moves the attempts and circuits an earlier version kept in the shared partition to
+    /// their targets' partitions (a circuit's failures are added to any the shard has, and
+    /// an open one stays open), then writes the marker. Idempotent; returns how many
+    /// items were moved.
+    pub async fn move_to_shards(&self) -> Result<usize, AwsError> {
+        let mut moved = 0;
+        for item in self.query_all(GUARD, None, "Query (guard items to move)").await? {
+            let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            if sk.starts_with("attempt#") {
+                let target = item.get("target").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let mut copy = item.clone();
+                copy.insert("pk".into(), s(shard(&crate::guard::circuit_key(&target))));
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(copy))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::sdk("PutItem (moved attempt)", e))?;
+            } else if let Some(circuit) = sk.strip_prefix("circuit#") {
+                let incidents = match item.get("failed_incidents") {
+                    Some(AttributeValue::Ss(set)) if !set.is_empty() => set.clone(),
+                    _ => vec![format!("earlier-version-{}", failures_of(&item))],
+                };
+                let mut update = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(shard(circuit)))
+                    .key("sk", s("circuit"))
+                    .update_expression("ADD failed_incidents :incidents")
+                    .expression_attribute_values(":incidents", AttributeValue::Ss(incidents));
+                if item.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false) {
+                    update = update
+                        .update_expression("ADD failed_incidents :incidents SET #open = :t")
+                        .expression_attribute_names("#open", "open")
+                        .expression_attribute_values(":t", AttributeValue::Bool(true));
+                }
+                update.send().await.map_err(|e| AwsError::sdk("UpdateItem (moved circuit)", e))?;
+            } else {
+                continue;
+            }
+            self.delete_guard(GUARD, sk, "DeleteItem (moved guard item)").await?;
+            moved += 1;
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(GUARD))
+            .item("sk", s(SHARDED))
+            .item("at", n(now()))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("PutItem (guard layout)", e))?;
+        self.sharded.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(moved)
     }
 
     /// A circuit written before the sharding (`pk = GUARD`, `sk = circuit#TARGET`).
