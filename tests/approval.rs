@@ -113,6 +113,11 @@ async fn nothing_changes_until_a_person_approves_then_the_plan_is_applied_once()
     assert!(message.contains(&format!("{URL}?token=v1.")), "{message}");
     assert!(message.contains("raise-timeout [on approval] would raise timeout 300s→450s"), "{message}");
 
+    // A second run of the same function times out while the first request waits.
+    let second = asked(&emulator, &p, &dir, "approve-cli-2").await;
+    assert_eq!(second["resolution"], "awaiting-approval", "{second}");
+    let second_incident = second["incident"].as_str().unwrap().to_string();
+
     // A redelivery of the failure asks nothing again.
     let arn = outcome["execution"].as_str().unwrap();
     let again = p.status_event(arn, false).await;
@@ -139,6 +144,35 @@ async fn nothing_changes_until_a_person_approves_then_the_plan_is_applied_once()
     assert_eq!(p.function_settings().await, (450, 512));
     let (ok, late_reject, _) = cli(&emulator, &dir, &["reject", &incident, "--reason", "no"], None);
     assert!(!ok, "{late_reject:?}");
+
+    // The second request's raise is in place already (the first approval made it): its
+    // approval agrees with that, and raises nothing more.
+    let (ok, approved, err) = cli(&emulator, &dir, &["approve", &second_incident], None);
+    assert!(ok, "{err}\n{approved:?}");
+    assert_eq!(approved[0]["resolution"], "remediated", "{approved:?}");
+    let detail = approved[0]["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("changed since this failure"), "{detail}");
+    assert_eq!(p.function_settings().await, (450, 512));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_continue_policy_before_the_one_that_asks_does_not_lift_the_approval() {
+    let (emulator, p) = setup().await;
+    let dir = policies("anyone-with-link");
+    std::fs::write(
+        dir.path().join("first.yaml"),
+        "policies:\n  - {name: tell-first, priority: 1, continue: true, match: {source: [aws.states]}, actions: [notify]}\n",
+    )
+    .unwrap();
+    let outcome = asked(&emulator, &p, &dir, "approve-continue-1").await;
+    assert_eq!(outcome["policy"], "tell-first", "{outcome}");
+    assert_eq!(outcome["resolution"], "awaiting-approval", "{outcome}");
+    assert_eq!(p.function_settings().await, (300, 512), "nothing raised before approval");
+    let incident = outcome["incident"].as_str().unwrap().to_string();
+    assert_eq!(p.incident_item(&incident).await.unwrap()["approval_policy"], "raise-timeout-on-approval");
+    let (ok, approved, err) = cli(&emulator, &dir, &["approve", &incident], None);
+    assert!(ok, "{err}\n{approved:?}");
+    assert_eq!(p.function_settings().await, (450, 512));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -198,7 +232,7 @@ async fn a_rejection_an_expiry_a_changed_target_and_an_approver_not_named_do_not
     assert_eq!(p.function_settings().await.0, 320);
 
     // Approvers named by pattern: moto's caller is not one of them.
-    let named = policies("['arn:aws:iam::*:role/oncall-*']");
+    let named = policies("['arn:aws:iam::123456789012:role/oncall-*']");
     let fifth = asked(&emulator, &p, &named, "approve-named-1").await;
     assert_eq!(fifth["resolution"], "awaiting-approval", "{fifth}");
     let message = p.summaries().await.into_iter().last().unwrap()["Message"].as_str().unwrap().to_string();

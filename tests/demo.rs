@@ -270,6 +270,9 @@ async fn main() {
         println!("resolution: {}; action on {}", o["resolution"], o["actions"][0]["target"]);
     }
     println!("account {MEMBER}: rule {rule} {}; central account: {}", member_state().await, p.rule_state(rule).await);
+    for s in p.summaries().await {
+        println!("summary received by the SQS subscriber: {}", s["Subject"].as_str().unwrap_or_default());
+    }
     demo.remediator_with(&["history", "--since", "1h", "--account", MEMBER], None, &central);
 
     section("Human approval: a policy asks a person before it raises a timeout");

@@ -111,33 +111,73 @@ fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-/// One step of a plan as approval sees it: what it changes and what the target looked
-/// like when the plan was made (its before-image, from a dry run).
+/// One step of a plan as approval sees it: what it changes, how, and what the target
+/// looked like when the plan was made (its before-image, from a dry run).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannedChange<'a> {
     pub policy: &'a str,
     pub action: &'a str,
+    /// The action with its parameters, as the policy says them now.
+    pub parameters: String,
     pub target: Option<&'a str>,
     /// `would-have`, `refused`, `skipped`, ...
     pub result: &'a str,
+    /// What the dry run says it would do (digits left out: times and values are in the
+    /// before-image, and a scheduled time moves).
+    pub detail: &'a str,
     /// The before-image as JSON text (canonical: `serde_json` sorts object keys).
     pub before: Option<String>,
 }
 
-/// The digest of a plan: an approval is for this plan on this incident, with the targets
-/// as they were. A plan made again at approval time that differs in any step, or a
-/// target whose before-image changed, has another digest.
-pub fn plan_digest(incident: &str, changes: &[PlannedChange<'_>]) -> String {
+/// The digest of one step on one incident: 12 hex digits.
+pub fn step_digest(incident: &str, c: &PlannedChange<'_>) -> String {
     let mut h = Sha256::new();
-    h.update(incident.as_bytes());
-    for c in changes {
-        for part in [c.policy, c.action, c.target.unwrap_or("-"), c.result, c.before.as_deref().unwrap_or("-")] {
-            h.update([0u8]);
-            h.update(part.len().to_le_bytes());
-            h.update(part.as_bytes());
-        }
+    let detail: String = c.detail.chars().filter(|ch| !ch.is_ascii_digit()).collect();
+    for part in [
+        incident,
+        c.policy,
+        c.action,
+        c.parameters.as_str(),
+        c.target.unwrap_or("-"),
+        c.result,
+        detail.as_str(),
+        c.before.as_deref().unwrap_or("-"),
+    ] {
+        h.update(part.len().to_le_bytes());
+        h.update(part.as_bytes());
     }
-    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The digest of a plan: its steps' digests, in order, joined by `-`. An approval is for
+/// this plan on this incident, with the targets as they were: a plan made again at
+/// approval time that differs in any step (its action, parameters, target, what the dry
+/// run says, the before-image) has another digest.
+pub fn plan_digest(incident: &str, changes: &[PlannedChange<'_>]) -> String {
+    changes.iter().map(|c| step_digest(incident, c)).collect::<Vec<_>>().join("-")
+}
+
+/// Whether a plan previewed again at approval time is the approved one, step by step.
+/// A step already in place (a dry run that finds the change made: by an earlier handling
+/// of this approval that died half-way, or by another incident's approved raise of the
+/// same function) agrees with any; every other step must have its approved digest.
+pub fn same_plan(approved: &str, incident: &str, now: &[PlannedChange<'_>]) -> Result<(), String> {
+    let steps: Vec<&str> = approved.split('-').collect();
+    if steps.len() != now.len() {
+        return Err(format!("the plan has {} step(s) now, {} when approval was asked", now.len(), steps.len()));
+    }
+    for (digest, change) in steps.iter().zip(now) {
+        if change.result == "done" || *digest == step_digest(incident, change) {
+            continue;
+        }
+        return Err(format!(
+            "its `{}` step on {} is not what was approved (now: {})",
+            change.action,
+            change.target.unwrap_or("-"),
+            change.detail
+        ));
+    }
+    Ok(())
 }
 
 /// `approval:` as written.
@@ -201,7 +241,12 @@ impl JsonSchema for Expiry {
 fn principal_pattern(p: &str) -> Result<(), String> {
     let parts: Vec<&str> = p.splitn(6, ':').collect();
     match parts.as_slice() {
-        ["arn", _, "iam" | "sts" | "*", _, _, resource] if !resource.is_empty() => Ok(()),
+        // The account is named: a wildcard there would admit the same role name in any
+        // AWS account in the world.
+        ["arn", _, "iam" | "sts", _, account, _] if !crate::accounts::is_account_id(account) => Err(format!(
+            "`{p}`: name the account (12 digits) of the approvers' principals; a wildcard there admits any AWS account"
+        )),
+        ["arn", _, "iam" | "sts", _, _, resource] if !resource.is_empty() => Ok(()),
         _ => Err(format!(
             "`{p}` is not an IAM principal ARN pattern (for example arn:aws:iam::123456789012:role/oncall-*); \
              write `{ANYONE_WITH_LINK}` instead of a list to let anyone with the link approve"
@@ -254,7 +299,7 @@ impl JsonSchema for Approvers {
             "description": "Who may approve: IAM principal ARN patterns (`*`, `?`; a role's pattern admits its sessions), or `anyone-with-link`.",
             "oneOf": [
                 {"type": "string", "const": ANYONE_WITH_LINK},
-                {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^arn:[^:]*:(iam|sts|\\*):[^:]*:[^:]*:.+$"}}
+                {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^arn:[^:]*:(iam|sts):[^:]*:[0-9]{12}:.+$"}}
             ]
         })
     }
@@ -285,19 +330,68 @@ mod tests {
         assert!(glob("a*b*c", "aXXbYYbc"));
     }
 
-    #[test]
-    fn the_digest_changes_with_any_step_or_before_image() {
-        let step = |before: &str| PlannedChange {
+    fn step<'a>(before: &str, parameters: &str, result: &'a str, detail: &'a str) -> PlannedChange<'a> {
+        PlannedChange {
             policy: "p",
             action: "raise-timeout",
+            parameters: parameters.into(),
             target: Some("f"),
-            result: "would-have",
+            result,
+            detail,
             before: Some(before.to_string()),
-        };
-        let a = plan_digest("inc", &[step(r#"{"timeout":60}"#)]);
-        assert_eq!(a, plan_digest("inc", &[step(r#"{"timeout":60}"#)]));
-        assert_ne!(a, plan_digest("inc", &[step(r#"{"timeout":90}"#)]));
-        assert_ne!(a, plan_digest("other", &[step(r#"{"timeout":60}"#)]));
-        assert_ne!(a, plan_digest("inc", &[step(r#"{"timeout":60}"#), step(r#"{"timeout":60}"#)]));
+        }
+    }
+
+    #[test]
+    fn the_digest_changes_with_any_step_its_parameters_or_before_image_not_with_times() {
+        let one = |before: &str| step(before, "factor 1.5", "would-have", "would raise timeout 60s→90s");
+        let a = plan_digest("inc", &[one(r#"{"timeout":60}"#)]);
+        assert_eq!(a, plan_digest("inc", &[one(r#"{"timeout":60}"#)]));
+        assert_ne!(a, plan_digest("inc", &[one(r#"{"timeout":90}"#)]));
+        assert_ne!(a, plan_digest("other", &[one(r#"{"timeout":60}"#)]));
+        assert_ne!(
+            a,
+            plan_digest("inc", &[step(r#"{"timeout":60}"#, "factor 2", "would-have", "would raise timeout 60s→90s")])
+        );
+        let b = plan_digest("inc", &[one(r#"{"timeout":60}"#), one(r#"{"timeout":60}"#)]);
+        assert_ne!(a, b);
+        // A scheduled time moves; the digest does not.
+        let at = |d| step("{}", "delay 10m", "would-have", d);
+        assert_eq!(
+            plan_digest("inc", &[at("would schedule the retry at 2026-11-30T07:00:00Z")]),
+            plan_digest("inc", &[at("would schedule the retry at 2026-11-30T07:09:41Z")])
+        );
+        assert_ne!(plan_digest("inc", &[at("would redrive")]), plan_digest("inc", &[at("would restart")]));
+    }
+
+    #[test]
+    fn the_same_plan_is_compared_step_by_step_and_a_change_in_place_agrees() {
+        let raise = step(r#"{"timeout":60}"#, "factor 1.5", "would-have", "would raise timeout 60s→90s");
+        let redrive = PlannedChange { action: "redrive", before: None, detail: "would redrive", ..raise.clone() };
+        let approved = plan_digest("inc", &[raise.clone(), redrive.clone()]);
+        assert_eq!(same_plan(&approved, "inc", &[raise.clone(), redrive.clone()]), Ok(()));
+        // The raise was made meanwhile (a takeover, another incident's approval): in place.
+        let in_place =
+            PlannedChange { result: "done", detail: "timeout is 90s, changed since this failure", ..raise.clone() };
+        assert_eq!(same_plan(&approved, "inc", &[in_place, redrive.clone()]), Ok(()));
+        // Someone changed the timeout to something else: the preview's before-image differs.
+        let changed = step(r#"{"timeout":75}"#, "factor 1.5", "would-have", "would raise timeout 75s→113s");
+        assert!(same_plan(&approved, "inc", &[changed, redrive.clone()]).unwrap_err().contains("raise-timeout"));
+        assert!(same_plan(&approved, "inc", &[raise]).is_err(), "a step fewer");
+        let skipped = PlannedChange { result: "skipped", ..redrive };
+        assert!(same_plan(
+            &approved,
+            "inc",
+            &[step(r#"{"timeout":60}"#, "factor 1.5", "would-have", "would raise timeout 60s→90s"), skipped]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn approvers_name_their_account() {
+        assert!(principal_pattern("arn:aws:iam::123456789012:role/oncall-*").is_ok());
+        assert!(principal_pattern("arn:aws:iam::*:role/oncall").unwrap_err().contains("any AWS account"));
+        assert!(principal_pattern("arn:aws:sts::12345678901?:assumed-role/x/*").is_err());
+        assert!(principal_pattern("oncall").is_err());
     }
 }

@@ -462,12 +462,12 @@ mod tests {
         let policy = |approval: &str| {
             format!("policies:\n  - name: a\n    match: {{source: [x]}}\n    actions: [raise-memory]\n    approval: {approval}\n")
         };
-        let set = load(&policy("{expires: 1h, approvers: ['arn:aws:iam::*:role/oncall']}")).unwrap();
+        let set = load(&policy("{expires: 1h, approvers: ['arn:aws:iam::123456789012:role/oncall']}")).unwrap();
         assert_eq!(
             set.policies()[0].approval,
             Some(Approval {
                 expires: Duration::from_secs(3600),
-                approvers: Approvers::Principals(vec!["arn:aws:iam::*:role/oncall".into()])
+                approvers: Approvers::Principals(vec!["arn:aws:iam::123456789012:role/oncall".into()])
             })
         );
         let set = load(&policy("{expires: 30m, approvers: anyone-with-link}")).unwrap();

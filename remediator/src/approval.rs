@@ -122,14 +122,16 @@ impl Answer {
 /// handling (kept with its claim, so a handling that dies is taken over by the sweep).
 pub const APPROVAL_GRANTED: &str = remediator_policy::triage::APPROVAL_GRANTED;
 
-/// The internal event of an approved request: all it says is which incident; what was
-/// approved, by whom, and whether it still stands is read from the state table.
-pub fn granted_event(incident: &IncidentKey, at: i64) -> Value {
+/// The internal event of an approved request: all it says is which incident (and, for
+/// people reading `history`, its account); what was approved, by whom, and whether it
+/// still stands is read from the state table.
+pub fn granted_event(incident: &IncidentKey, account: Option<&str>, at: i64) -> Value {
     json!({
         "version": "0",
         "id": format!("approval:{incident}"),
         "detail-type": APPROVAL_GRANTED,
         "source": crate::triage::OWN_SOURCE,
+        "account": account.unwrap_or_default(),
         "time": crate::guard::format_time(at),
         "resources": [],
         "detail": {"incident": incident.as_str()},
@@ -224,20 +226,40 @@ impl Links {
     }
 }
 
-/// The digest of a previewed plan: its steps, with their before-images.
-pub fn digest_of(incident: &IncidentKey, steps: &[StepOutcome]) -> String {
-    let changes: Vec<PlannedChange<'_>> = steps
+/// A previewed plan as approval compares it: each step with its action's parameters.
+fn changes<'a>(plan: &'a crate::plan::Plan, steps: &'a [StepOutcome]) -> Vec<PlannedChange<'a>> {
+    plan.steps
         .iter()
-        .map(|s| PlannedChange {
+        .zip(steps)
+        .map(|(step, s)| PlannedChange {
             policy: &s.policy,
             action: s.action,
+            parameters: format!("{:?}", step.action),
             target: s.target.as_deref(),
             result: s.result.as_str(),
+            detail: &s.detail,
             before: s.before.as_ref().map(Value::to_string),
         })
-        .collect();
-    plan_digest(incident.as_str(), &changes)
+        .collect()
 }
+
+/// The digest of a previewed plan (`plan` and the outcomes of its dry run).
+pub fn digest_of(incident: &IncidentKey, plan: &crate::plan::Plan, steps: &[StepOutcome]) -> String {
+    plan_digest(incident.as_str(), &changes(plan, steps))
+}
+
+/// Whether the plan previewed now is the one approved (see `same_plan`).
+pub fn agrees(
+    approved: &str,
+    incident: &IncidentKey,
+    plan: &crate::plan::Plan,
+    steps: &[StepOutcome],
+) -> Result<(), String> {
+    remediator_policy::approval::same_plan(approved, incident.as_str(), &changes(plan, steps))
+}
+
+/// Longest reason recorded with a rejection.
+pub const MAX_REASON: usize = 1000;
 
 /// The summary of an answer that does nothing (a rejection, an expiry).
 pub fn answered_summary(incident: &IncidentKey, policy: &str, answer: &Answer, target: Option<&str>) -> Summary {
@@ -357,13 +379,14 @@ pub async fn http(handler: &crate::handle::Handler, request: &Value, inv: &crate
                     reason: fields
                         .get("reason")
                         .filter(|r| !r.trim().is_empty())
-                        .cloned()
+                        .map(|r| crate::redact::truncate(r, MAX_REASON))
                         .unwrap_or_else(|| "no reason given".into()),
                 },
                 _ => return page(400, "No decision", "<p>Choose approve or reject.</p>"),
             };
-            let caller =
-                request.pointer("/requestContext/authorizer/iam/userArn").and_then(Value::as_str).map(str::to_string);
+            // The URL's auth type is NONE: a caller named in the request is not proven (a
+            // direct invocation can write any `requestContext`), so it is never used.
+            let caller = None;
             let from = request
                 .pointer("/requestContext/http/sourceIp")
                 .and_then(Value::as_str)
@@ -393,14 +416,7 @@ pub async fn http(handler: &crate::handle::Handler, request: &Value, inv: &crate
                 Err(e) => {
                     tracing::error!(error = %crate::redact::text(&e.to_string()), "approval answer not handled");
                     let status = if e.is_retryable() { 503 } else { 500 };
-                    page(
-                        status,
-                        "Not handled",
-                        &format!(
-                            "<p>{}</p><p>Try again in a minute.</p>",
-                            html_escape(&crate::redact::text(&e.to_string()))
-                        ),
-                    )
+                    page(status, "Not handled", "<p>Your answer may not have been taken. Try again in a minute.</p>")
                 }
             }
         }
@@ -414,7 +430,8 @@ async fn review(handler: &crate::handle::Handler, token: &Token) -> Value {
         Ok(Some(record)) => record,
         Ok(None) => return page(404, "No such incident", ""),
         Err(e) => {
-            return page(503, "The state table could not be read", &format!("<p>{}</p>", html_escape(&e.to_string())))
+            tracing::error!(error = %crate::redact::text(&e.to_string()), "approval review: the state table could not be read");
+            return page(503, "The state table could not be read", "<p>Try again in a minute.</p>");
         }
     };
     let state = record.approval_state.unwrap_or(ApprovalState::Expired);

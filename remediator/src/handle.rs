@@ -27,7 +27,7 @@ use crate::apply::{
     ChangeLocks, Clients, ExecutionInfo, Go, MemberAccess, Preflight, Services, StepOutcome, StepResult, Timers,
 };
 use crate::approval::{
-    answered_summary, digest_of, granted_event, Answer, ApprovalRequest, ApprovalState, Decision, Links, Via,
+    agrees, answered_summary, digest_of, granted_event, Answer, ApprovalRequest, ApprovalState, Decision, Links, Via,
 };
 use crate::clock;
 use crate::decide::decide_applied;
@@ -329,13 +329,18 @@ impl Handler {
         let dry_run = self.dry_run || deciding.is_some_and(|p| p.dry_run);
         // A policy that asks a person first: the plan previewed (targets read as they are
         // now, nothing changed) and recorded as awaiting approval.
-        if let Some((policy, approval)) = deciding.and_then(|p| p.approval.as_ref().map(|a| (p, a))) {
+        // Any policy of the plan that asks (a `continue` policy before it does not lift it).
+        let asking = applied.iter().copied().find_map(|p| p.approval.as_ref().map(|a| (p, a)));
+        if let Some((policy, approval)) = asking {
             if !dry_run && wants_change(&plan) {
                 let preview = previewed(&plan);
                 outcome.actions =
                     self.apply(access.reached(), &preview, &incident, &incident, inv, info.as_ref()).await;
                 let mut request = None;
-                if outcome.actions.iter().any(|a| a.mutating && a.result == StepResult::WouldHave) {
+                // A preview that could not read a target asks nothing: the failure is
+                // reported (and given back when a retry may help), never approved blind.
+                let failed = outcome.actions.iter().any(|a| a.result == StepResult::Failed);
+                if !failed && outcome.actions.iter().any(|a| a.mutating && a.result == StepResult::WouldHave) {
                     let expires_at = now.saturating_add(approval.expires.as_secs() as i64);
                     outcome.resolution = Resolution::AwaitingApproval;
                     outcome.note = Some(format!(
@@ -344,7 +349,7 @@ impl Handler {
                     ));
                     request = Some(ApprovalRequest {
                         policy: policy.name.clone(),
-                        digest: digest_of(&incident.key, &outcome.actions),
+                        digest: digest_of(&incident.key, &preview, &outcome.actions),
                         expires_at,
                         approvers: approval.approvers.describe(),
                     });
@@ -1049,7 +1054,12 @@ impl Handler {
                 // Approved, and its plan handled or not: the handling's own claim decides.
                 // A handling that completed is a duplicate (refused here, with the reason);
                 // one that was given back for a retry is taken up again.
-                let handled = self.handle(granted_event(key, record.approval_at.unwrap_or_default()), inv).await?;
+                let handled = self
+                    .handle(
+                        granted_event(key, record.account().as_deref(), record.approval_at.unwrap_or_default()),
+                        inv,
+                    )
+                    .await?;
                 if handled.resolution != Resolution::Duplicate {
                     return Ok(handled);
                 }
@@ -1070,17 +1080,25 @@ impl Handler {
         let expiry = Answer { incident: key.clone(), decision: Decision::Expire, via: Via::Remediator };
         let taken = if late { &expiry } else { &answer };
         let reason = match &decision {
-            Decision::Reject { reason } => Some(redact::text(reason)),
+            Decision::Reject { reason } => Some(redact::truncate(&redact::text(reason), crate::approval::MAX_REASON)),
             _ => None,
         };
-        if !self.log.answer_approval(key, decision.state(), &taken.by(), reason.as_deref(), now).await.map_err(aws)? {
+        // The write itself requires the request to be awaiting, and (for an approval or a
+        // rejection) still open: an answer racing the expiry loses.
+        let open_at = (decision != Decision::Expire).then_some(now);
+        if !self
+            .log
+            .answer_approval(key, decision.state(), &taken.by(), reason.as_deref(), now, open_at)
+            .await
+            .map_err(aws)?
+        {
             return refused(outcome, format!("incident {key} was answered meanwhile: this answer changes nothing"));
         }
         info!(incident = %key, answer = decision.state().as_str(), by = %taken.by(), "approval answered");
         if decision == Decision::Approve {
             // The approved plan is handled as remediator's own event, under its own claim:
             // a handling that dies is taken over by the sweep from that event.
-            return self.handle(granted_event(key, now), inv).await;
+            return self.handle(granted_event(key, record.account().as_deref(), now), inv).await;
         }
         let target =
             record.steps().into_iter().find(|s| s.result == crate::apply::StepResult::WouldHave).and_then(|s| s.target);
@@ -1149,8 +1167,18 @@ impl Handler {
         };
         let mut incident = Incident::new(Event::from_value(stored)?, None);
         let now = clock::now();
+        // An account this process cannot reach (a person's `approve` with their own
+        // credentials, which a member role does not trust) gives the approved plan back:
+        // the function's sweep applies it, never a refusal that would use it up.
         let access = match self.access(&incident).await {
             Access::Retry(e) => return self.could_not_read(&claim, inv, outcome, e, now).await,
+            Access::Refused(why) => {
+                let e = AwsError {
+                    kind: ErrorKind::Transient,
+                    ..AwsError::invalid("reaching the incident's account", why)
+                };
+                return self.could_not_read(&claim, inv, outcome, e, now).await;
+            }
             access => access,
         };
         let clients = access.reached().map(|(c, _)| c);
@@ -1161,11 +1189,10 @@ impl Handler {
         outcome.diagnosis = incident.diagnosis.clone().map(redacted);
         outcome.execution = execution_of(&incident.event);
         let applied = decide_applied(&self.policies, incident.document());
-        let Some(policy) = applied.first().copied().filter(|p| p.name == policy_name) else {
+        let (Some(policy), true) = (applied.first().copied(), applied.iter().any(|p| p.name == policy_name)) else {
             outcome.resolution = Resolution::Refused;
-            outcome.note = Some(format!(
-                "approved by {by}, but policy {policy_name} is no longer the one that applies: nothing done"
-            ));
+            outcome.note =
+                Some(format!("approved by {by}, but policy {policy_name} no longer applies to it: nothing done"));
             return self.finish(Finish::without_plan(&claim, &incident, self.dry_run, now), inv, outcome).await;
         };
         let mut plan = plan(&incident, &applied, self.dry_run);
@@ -1175,15 +1202,29 @@ impl Handler {
         };
         guard(&mut plan, &self.allow, &guards, now);
         access.restrict(&mut plan, &guards, now);
-        let preview = self.apply(access.reached(), &previewed(&plan), &incident, &claim, inv, info.as_ref()).await;
-        let digest = digest_of(&key, &preview);
+        let preview_plan = previewed(&plan);
+        let preview = self.apply(access.reached(), &preview_plan, &incident, &claim, inv, info.as_ref()).await;
+        // A target that could not be read now: given back, to be tried again (the sweep).
+        if let Some(failed) =
+            preview.iter().find(|a| a.result == StepResult::Failed && a.error_kind.is_some_and(|k| k.is_retryable()))
+        {
+            let e = AwsError {
+                kind: failed.error_kind.unwrap_or(ErrorKind::Transient),
+                ..AwsError::invalid("previewing the approved plan", failed.detail.clone())
+            };
+            return self.could_not_read(&claim, inv, outcome, e, now).await;
+        }
         let mut note = format!("approved by {by}");
         // A plan the guards refuse now (a pause, a limit) is applied as refused and says
-        // why; otherwise it must be the plan that was approved.
-        if wants_change(&plan) && record.approval_digest.as_deref() != Some(digest.as_str()) {
-            let why = "the plan or its targets changed since approval was asked: nothing done (handle the failure again to ask anew)";
-            refuse_changes(&mut plan, why);
-            note = format!("{note}; {why}");
+        // why; otherwise it must be the plan that was approved, step by step.
+        if wants_change(&plan) {
+            if let Err(why) =
+                agrees(record.approval_digest.as_deref().unwrap_or_default(), &key, &preview_plan, &preview)
+            {
+                let why = format!("the plan changed since approval was asked: {why}; nothing done");
+                refuse_changes(&mut plan, &why);
+                note = format!("{note}; {why}");
+            }
         }
         outcome.actions = self.apply(access.reached(), &plan, &incident, &claim, inv, info.as_ref()).await;
         keep_before_images(&mut outcome.actions, takeover.as_ref());

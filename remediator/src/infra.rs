@@ -234,7 +234,7 @@ pub fn template(policies: &PolicySet) -> Value {
             "Architectures": [{"Ref": "Architecture"}],
             "MemorySize": 256,
             "Timeout": 300,
-            "ReservedConcurrentExecutions": 10,
+            "ReservedConcurrentExecutions": {"Ref": "ReservedConcurrency"},
             "Tracing": "Active",
             "Environment": {"Variables": function_env},
             "DeadLetterQueue": {"Type": "SQS", "TargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}},
@@ -501,6 +501,8 @@ pub fn template(policies: &PolicySet) -> Value {
                 "Description": "The role the member template creates in each member account"},
             "MemberExternalId": {"Type": "String", "Default": "",
                 "Description": "The external id the member roles require (empty: none)"},
+            "ReservedConcurrency": {"Type": "Number", "Default": 10, "MinValue": 1, "MaxValue": 900,
+                "Description": "Concurrent handlings remediator may run (its share of the Region's Lambda concurrency; see README, At scale)"},
             "ApprovalLinks": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"],
                 "Description": "A public function URL and a signing key, so approval summaries carry a link (policies with approvers: anyone-with-link)"}
         },

@@ -432,8 +432,10 @@ pub trait IncidentLog: Send + Sync {
     async fn report_rows(&self, since: i64, now: i64) -> Result<Vec<ReportRow>, AwsError>;
     /// An incident's record, read consistently.
     async fn record(&self, key: &IncidentKey) -> Result<Option<IncidentRecord>, AwsError>;
-    /// Answers a request for approval that is still awaiting: `false` when it is not
-    /// (answered already, or never asked), so an answer is taken once.
+    /// Answers a request for approval that is still awaiting (and, with `open_at`, still
+    /// open at that time): `false` when it is not (answered already, expired, or never
+    /// asked), so an answer is taken once.
+    #[allow(clippy::too_many_arguments)]
     async fn answer_approval(
         &self,
         key: &IncidentKey,
@@ -441,7 +443,21 @@ pub trait IncidentLog: Send + Sync {
         by: &str,
         reason: Option<&str>,
         at: i64,
+        open_at: Option<i64>,
     ) -> Result<bool, AwsError>;
-    /// Requests for approval still awaiting whose time ran out before `now`.
-    async fn approvals_due(&self, now: i64) -> Result<Vec<IncidentKey>, AwsError>;
+    /// The sweep's work on approvals at `now`: requests still awaiting whose time ran
+    /// out, and requests approved in the last day (whose plan the sweep makes sure is
+    /// applied: a handling of it that completed is a duplicate).
+    async fn approvals_due(&self, now: i64) -> Result<Vec<DueApproval>, AwsError>;
+}
+
+/// A request for approval the sweep looks at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueApproval {
+    pub key: IncidentKey,
+    pub state: crate::approval::ApprovalState,
+    /// The incident's account, as its event says.
+    pub account: Option<String>,
+    /// When it was answered (approved ones).
+    pub answered_at: Option<i64>,
 }

@@ -114,17 +114,41 @@ pub async fn run(
             None => report.unrecoverable.push(abandoned.key.to_string()),
         }
     }
-    // Requests for approval whose time ran out: expired (nothing done), and told.
-    for key in handler.log.approvals_due(crate::clock::now()).await? {
-        let answer = crate::approval::Answer {
-            incident: key,
-            decision: crate::approval::Decision::Expire,
-            via: crate::approval::Via::Remediator,
+    // Requests for approval whose time ran out: expired (nothing done), and told; and
+    // approved plans whose handling was lost (a crash after the answer, a claim given
+    // back, an approval from a place that could not reach the account): handled here
+    // (a completed one is a duplicate). A scan that fails is logged: the rest goes on.
+    let due = match handler.log.approvals_due(crate::clock::now()).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::error!(error = %e, "sweep: approvals not read; the next sweep looks again");
+            Vec::new()
+        }
+    };
+    for approval in due {
+        let handled = match approval.state {
+            crate::approval::ApprovalState::Approved => {
+                let at = approval.answered_at.unwrap_or_default();
+                handler
+                    .handle(crate::approval::granted_event(&approval.key, approval.account.as_deref(), at), inv)
+                    .await
+            }
+            _ => {
+                let answer = crate::approval::Answer {
+                    incident: approval.key,
+                    decision: crate::approval::Decision::Expire,
+                    via: crate::approval::Via::Remediator,
+                };
+                handler.answer(answer, inv).await
+            }
         };
-        let handled = handler.answer(answer, inv).await;
-        if let Err(e) = &handled {
-            report.failed += 1;
-            tracing::error!(error = %e, "sweep: an approval's expiry not handled");
+        match &handled {
+            Ok(o) if o.resolution == crate::outcome::Resolution::Duplicate => continue,
+            Err(e) => {
+                report.failed += 1;
+                tracing::error!(error = %e, "sweep: an approval not handled");
+            }
+            Ok(_) => {}
         }
         report.handled.push(handled);
     }

@@ -608,13 +608,18 @@ impl IncidentLog for StateTable {
         by: &str,
         reason: Option<&str>,
         at: i64,
+        open_at: Option<i64>,
     ) -> Result<bool, AwsError> {
+        let condition = match open_at {
+            Some(_) => "approval_state = :awaiting AND approval_expires_at > :open_at",
+            None => "approval_state = :awaiting",
+        };
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key(key)))
-            .condition_expression("approval_state = :awaiting")
+            .condition_expression(condition)
             .update_expression(
                 "SET approval_state = :state, approval_by = :by, approval_at = :at, approval_reason = :reason",
             )
@@ -623,6 +628,9 @@ impl IncidentLog for StateTable {
             .expression_attribute_values(":by", s(by))
             .expression_attribute_values(":at", AttributeValue::N(at.to_string()));
         update = update.expression_attribute_values(":reason", reason.map_or(AttributeValue::Null(true), s));
+        if let Some(t) = open_at {
+            update = update.expression_attribute_values(":open_at", AttributeValue::N(t.to_string()));
+        }
         match update.send().await {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
@@ -630,7 +638,8 @@ impl IncidentLog for StateTable {
         }
     }
 
-    async fn approvals_due(&self, now: i64) -> Result<Vec<IncidentKey>, AwsError> {
+    async fn approvals_due(&self, now: i64) -> Result<Vec<crate::record::DueApproval>, AwsError> {
+        use crate::approval::ApprovalState;
         // A scan, as for abandoned claims: the sweep's, not the hot path's.
         let mut found = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -639,17 +648,29 @@ impl IncidentLog for StateTable {
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("sk = :sk AND approval_state = :awaiting AND approval_expires_at <= :now")
+                .filter_expression(
+                    "sk = :sk AND ((approval_state = :awaiting AND approval_expires_at <= :now) \
+                     OR (approval_state = :approved AND approval_at >= :day_ago))",
+                )
                 .expression_attribute_values(":sk", s("INCIDENT"))
-                .expression_attribute_values(":awaiting", s(crate::approval::ApprovalState::Awaiting.as_str()))
+                .expression_attribute_values(":awaiting", s(ApprovalState::Awaiting.as_str()))
+                .expression_attribute_values(":approved", s(ApprovalState::Approved.as_str()))
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .expression_attribute_values(":day_ago", AttributeValue::N((now - 86400).to_string()))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| AwsError::sdk("Scan (approvals due)", e))?;
             for item in out.items() {
-                if let Some(incident) = item.get("incident").and_then(|v| v.as_s().ok()) {
-                    found.push(IncidentKey::from_stored(incident.clone()));
+                match record(item.clone()) {
+                    Ok(r) if !r.incident.is_empty() => found.push(crate::record::DueApproval {
+                        account: r.account(),
+                        key: IncidentKey::from_stored(r.incident.clone()),
+                        state: r.approval_state.unwrap_or(ApprovalState::Awaiting),
+                        answered_at: r.approval_at,
+                    }),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "skipping an approval item that does not read"),
                 }
             }
             match out.last_evaluated_key() {
@@ -895,8 +916,17 @@ impl GuardStore for StateTable {
             .await
             .map_err(|e| AwsError::sdk("UpdateItem (circuit)", e))?;
         let attrs = out.attributes().cloned().unwrap_or_default();
-        let earlier = legacy.as_ref().map_or(0, failures_of);
-        let failures = (failures_of(&attrs) + earlier).max(1);
+        // Distinct incidents across both layouts (one incident in both counts once).
+        let mut incidents: Vec<String> = Vec::new();
+        for item in std::iter::once(&attrs).chain(legacy.as_ref()) {
+            match item.get("failed_incidents") {
+                Some(AttributeValue::Ss(set)) => incidents.extend(set.iter().cloned()),
+                _ => incidents.extend((0..failures_of(item)).map(|i| format!("earlier-{i}"))),
+            }
+        }
+        incidents.sort();
+        incidents.dedup();
+        let failures = (incidents.len() as u32).max(1);
         let was_open = |item: &HashMap<String, AttributeValue>| {
             item.get("open").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
         };
