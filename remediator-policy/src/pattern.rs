@@ -5,7 +5,10 @@
 //! the same patterns to EventBridge. The semantics follow EventBridge's: arrays are
 //! any-of, a field that is an array in the event matches when any element does, fields
 //! under one nested key of an array of objects must come from the same element, only
-//! `exists: false` matches an absent field, and numbers compare as numbers.
+//! `exists: false` matches an absent field (in an array of objects: absent from every
+//! element), numbers compare as numbers, and `anything-but` a string's prefix, suffix,
+//! spelling or shape matches numbers, booleans and `null`. `tests/event_ruler.rs` holds
+//! this to EventBridge's own matcher on generated patterns and events.
 //!
 //! Compilation validates the whole pattern and reports every problem with its position;
 //! matching walks the compiled tree against a `serde_json::Value` without allocating.
@@ -550,6 +553,17 @@ fn compile_anything_but(operand: &Node, path: &str, errors: &mut Vec<PatternErro
             match op.as_str() {
                 "prefix" | "suffix" => {
                     let list = strings_of(inner, path, &format!("anything-but: {op}"), errors)?;
+                    // EventBridge rejects an empty one ("Null prefix/suffix not allowed").
+                    if let Some((_, n)) = list.iter().find(|(s, _)| s.is_empty()) {
+                        err(
+                            errors,
+                            n,
+                            path,
+                            format!("`anything-but: {op}` cannot be empty (it would exclude every string)"),
+                            None,
+                        );
+                        return None;
+                    }
                     let texts = list.into_iter().map(|(s, _)| Text { text: s.into(), ignore_case: false }).collect();
                     Some(if op == "prefix" { AnythingBut::Prefix(texts) } else { AnythingBut::Suffix(texts) })
                 }
@@ -681,6 +695,13 @@ fn parse_cidr(s: &str) -> Result<Cidr, String> {
     if bits > max {
         return Err(bad());
     }
+    // EventBridge rejects a block of one address ("mask bits must be < 32"): match the
+    // address itself as a string.
+    if bits == max {
+        return Err(format!(
+            "`{s}` is a single address: EventBridge takes masks below /{max}; match \"{addr}\" as a value"
+        ));
+    }
     Ok(Cidr { network, bits })
 }
 
@@ -704,10 +725,37 @@ fn object_matches(object: &Object, value: &Json) -> bool {
                 && object.ors.iter().all(|branches| branches.iter().any(|b| object_matches(b, value)))
         }
         Json::Array(items) => {
-            items.iter().any(|item| matches!(item, Json::Object(_) | Json::Array(_)) && object_matches(object, item))
-                || (object.absent_ok && !items.iter().any(|i| matches!(i, Json::Object(_) | Json::Array(_))))
+            items.iter().any(|item| match item {
+                // EventBridge reads an array of objects flattened: a field is absent only
+                // when no element has it, whatever element the other fields come from.
+                Json::Object(map) => {
+                    object.fields.iter().all(|field| match map.get(&*field.name) {
+                        Some(v) => field_matches(field, Some(v)),
+                        None => field_matches_absent(field, items),
+                    }) && object.ors.iter().all(|branches| branches.iter().any(|b| object_matches(b, item)))
+                }
+                Json::Array(_) => object_matches(object, item),
+                _ => false,
+            }) || (object.absent_ok && !items.iter().any(|i| matches!(i, Json::Object(_) | Json::Array(_))))
         }
         _ => object.absent_ok,
+    }
+}
+
+/// A field one element of an array of objects lacks: it matches as absent only if no
+/// element has it (`exists: false`); otherwise as the values the other elements have.
+fn field_matches_absent(field: &Field, siblings: &[Json]) -> bool {
+    let present: Vec<&Json> = siblings.iter().filter_map(|s| s.get(&*field.name)).collect();
+    if present.is_empty() {
+        return field_matches(field, None);
+    }
+    // The field exists elsewhere in the array: `exists: false` cannot hold, and the
+    // element's other fields still decide the rest.
+    match &field.rule {
+        Rule::Leaf(matchers) => {
+            matchers.iter().any(|m| !matches!(m, Matcher::Exists(false)) && present.iter().any(|v| leaf_matches(m, v)))
+        }
+        Rule::Nested(object) => present.iter().any(|v| object_matches(object, v)),
     }
 }
 
@@ -786,7 +834,9 @@ fn anything_but_matches(ab: &AnythingBut, value: &Json) -> bool {
     match ab {
         AnythingBut::Values(values) => !values.iter().any(|l| literal_eq(l, value)),
         _ => {
-            let Json::String(s) = value else { return false };
+            // A number, a boolean or null is "anything but" a string's prefix, suffix,
+            // spelling or shape, as EventBridge has it (`"error": null` on a success).
+            let Json::String(s) = value else { return true };
             match ab {
                 AnythingBut::Prefix(ts) => !ts.iter().any(|t| starts_with(s, t)),
                 AnythingBut::Suffix(ts) => !ts.iter().any(|t| ends_with(s, t)),
@@ -1071,5 +1121,43 @@ mod tests {
         let doc = json!({"source": "aws.states", "detail": {"status": "SUCCEEDED"}});
         assert_eq!(p.first_mismatch(&doc).as_deref(), Some("detail.status"));
         assert_eq!(p.first_mismatch(&json!({"source": "aws.states", "detail": {"status": "FAILED"}})), None);
+    }
+
+    // Found by the differential test against event-ruler (tests/event_ruler.rs).
+    #[test]
+    fn anything_but_a_strings_shape_matches_numbers_booleans_and_null_as_eventbridge_does() {
+        let p = |m: serde_json::Value| Pattern::from_json(&json!({"detail": {"error": [m]}})).unwrap();
+        for m in [
+            json!({"anything-but": {"prefix": "States."}}),
+            json!({"anything-but": {"suffix": "Error"}}),
+            json!({"anything-but": {"wildcard": "*Timeout*"}}),
+            json!({"anything-but": {"equals-ignore-case": ["x"]}}),
+        ] {
+            let p = p(m.clone());
+            for v in [json!(null), json!(1), json!(true), json!([null])] {
+                assert!(p.matches(&json!({"detail": {"error": v}})), "{m} vs {v}");
+            }
+            assert!(!p.matches(&json!({"detail": {}})), "{m}: an absent field is not anything-but");
+        }
+    }
+
+    #[test]
+    fn eventbridge_rejects_single_address_blocks_and_empty_anything_but_prefixes() {
+        assert!(compile_error(json!({"ip": [{"cidr": "10.0.0.7/32"}]})).contains("single address"));
+        assert!(compile_error(json!({"ip": [{"cidr": "::1/128"}]})).contains("single address"));
+        assert!(Pattern::from_json(&json!({"ip": [{"cidr": "10.0.0.6/31"}]})).is_ok());
+        assert!(compile_error(json!({"a": [{"anything-but": {"prefix": ""}}]})).contains("cannot be empty"));
+        assert!(compile_error(json!({"a": [{"anything-but": {"suffix": ["x", ""]}}]})).contains("cannot be empty"));
+    }
+
+    #[test]
+    fn in_an_array_of_objects_a_field_is_absent_only_if_no_element_has_it() {
+        let p = Pattern::from_json(&json!({"items": {"size": [{"exists": false}]}})).unwrap();
+        assert!(!p.matches(&json!({"items": [{"size": 1}, {}]})), "another element has it");
+        assert!(p.matches(&json!({"items": [{"name": "a"}, {}]})));
+        // The other fields still come from one element.
+        let p = Pattern::from_json(&json!({"items": {"name": ["a"], "size": [{"exists": false}, 2]}})).unwrap();
+        assert!(p.matches(&json!({"items": [{"name": "a"}, {"size": 2}]})), "size 2 is in the array");
+        assert!(!p.matches(&json!({"items": [{"name": "a"}, {"size": 3}]})));
     }
 }
