@@ -129,24 +129,23 @@ pub struct PlannedChange<'a> {
     pub before: Option<String>,
 }
 
-/// The digest of one step on one incident: 12 hex digits.
-pub fn step_digest(incident: &str, c: &PlannedChange<'_>) -> String {
+fn digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    let detail: String = c.detail.chars().filter(|ch| !ch.is_ascii_digit()).collect();
-    for part in [
-        incident,
-        c.policy,
-        c.action,
-        c.parameters.as_str(),
-        c.target.unwrap_or("-"),
-        c.result,
-        detail.as_str(),
-        c.before.as_deref().unwrap_or("-"),
-    ] {
+    for part in parts {
         h.update(part.len().to_le_bytes());
         h.update(part.as_bytes());
     }
     h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The digest of one step on one incident: what it is (incident, policy, action with its
+/// parameters, target) and what it would do (the dry run's words without digits, the
+/// before-image), 12 hex digits each, as `IDENTITY:STATE`.
+pub fn step_digest(incident: &str, c: &PlannedChange<'_>) -> String {
+    let detail: String = c.detail.chars().filter(|ch| !ch.is_ascii_digit()).collect();
+    let identity = digest(&[incident, c.policy, c.action, c.parameters.as_str(), c.target.unwrap_or("-")]);
+    let state = digest(&[identity.as_str(), c.result, detail.as_str(), c.before.as_deref().unwrap_or("-")]);
+    format!("{identity}:{state}")
 }
 
 /// The digest of a plan: its steps' digests, in order, joined by `-`. An approval is for
@@ -157,17 +156,24 @@ pub fn plan_digest(incident: &str, changes: &[PlannedChange<'_>]) -> String {
     changes.iter().map(|c| step_digest(incident, c)).collect::<Vec<_>>().join("-")
 }
 
-/// Whether a plan previewed again at approval time is the approved one, step by step.
-/// A step already in place (a dry run that finds the change made: by an earlier handling
-/// of this approval that died half-way, or by another incident's approved raise of the
-/// same function) agrees with any; every other step must have its approved digest.
-pub fn same_plan(approved: &str, incident: &str, now: &[PlannedChange<'_>]) -> Result<(), String> {
+/// Whether a plan previewed again at approval time is the approved one, step by step:
+/// every step must be the same step (incident, policy, action and parameters, target).
+/// A step already in place (a dry run that finds the change made: by another incident's
+/// approved raise of the same function, say) agrees whatever its state; with `resumed`
+/// (a handling of this approval that died half-way), so does a step found already
+/// under way (`skipped`: the run it would start is running). Every other step must be
+/// in the state that was approved.
+pub fn same_plan(approved: &str, incident: &str, now: &[PlannedChange<'_>], resumed: bool) -> Result<(), String> {
     let steps: Vec<&str> = approved.split('-').collect();
     if steps.len() != now.len() {
         return Err(format!("the plan has {} step(s) now, {} when approval was asked", now.len(), steps.len()));
     }
-    for (digest, change) in steps.iter().zip(now) {
-        if change.result == "done" || *digest == step_digest(incident, change) {
+    for (approved, change) in steps.iter().zip(now) {
+        let current = step_digest(incident, change);
+        let (id, state) = current.split_once(':').unwrap_or_default();
+        let (approved_id, approved_state) = approved.split_once(':').unwrap_or((approved, ""));
+        let in_place = change.result == "done" || (resumed && change.result == "skipped");
+        if id == approved_id && (in_place || state == approved_state) {
             continue;
         }
         return Err(format!(
@@ -369,22 +375,26 @@ mod tests {
         let raise = step(r#"{"timeout":60}"#, "factor 1.5", "would-have", "would raise timeout 60s→90s");
         let redrive = PlannedChange { action: "redrive", before: None, detail: "would redrive", ..raise.clone() };
         let approved = plan_digest("inc", &[raise.clone(), redrive.clone()]);
-        assert_eq!(same_plan(&approved, "inc", &[raise.clone(), redrive.clone()]), Ok(()));
+        assert_eq!(same_plan(&approved, "inc", &[raise.clone(), redrive.clone()], false), Ok(()));
         // The raise was made meanwhile (a takeover, another incident's approval): in place.
         let in_place =
             PlannedChange { result: "done", detail: "timeout is 90s, changed since this failure", ..raise.clone() };
-        assert_eq!(same_plan(&approved, "inc", &[in_place, redrive.clone()]), Ok(()));
+        assert_eq!(same_plan(&approved, "inc", &[in_place, redrive.clone()], false), Ok(()));
         // Someone changed the timeout to something else: the preview's before-image differs.
         let changed = step(r#"{"timeout":75}"#, "factor 1.5", "would-have", "would raise timeout 75s→113s");
-        assert!(same_plan(&approved, "inc", &[changed, redrive.clone()]).unwrap_err().contains("raise-timeout"));
-        assert!(same_plan(&approved, "inc", &[raise]).is_err(), "a step fewer");
-        let skipped = PlannedChange { result: "skipped", ..redrive };
-        assert!(same_plan(
-            &approved,
-            "inc",
-            &[step(r#"{"timeout":60}"#, "factor 1.5", "would-have", "would raise timeout 60s→90s"), skipped]
-        )
-        .is_err());
+        assert!(same_plan(&approved, "inc", &[changed, redrive.clone()], false).unwrap_err().contains("raise-timeout"));
+        assert!(same_plan(&approved, "inc", &[raise], false).is_err(), "a step fewer");
+        let skipped = PlannedChange { result: "skipped", ..redrive.clone() };
+        let raise = step(r#"{"timeout":60}"#, "factor 1.5", "would-have", "would raise timeout 60s→90s");
+        assert!(same_plan(&approved, "inc", &[raise.clone(), skipped.clone()], false).is_err());
+        // Resuming this approval's own handling, a run already under way is in place.
+        assert_eq!(same_plan(&approved, "inc", &[raise.clone(), skipped], true), Ok(()));
+        // A step "in place" must still be the approved step: another target, or other
+        // parameters, is not.
+        let elsewhere = PlannedChange { target: Some("g"), result: "done", ..raise.clone() };
+        assert!(same_plan(&approved, "inc", &[elsewhere, redrive.clone()], false).is_err());
+        let other = PlannedChange { parameters: "factor 3".into(), result: "done", ..raise };
+        assert!(same_plan(&approved, "inc", &[other, redrive], false).is_err());
     }
 
     #[test]

@@ -726,14 +726,7 @@ fn object_matches(object: &Object, value: &Json) -> bool {
         }
         Json::Array(items) => {
             items.iter().any(|item| match item {
-                // EventBridge reads an array of objects flattened: a field is absent only
-                // when no element has it, whatever element the other fields come from.
-                Json::Object(map) => {
-                    object.fields.iter().all(|field| match map.get(&*field.name) {
-                        Some(v) => field_matches(field, Some(v)),
-                        None => field_matches_absent(field, items),
-                    }) && object.ors.iter().all(|branches| branches.iter().any(|b| object_matches(b, item)))
-                }
+                Json::Object(map) => element_matches(object, map, item, items),
                 Json::Array(_) => object_matches(object, item),
                 _ => false,
             }) || (object.absent_ok && !items.iter().any(|i| matches!(i, Json::Object(_) | Json::Array(_))))
@@ -742,21 +735,17 @@ fn object_matches(object: &Object, value: &Json) -> bool {
     }
 }
 
-/// A field one element of an array of objects lacks: it matches as absent only if no
-/// element has it (`exists: false`); otherwise as the values the other elements have.
-fn field_matches_absent(field: &Field, siblings: &[Json]) -> bool {
-    let present: Vec<&Json> = siblings.iter().filter_map(|s| s.get(&*field.name)).collect();
-    if present.is_empty() {
-        return field_matches(field, None);
-    }
-    // The field exists elsewhere in the array: `exists: false` cannot hold, and the
-    // element's other fields still decide the rest.
-    match &field.rule {
-        Rule::Leaf(matchers) => {
-            matchers.iter().any(|m| !matches!(m, Matcher::Exists(false)) && present.iter().any(|v| leaf_matches(m, v)))
-        }
-        Rule::Nested(object) => present.iter().any(|v| object_matches(object, v)),
-    }
+/// One element of an array of objects, as EventBridge reads it: the fields it has come
+/// from this element; a field it lacks is absent (`exists: false`) when another field of
+/// the pattern anchors the pattern to this element, and otherwise only when no element
+/// of the array has it (the array is read flattened).
+fn element_matches(object: &Object, map: &serde_json::Map<String, Json>, item: &Json, siblings: &[Json]) -> bool {
+    let anchored = object.fields.iter().any(|f| map.contains_key(&*f.name));
+    object.fields.iter().all(|field| match map.get(&*field.name) {
+        Some(v) => field_matches(field, Some(v)),
+        None if anchored => field_matches(field, None),
+        None => field_matches(field, None) && !siblings.iter().any(|s| s.get(&*field.name).is_some()),
+    }) && object.ors.iter().all(|branches| branches.iter().any(|b| object_matches(b, item)))
 }
 
 fn field_matches(field: &Field, value: Option<&Json>) -> bool {
@@ -1155,9 +1144,13 @@ mod tests {
         let p = Pattern::from_json(&json!({"items": {"size": [{"exists": false}]}})).unwrap();
         assert!(!p.matches(&json!({"items": [{"size": 1}, {}]})), "another element has it");
         assert!(p.matches(&json!({"items": [{"name": "a"}, {}]})));
-        // The other fields still come from one element.
-        let p = Pattern::from_json(&json!({"items": {"name": ["a"], "size": [{"exists": false}, 2]}})).unwrap();
-        assert!(p.matches(&json!({"items": [{"name": "a"}, {"size": 2}]})), "size 2 is in the array");
-        assert!(!p.matches(&json!({"items": [{"name": "a"}, {"size": 3}]})));
+        // Another field of the pattern anchors it to one element: there, absent is absent.
+        let p = Pattern::from_json(&json!({"items": {"name": ["a"], "size": [{"exists": false}]}})).unwrap();
+        assert!(p.matches(&json!({"items": [{"name": "a"}, {"size": 3}]})));
+        assert!(!p.matches(&json!({"items": [{"name": "a", "size": 3}]})));
+        // And the fields of one match come from one element.
+        let p = Pattern::from_json(&json!({"items": {"name": ["a"], "size": [2]}})).unwrap();
+        assert!(!p.matches(&json!({"items": [{"name": "a"}, {"size": 2}]})));
+        assert!(p.matches(&json!({"items": [{"name": "b"}, {"name": "a", "size": 2}]})));
     }
 }

@@ -133,12 +133,34 @@ fn detail_pattern(rng: &mut Rng) -> Map<String, Value> {
     for _ in 0..rng.below(2) + 1 {
         detail.insert(rng.pick(LEAVES).to_string(), list(rng));
     }
-    if rng.chance(25) {
+    if rng.chance(35) {
+        // One field, or two (which must then come from one element of the array).
         let mut items = Map::new();
-        items.insert(rng.pick(&["name", "size"]).to_string(), list(rng));
+        // (`exists: false` beside another field of one array element is not generated:
+        // event-ruler's verdicts there follow rules not reproduced here; see the README.)
+        let keys: Vec<&str> = if rng.chance(50) { vec!["name", "size"] } else { vec![*rng.pick(&["name", "size"])] };
+        let single = keys.len() == 1;
+        for key in keys {
+            let field = if rng.chance(25) { json!([{"exists": single && rng.chance(30)}]) } else { list(rng) };
+            let field = if single { field } else { without_absent(field) };
+            items.insert(key.to_string(), field);
+        }
         detail.insert("items".into(), Value::Object(items));
     }
     detail
+}
+
+/// A field's list without `exists: false` (replaced by `exists: true`).
+fn without_absent(list: Value) -> Value {
+    match list {
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|m| if m == json!({"exists": false}) { json!({"exists": true}) } else { m })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 fn pattern(rng: &mut Rng) -> Value {
@@ -181,9 +203,9 @@ fn oracle_fault(pattern: &Value) -> bool {
         let string_ops = l
             .iter()
             .filter(|m| {
-                m.as_object().is_some_and(|o| {
-                    ["prefix", "suffix", "wildcard", "equals-ignore-case"].iter().any(|k| o.contains_key(*k))
-                })
+                // Plain or under `anything-but`.
+                let text = m.to_string();
+                ["\"prefix\"", "\"suffix\"", "\"wildcard\"", "\"equals-ignore-case\""].iter().any(|k| text.contains(k))
             })
             .count();
         let folded = l.iter().any(|m| {
@@ -253,6 +275,7 @@ fn remediator_matches_as_eventbridge_does_on_generated_patterns_and_events() {
         }
         let events: Vec<Value> = (0..200).map(|i| event(&mut rng, i)).collect();
         let (invalid, verdicts) = oracle(&rules, &events);
+        assert_eq!(verdicts.len(), events.len(), "the oracle answered for every event");
         for (name, p) in &rules {
             let ours = Pattern::from_json(p);
             let theirs_valid = !invalid.contains(name);
@@ -309,5 +332,8 @@ fn remediator_matches_as_eventbridge_does_on_generated_patterns_and_events() {
         compared.0, compared.1, compared.2
     );
     assert!(differences.is_empty(), "{} rules and {} verdicts compared; differences:{report}", compared.0, compared.1);
-    assert!(compared.0 > 800 && compared.1 > 150_000, "too little compared: {compared:?}");
+    // The oracle's verdicts are deterministic once its known faults are left out: a
+    // verdict that changes when asked again is a fault not yet written down.
+    assert_eq!(compared.2, 0, "verdicts of the oracle that changed when asked again");
+    assert!(compared.0 > 600 && compared.1 > 120_000, "too little compared: {compared:?}");
 }

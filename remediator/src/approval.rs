@@ -248,14 +248,16 @@ pub fn digest_of(incident: &IncidentKey, plan: &crate::plan::Plan, steps: &[Step
     plan_digest(incident.as_str(), &changes(plan, steps))
 }
 
-/// Whether the plan previewed now is the one approved (see `same_plan`).
+/// Whether the plan previewed now is the one approved (see `same_plan`); `resumed` when
+/// an earlier handling of this approval died half-way.
 pub fn agrees(
     approved: &str,
     incident: &IncidentKey,
     plan: &crate::plan::Plan,
     steps: &[StepOutcome],
+    resumed: bool,
 ) -> Result<(), String> {
-    remediator_policy::approval::same_plan(approved, incident.as_str(), &changes(plan, steps))
+    remediator_policy::approval::same_plan(approved, incident.as_str(), &changes(plan, steps), resumed)
 }
 
 /// Longest reason recorded with a rejection.

@@ -1169,10 +1169,12 @@ impl Handler {
         let now = clock::now();
         // An account this process cannot reach (a person's `approve` with their own
         // credentials, which a member role does not trust) gives the approved plan back:
-        // the function's sweep applies it, never a refusal that would use it up.
+        // the function's sweep applies it, never a refusal that would use it up; a few
+        // times, then final (refused and told, never silently dropped).
+        let earlier = takeover.as_ref().map_or(0, |t| t.earlier_claims);
         let access = match self.access(&incident).await {
             Access::Retry(e) => return self.could_not_read(&claim, inv, outcome, e, now).await,
-            Access::Refused(why) => {
+            Access::Refused(why) if earlier + 1 < MAX_CLAIMS => {
                 let e = AwsError {
                     kind: ErrorKind::Transient,
                     ..AwsError::invalid("reaching the incident's account", why)
@@ -1218,8 +1220,9 @@ impl Handler {
         // A plan the guards refuse now (a pause, a limit) is applied as refused and says
         // why; otherwise it must be the plan that was approved, step by step.
         if wants_change(&plan) {
+            let resumed = takeover.is_some();
             if let Err(why) =
-                agrees(record.approval_digest.as_deref().unwrap_or_default(), &key, &preview_plan, &preview)
+                agrees(record.approval_digest.as_deref().unwrap_or_default(), &key, &preview_plan, &preview, resumed)
             {
                 let why = format!("the plan changed since approval was asked: {why}; nothing done");
                 refuse_changes(&mut plan, &why);

@@ -1078,7 +1078,7 @@ impl StateTable {
             } else if let Some(circuit) = sk.strip_prefix("circuit#") {
                 let incidents = match item.get("failed_incidents") {
                     Some(AttributeValue::Ss(set)) if !set.is_empty() => set.clone(),
-                    _ => vec![format!("earlier-version-{}", failures_of(&item))],
+                    _ => (0..failures_of(&item).max(1)).map(|i| format!("earlier-version-{i}")).collect(),
                 };
                 let mut update = self
                     .client
