@@ -8,7 +8,6 @@
 mod harness;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use harness::runtime_api::{Reply, RuntimeApi};
@@ -287,20 +286,7 @@ async fn the_function_url_answers_with_the_link_once_and_refuses_forged_changed_
     let (emulator, p) = setup().await;
     let dir = policies("anyone-with-link");
     let mut api = RuntimeApi::start().await;
-    let mut child = tokio::process::Command::new(bin())
-        .envs(emulator.env())
-        .envs(env(&dir))
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "remediator")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/remediator")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = harness::runtime_api::function(bin(), &emulator, &api, &env(&dir));
     let mut n = 0;
 
     let arn = p.run_execution("approve-link-1", "apollo-full").await;

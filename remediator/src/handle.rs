@@ -988,19 +988,9 @@ impl Handler {
         let key = &answer.incident;
         let aws = |source: AwsError| HandleError::Aws { incident: key.to_string(), source };
         let mut outcome = Outcome {
-            event_id: format!("answer:{key}"),
-            source: crate::triage::OWN_SOURCE.to_string(),
             incident: Some(key.to_string()),
             resolution: Resolution::Refused,
-            execution: None,
-            diagnosis: None,
-            policy: None,
-            actions: Vec::new(),
-            summary: None,
-            note: None,
-            circuit_opened: None,
-            took_over_from: None,
-            recorded: None,
+            ..Outcome::new(format!("answer:{key}"), crate::triage::OWN_SOURCE.to_string())
         };
         let refused = |mut outcome: Outcome, why: String| {
             info!(incident = %key, reason = %why, "approval answer refused");

@@ -90,9 +90,14 @@ pub struct Outcome {
 impl Outcome {
     /// The outcome of an event before anything is known: ignored, no incident.
     pub fn for_event(event: &Event) -> Outcome {
+        Outcome::new(event.id.clone(), event.source.clone())
+    }
+
+    /// An outcome with nothing known yet but what it is about: ignored, no incident.
+    pub fn new(event_id: String, source: String) -> Outcome {
         Outcome {
-            event_id: event.id.clone(),
-            source: event.source.clone(),
+            event_id,
+            source,
             incident: None,
             resolution: Resolution::Ignored,
             execution: None,

@@ -33,6 +33,30 @@ pub struct RuntimeApi {
 type Events = Arc<Mutex<mpsc::UnboundedReceiver<(String, Value)>>>;
 type Replies = mpsc::UnboundedSender<(String, Reply)>;
 
+/// The `remediator` binary started as a Lambda function against this Runtime API, with
+/// the emulator's settings and `env` added (stdout piped, for its EMF lines).
+pub fn function(
+    remediator: &std::path::Path,
+    emulator: &super::Emulator,
+    api: &RuntimeApi,
+    env: &[(&str, &str)],
+) -> tokio::process::Child {
+    tokio::process::Command::new(remediator)
+        .envs(emulator.env())
+        .envs(env.iter().copied())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "remediator")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/remediator")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the remediator binary starts")
+}
+
 impl RuntimeApi {
     pub async fn start() -> RuntimeApi {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind runtime API");
