@@ -371,7 +371,7 @@ async fn build() -> Result<(Handler, Arc<StateTable>, std::time::Duration)> {
             // starts (rather than every event being refused).
             home: Some(match config.role_arn.as_deref().and_then(remediator::accounts::account_of_role) {
                 Some(account) => account.to_string(),
-                None => remediator::aws::accounts::own_account(&sdk).await.context(
+                None => remediator::aws::accounts::caller(&sdk).await.map(|c| c.account).context(
                     "learning remediator's own account (set REMEDIATOR_ROLE_ARN, or give credentials STS answers for)",
                 )?,
             }),
@@ -874,9 +874,10 @@ async fn report_cmd(since: &str, format: &str, policies: &[String], account: Opt
 /// `approve` / `reject`: the caller's identity from STS, the answer through the handler.
 async fn answer_cmd(incident: &str, decision: remediator::approval::Decision) -> Result<ExitCode> {
     let (handler, _, lease) = build().await?;
-    let caller = remediator::aws::accounts::caller_arn(&sdk_config().await)
+    let caller = remediator::aws::accounts::caller(&sdk_config().await)
         .await
-        .context("learning who you are (STS GetCallerIdentity): an answer is recorded with its caller")?;
+        .context("learning who you are (STS GetCallerIdentity): an answer is recorded with its caller")?
+        .arn;
     let answer = remediator::approval::Answer {
         incident: remediator::incident::IncidentKey::from_stored(incident),
         decision,

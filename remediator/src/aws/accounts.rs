@@ -86,24 +86,22 @@ impl MemberAccess for MemberRoles {
     }
 }
 
-/// The account the credentials in use belong to (`sts:GetCallerIdentity`, which needs no
-/// permission), for when remediator's own role is not configured (the command line).
-pub async fn own_account(sdk: &SdkConfig) -> Result<String, AwsError> {
-    let me = aws_sdk_sts::Client::new(sdk)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| AwsError::sdk("GetCallerIdentity", e))?;
-    me.account().map(str::to_string).ok_or_else(|| AwsError::invalid("GetCallerIdentity", "no account in the answer"))
+/// Who the credentials in use are (`sts:GetCallerIdentity`, which needs no permission):
+/// their account, for when remediator's own role is not configured (the command line),
+/// and their ARN, who answers a request for approval from the command line.
+pub struct Caller {
+    pub account: String,
+    pub arn: String,
 }
 
-/// The caller's ARN, as STS knows it: who answers a request for approval from the
-/// command line (an IAM user, or an assumed-role session).
-pub async fn caller_arn(sdk: &SdkConfig) -> Result<String, AwsError> {
+pub async fn caller(sdk: &SdkConfig) -> Result<Caller, AwsError> {
     let me = aws_sdk_sts::Client::new(sdk)
         .get_caller_identity()
         .send()
         .await
         .map_err(|e| AwsError::sdk("GetCallerIdentity", e))?;
-    me.arn().map(str::to_string).ok_or_else(|| AwsError::invalid("GetCallerIdentity", "no ARN in the answer"))
+    match (me.account(), me.arn()) {
+        (Some(account), Some(arn)) => Ok(Caller { account: account.to_string(), arn: arn.to_string() }),
+        _ => Err(AwsError::invalid("GetCallerIdentity", "no account or ARN in the answer")),
+    }
 }

@@ -120,27 +120,48 @@ impl StateTable {
 impl StateTable {
     /// Incidents completed at or after `since` (a scan: for history, not the hot path).
     pub async fn incidents(&self, since: i64) -> Result<Vec<IncidentRecord>, AwsError> {
-        let mut items = Vec::new();
+        let mut items = self
+            .scan_records(
+                "begins_with(pk, :p) AND sk = :sk AND (completed_at >= :since OR claimed_at >= :since)",
+                &[],
+                vec![(":p", s("INCIDENT#")), (":sk", s("INCIDENT")), (":since", AttributeValue::N(since.to_string()))],
+                "Scan (incidents)",
+            )
+            .await?;
+        items.sort_by_key(IncidentRecord::at);
+        Ok(items)
+    }
+
+    /// The incident items a filter keeps, every page of a scan (an item that does not
+    /// read as a record is logged and skipped: one odd item must not stop a sweep).
+    async fn scan_records(
+        &self,
+        filter: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+        operation: &'static str,
+    ) -> Result<Vec<IncidentRecord>, AwsError> {
+        let names: HashMap<String, String> = names.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let values: HashMap<String, AttributeValue> = values.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut records = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
             let out = self
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression(
-                    "begins_with(pk, :p) AND sk = :sk AND (completed_at >= :since OR claimed_at >= :since)",
-                )
-                .expression_attribute_values(":p", s("INCIDENT#"))
-                .expression_attribute_values(":sk", s("INCIDENT"))
-                .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
+                .filter_expression(filter)
+                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| AwsError::sdk("Scan (incidents)", e))?;
+                .map_err(|e| AwsError::sdk(operation, e))?;
             for item in out.items() {
                 match record(item.clone()) {
-                    Ok(r) => items.push(r),
-                    Err(e) => tracing::warn!(error = %e, "skipping an incident item that does not read"),
+                    Ok(r) if !r.incident.is_empty() => records.push(r),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, operation, "skipping an incident item that does not read"),
                 }
             }
             match out.last_evaluated_key() {
@@ -148,8 +169,7 @@ impl StateTable {
                 _ => break,
             }
         }
-        items.sort_by_key(IncidentRecord::at);
-        Ok(items)
+        Ok(records)
     }
 
     /// Records that an incident's changes were put back, and what each undo did.
@@ -641,88 +661,56 @@ impl IncidentLog for StateTable {
     async fn approvals_due(&self, now: i64) -> Result<Vec<crate::record::DueApproval>, AwsError> {
         use crate::approval::ApprovalState;
         // A scan, as for abandoned claims: the sweep's, not the hot path's.
-        let mut found = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression(
-                    "sk = :sk AND ((approval_state = :awaiting AND approval_expires_at <= :now) \
-                     OR (approval_state = :approved AND approval_at >= :day_ago))",
-                )
-                .expression_attribute_values(":sk", s("INCIDENT"))
-                .expression_attribute_values(":awaiting", s(ApprovalState::Awaiting.as_str()))
-                .expression_attribute_values(":approved", s(ApprovalState::Approved.as_str()))
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-                .expression_attribute_values(":day_ago", AttributeValue::N((now - 86400).to_string()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::sdk("Scan (approvals due)", e))?;
-            for item in out.items() {
-                match record(item.clone()) {
-                    Ok(r) if !r.incident.is_empty() => found.push(crate::record::DueApproval {
-                        account: r.account(),
-                        key: IncidentKey::from_stored(r.incident.clone()),
-                        state: r.approval_state.unwrap_or(ApprovalState::Awaiting),
-                        answered_at: r.approval_at,
-                    }),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "skipping an approval item that does not read"),
-                }
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        Ok(found)
+        let records = self
+            .scan_records(
+                "sk = :sk AND ((approval_state = :awaiting AND approval_expires_at <= :now) \
+                 OR (approval_state = :approved AND approval_at >= :day_ago))",
+                &[],
+                vec![
+                    (":sk", s("INCIDENT")),
+                    (":awaiting", s(ApprovalState::Awaiting.as_str())),
+                    (":approved", s(ApprovalState::Approved.as_str())),
+                    (":now", AttributeValue::N(now.to_string())),
+                    (":day_ago", AttributeValue::N((now - 86400).to_string())),
+                ],
+                "Scan (approvals due)",
+            )
+            .await?;
+        Ok(records
+            .into_iter()
+            .map(|r| crate::record::DueApproval {
+                account: r.account(),
+                state: r.approval_state.unwrap_or(ApprovalState::Awaiting),
+                answered_at: r.approval_at,
+                key: IncidentKey::from_stored(r.incident),
+            })
+            .collect())
     }
 
     async fn abandoned(&self, now: i64) -> Result<Vec<Abandoned>, AwsError> {
-        let mut found = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression(
-                    "sk = :sk AND lease_until < :now AND (#status = :in_progress OR summary_state = :sending)",
-                )
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":sk", s("INCIDENT"))
-                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-                .expression_attribute_values(":sending", s(SummaryState::Sending.as_str()))
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::sdk("Scan (abandoned claims)", e))?;
-            for item in out.items() {
-                let claim = match record(item.clone()) {
-                    Ok(claim) if !claim.incident.is_empty() => claim,
-                    Ok(_) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "skipping a claim item that does not read");
-                        continue;
-                    }
-                };
-                found.push(Abandoned {
-                    event: claim.event(),
-                    key: IncidentKey::from_stored(claim.incident),
-                    owner: claim.owner,
-                    claimed_at: claim.claimed_at,
-                    lease_until: claim.lease_until,
-                });
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        let records = self
+            .scan_records(
+                "sk = :sk AND lease_until < :now AND (#status = :in_progress OR summary_state = :sending)",
+                &[("#status", "status")],
+                vec![
+                    (":sk", s("INCIDENT")),
+                    (":in_progress", s(IN_PROGRESS)),
+                    (":sending", s(SummaryState::Sending.as_str())),
+                    (":now", AttributeValue::N(now.to_string())),
+                ],
+                "Scan (abandoned claims)",
+            )
+            .await?;
+        let mut found: Vec<Abandoned> = records
+            .into_iter()
+            .map(|claim| Abandoned {
+                event: claim.event(),
+                key: IncidentKey::from_stored(claim.incident),
+                owner: claim.owner,
+                claimed_at: claim.claimed_at,
+                lease_until: claim.lease_until,
+            })
+            .collect();
         found.sort_by_key(|a| a.claimed_at);
         Ok(found)
     }
