@@ -781,6 +781,9 @@ impl GuardStore for StateTable {
         let targets = async {
             let mut state = GuardState::default();
             let mut read: Vec<String> = Vec::new();
+            // An attempt moved to its shard whose earlier copy is not deleted yet (a move
+            // cut short) counts once: both copies keep the same sort key.
+            let mut attempts_seen: std::collections::HashSet<String> = std::collections::HashSet::new();
             for (policy, target) in keys {
                 let circuit = crate::guard::circuit_key(target);
                 let earlier = format!("attempt#{policy}#{target}#");
@@ -815,7 +818,7 @@ impl GuardStore for StateTable {
                 for item in items {
                     let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                     let sk = text("sk");
-                    if sk.starts_with("attempt#") {
+                    if sk.starts_with("attempt#") && attempts_seen.insert(sk.clone()) {
                         let at = number(&item, "at").unwrap_or(0);
                         state.attempts.entry((text("policy"), text("target"))).or_default().push(at);
                     } else if sk == "circuit" || sk.starts_with("circuit#") {
@@ -909,7 +912,7 @@ impl GuardStore for StateTable {
         for item in std::iter::once(&attrs).chain(legacy.as_ref()) {
             match item.get("failed_incidents") {
                 Some(AttributeValue::Ss(set)) => incidents.extend(set.iter().cloned()),
-                _ => incidents.extend((0..failures_of(item)).map(|i| format!("earlier-{i}"))),
+                _ => incidents.extend((0..failures_of(item)).map(|i| format!("earlier-version-{i}"))),
             }
         }
         incidents.sort();
